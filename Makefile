@@ -1,0 +1,60 @@
+# One entry point for people and CI. `make demo` and `make test` are the two that matter.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export SENTIMENT_HOME ?= $(CURDIR)/.sentiment
+export DUCKDB_PATH ?= $(SENTIMENT_HOME)/warehouse.duckdb
+export DAGSTER_HOME ?= $(SENTIMENT_HOME)/dagster_home
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+HOST ?= 127.0.0.1
+DAGSTER_PORT ?= 3000
+
+.PHONY: setup manifest pipeline demo ui test test-fast lint bench clean
+
+setup: $(VENV)/.installed
+
+# torch goes first and pinned: on a CPU machine pip takes the local CPU wheel, whereas an
+# unpinned torch pulled in by another package would download a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -d $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check "torch==2.13.0"
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(MAKE) manifest
+	touch $@
+
+# The dbt manifest is prepared here, once, never at import time (dagster#33993).
+manifest:
+	cd dbt_project && DUCKDB_PATH=$${DUCKDB_PATH:-/tmp/parse-only.duckdb} \
+		../$(VENV)/bin/dbt parse --quiet --profiles-dir . --project-dir .
+
+pipeline: setup
+	$(VENV)/bin/sentiment pipeline
+
+ui: setup
+	$(VENV)/bin/sentiment prepare >/dev/null
+	@echo "Dagster UI: http://$(HOST):$(DAGSTER_PORT)"
+	$(VENV)/bin/dg dev --host $(HOST) --port $(DAGSTER_PORT)
+
+demo: pipeline ui
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/dg check defs
+	$(PYTHON) -m pytest -q --timeout 900
+
+test-fast: setup
+	$(PYTHON) -m pytest -q -m "not slow" --timeout 300
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup
+	mkdir -p bench/results
+	$(PYTHON) -m bench.bench_embeddings --out bench/results/embeddings.json
+	$(PYTHON) -m bench.bench_rematerialize --out bench/results/rematerialize.json
+
+clean:
+	rm -rf $(SENTIMENT_HOME) dbt_project/target dbt_project/logs

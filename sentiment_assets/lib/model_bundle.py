@@ -1,0 +1,154 @@
+"""A trained model on disk: a folder with `card.json` and the weights, never a pickle.
+
+scikit-learn estimators are stored with skops and loaded against an explicit allowlist of
+types, so a tampered file cannot run code at load time. The fine-tuned transformer stores
+safetensors. Everything that serves a model (evaluation, the CLI, the app) goes through
+`load_predictor`, so text cleaning and embedding are the same as in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import skops.io
+
+from sentiment_assets.lib.text import clean_text
+from sentiment_assets.lib.training import (
+    EMBEDDING_LOGREG,
+    FINETUNED_TRANSFORMER,
+    TFIDF_LOGREG,
+)
+
+CARD_FILE = "card.json"
+SKOPS_FILE = "model.skops"
+
+# Types a skops file of ours may contain beyond skops' own defaults; anything else is refused.
+TRUSTED_SKOPS_TYPES = (
+    "sklearn.pipeline.Pipeline",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "builtins.int",
+    "builtins.float",
+    "builtins.str",
+)
+
+
+@dataclass
+class ModelCard:
+    family: str
+    trained_through: str
+    window_start: str
+    params: dict
+    data_fingerprint: str
+    encoder: str | None = None
+    encoder_fingerprint: str | None = None
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """Content-derived id: the same data and parameters give the same version."""
+        identity = json.dumps(
+            {k: v for k, v in asdict(self).items() if k != "metrics"}, sort_keys=True
+        )
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+        return f"{self.family}-{self.trained_through[:7]}-{digest}"
+
+
+def data_fingerprint(tweet_ids: list[str], labels: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for tweet_id, label in zip(tweet_ids, labels.tolist(), strict=True):
+        digest.update(f"{tweet_id}:{label}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def save_bundle(directory: Path, card: ModelCard, estimator: object) -> Path:
+    """Write the bundle to a sibling temp folder and swap it in, so readers never see half."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    if card.family == FINETUNED_TRANSFORMER:
+        estimator.save(staging)  # type: ignore[attr-defined]
+    else:
+        skops.io.dump(estimator, staging / SKOPS_FILE)
+    (staging / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
+    if directory.exists():
+        retired = directory.with_name(f".{directory.name}-retired-{os.getpid()}")
+        os.replace(directory, retired)
+        os.replace(staging, directory)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, directory)
+    return directory
+
+
+def read_card(directory: Path) -> ModelCard:
+    path = directory / CARD_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no model bundle at {directory} (missing {CARD_FILE})")
+    return ModelCard(**json.loads(path.read_text()))
+
+
+def load_skops(path: Path) -> object:
+    untrusted = skops.io.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if t not in TRUSTED_SKOPS_TYPES]
+    if refused:
+        raise ValueError(f"{path} contains types outside the allowlist: {refused}")
+    return skops.io.load(path, trusted=untrusted)
+
+
+class Predictor:
+    """Scores raw or already-cleaned texts with one bundle's model."""
+
+    def __init__(self, directory: Path, device: str | None = None) -> None:
+        self.directory = directory
+        self.card = read_card(directory)
+        self._device = device
+        self._encoder = None
+        if self.card.family == FINETUNED_TRANSFORMER:
+            from sentiment_assets.lib.finetune import FinetunedClassifier
+
+            self._model = FinetunedClassifier.load(directory, device=device)
+        else:
+            self._model = load_skops(directory / SKOPS_FILE)
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            from sentiment_assets.lib.encoder import TextEncoder
+
+            self._encoder = TextEncoder(self.card.encoder, device=self._device)
+        return self._encoder.encode(texts)
+
+    def predict_proba_clean(
+        self, cleaned_texts: list[str], embeddings: np.ndarray | None = None
+    ) -> np.ndarray:
+        """P(positive) for texts already cleaned like tweets_clean.text."""
+        if not cleaned_texts:
+            return np.zeros(0, dtype=np.float64)
+        family = self.card.family
+        if family == TFIDF_LOGREG:
+            return self._model.predict_proba(cleaned_texts)[:, 1]
+        if family == EMBEDDING_LOGREG:
+            vectors = embeddings if embeddings is not None else self._embed(cleaned_texts)
+            return self._model.predict_proba(vectors)[:, 1]
+        return self._model.predict_proba(cleaned_texts)
+
+    def predict_proba(self, raw_texts: list[str]) -> np.ndarray:
+        return self.predict_proba_clean([clean_text(t) for t in raw_texts])
+
+
+def load_predictor(directory: Path, device: str | None = None) -> Predictor:
+    return Predictor(directory, device=device)

@@ -1,0 +1,127 @@
+"""DuckDB warehouse access: schema, short-lived connections, idempotent month writes.
+
+DuckDB lets one process hold a file read-write at a time. Connections here are opened per
+unit of work and closed at once, and opening retries for a while when another process (dbt,
+a second run) holds the lock, instead of failing a run on a brief overlap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS features;
+CREATE SCHEMA IF NOT EXISTS metrics;
+CREATE TABLE IF NOT EXISTS raw.tweets (
+    tweet_id VARCHAR, created_at TIMESTAMP, month DATE, text VARCHAR, label_raw VARCHAR,
+    user_name VARCHAR, source VARCHAR, source_row BIGINT, ingested_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS raw.rejected_tweets (
+    month DATE, source VARCHAR, source_row BIGINT, raw_record VARCHAR, reason VARCHAR,
+    ingested_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS features.embedding_cache (
+    encoder VARCHAR, text_hash VARCHAR, embedding FLOAT[], created_at TIMESTAMP,
+    PRIMARY KEY (encoder, text_hash)
+);
+CREATE TABLE IF NOT EXISTS features.tweet_embeddings (
+    month DATE, tweet_id VARCHAR, encoder VARCHAR, text_hash VARCHAR
+);
+CREATE TABLE IF NOT EXISTS metrics.training_runs (
+    model_family VARCHAR, model_version VARCHAR, trained_through DATE, window_start DATE,
+    n_train BIGINT, n_validation BIGINT, val_accuracy DOUBLE, val_macro_f1 DOUBLE,
+    train_seconds DOUBLE, model_uri VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS metrics.model_evaluations (
+    model_family VARCHAR, model_version VARCHAR, trained_through DATE, eval_month DATE,
+    eval_set VARCHAR, n BIGINT, accuracy DOUBLE, macro_f1 DOUBLE,
+    precision_negative DOUBLE, recall_negative DOUBLE,
+    precision_positive DOUBLE, recall_positive DOUBLE,
+    dagster_run_id VARCHAR, created_at TIMESTAMP
+);
+"""
+
+LOCK_RETRY_SECONDS = 120.0
+
+
+@contextmanager
+def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + LOCK_RETRY_SECONDS
+    delay = 0.1
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)
+
+
+def replace_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    where: str,
+    params: Sequence[object],
+) -> None:
+    """Delete the rows matching `where`, then insert `frame`, in one transaction.
+
+    Re-materialising a month must replace it, never append to it: counts may not double.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
+        if len(frame):
+            con.register("incoming_rows", frame)
+            columns = ", ".join(f'"{c}"' for c in frame.columns)
+            con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
+            con.unregister("incoming_rows")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def replace_month(
+    con: duckdb.DuckDBPyConnection, table: str, month: date, frame: pd.DataFrame
+) -> None:
+    replace_rows(con, table, frame, "month = ?", [month])
+
+
+def vectors_to_arrow(vectors: np.ndarray) -> pa.Array:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    offsets = np.arange(0, (n + 1) * dim, dim, dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(vectors.reshape(-1)))
+
+
+def arrow_to_vectors(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if len(column) == 0:
+        return np.zeros((0, dim or 0), dtype=np.float32)
+    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(len(column), -1)
