@@ -117,7 +117,7 @@ def load_labelled(
         ).df()
         if encoder_fingerprint is None:
             return frame, None
-        table = con.execute(
+        table = con.sql(
             "SELECT t.tweet_id, c.embedding FROM clean.tweets_clean t "
             "LEFT JOIN features.tweet_embeddings e ON e.tweet_id = t.tweet_id "
             "  AND e.month = t.month AND e.encoder = ? "
@@ -125,7 +125,7 @@ def load_labelled(
             "  AND c.text_hash = e.text_hash "
             "WHERE t.label IS NOT NULL AND t.month IN (SELECT unnest(?::DATE[])) "
             "ORDER BY t.month, t.tweet_id",
-            [encoder_fingerprint, month_list],
+            params=[encoder_fingerprint, month_list],
         ).to_arrow_table()
     embeddings = table.column("embedding")
     if embeddings.null_count:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sentiment_assets.lib.finetune import (
     FinetunedClassifier,
@@ -63,6 +65,16 @@ def templated(n_per_class: int, seed: int) -> tuple[list[str], list[int]]:
     rows += [(rng.choice(NEGATIVE).format(t=rng.choice(THINGS)), 0) for _ in range(n_per_class)]
     rng.shuffle(rows)
     return [t for t, _ in rows], [y for _, y in rows]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread() -> Iterator[None]:
+    # These runs are tiny; on a small shared CI box, OpenMP threads fighting other processes
+    # made this file ~5x slower than one thread does. Restored so other modules are unaffected.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
