@@ -39,6 +39,14 @@ class PlatformResource(dg.ConfigurableResource):
     def models_dir(self) -> Path:
         return Path(self.home) / "models"
 
+    @property
+    def registry_cache_dir(self) -> Path:
+        return Path(self.home) / "registry_cache"
+
+    @property
+    def published_dir(self) -> Path:
+        return Path(self.home) / "published"
+
 
 @functools.lru_cache(maxsize=4)
 def _load_encoder(name: str, device: str | None, batch_size: int):

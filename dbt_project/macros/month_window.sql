@@ -22,3 +22,7 @@
     {%- if hi is not none -%}{%- do parts.append(column ~ " < date '" ~ hi ~ "'") -%}{%- endif -%}
     {%- if parts -%}({{ parts | join(' and ') }}){%- else -%}(true){%- endif -%}
 {%- endmacro %}
+
+{% macro month_window_is_set() -%}
+    {{ return(_month_window_bound('min_month') is not none or _month_window_bound('max_month') is not none) }}
+{%- endmacro %}

@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from sentiment_assets.defs.dbt.project import dbt_project
+from sentiment_assets.defs.models.tracking import mlflow_resource_config, platform_mlflow
 from sentiment_assets.lib.settings import export_environment, load_settings
 from sentiment_assets.resources import EncoderResource, PlatformResource, WarehouseResource
 
@@ -28,6 +29,9 @@ def resources() -> dg.Definitions:
             "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
             "platform": PlatformResource(home=str(settings.home), source=settings.source),
             "encoder": EncoderResource(name=settings.encoder, device=settings.device),
+            "mlflow_tracking": platform_mlflow.configured(
+                mlflow_resource_config(settings.mlflow_tracking_uri)
+            ),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
         }
     )

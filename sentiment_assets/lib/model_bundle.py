@@ -109,11 +109,14 @@ def load_skops(path: Path) -> object:
 class Predictor:
     """Scores raw or already-cleaned texts with one bundle's model."""
 
-    def __init__(self, directory: Path, device: str | None = None) -> None:
+    def __init__(self, directory: Path, device: str | None = None, encoder: object = None) -> None:
         self.directory = directory
         self.card = read_card(directory)
         self._device = device
-        self._encoder = None
+        # A caller that already holds the encoder (a Dagster step, the app) passes it in, so
+        # the transformer is not loaded a second time; a different encoder is never used.
+        same = getattr(encoder, "fingerprint", None) == self.card.encoder_fingerprint
+        self._encoder = encoder if same else None
         if self.card.family == FINETUNED_TRANSFORMER:
             from sentiment_assets.lib.finetune import FinetunedClassifier
 
@@ -150,5 +153,5 @@ class Predictor:
         return self.predict_proba_clean([clean_text(t) for t in raw_texts])
 
 
-def load_predictor(directory: Path, device: str | None = None) -> Predictor:
-    return Predictor(directory, device=device)
+def load_predictor(directory: Path, device: str | None = None, encoder: object = None) -> Predictor:
+    return Predictor(directory, device=device, encoder=encoder)

@@ -44,6 +44,10 @@ class Settings:
         return self.home / "models"
 
     @property
+    def registry_cache_dir(self) -> Path:
+        return self.home / "registry_cache"
+
+    @property
     def mlflow_artifacts_dir(self) -> Path:
         return self.home / "mlartifacts"
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from sentiment_assets.lib.metrics import classification_metrics
+
+if TYPE_CHECKING:
+    from sentiment_assets.lib.finetune import FinetuneParams
 
 TFIDF_LOGREG = "tfidf_logreg"
 EMBEDDING_LOGREG = "embedding_logreg"
@@ -24,7 +29,6 @@ class LogRegParams:
     C: float = 1.0
     max_iter: int = 2000
     seed: int = 0
-    validation_fraction: float = 0.1
     # TF-IDF only: word uni+bigrams catch negation ("not good"); min_df drops one-off noise.
     ngram_max: int = 2
     min_df: int = 2
@@ -43,18 +47,19 @@ class FitResult:
     train_seconds: float
 
 
-def validation_split(
-    labels: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded stratified split of row indices; stratification needs both classes twice."""
-    indices = np.arange(len(labels))
-    counts = np.bincount(labels, minlength=2)
-    if fraction <= 0 or counts.min() < 2 or len(labels) < 10:
-        return indices, indices[:0]
-    train, validation = train_test_split(
-        indices, test_size=fraction, random_state=seed, stratify=labels
+def holdout_mask(tweet_ids: Sequence[str], fraction: float) -> np.ndarray:
+    """Rows held out of every model's training, chosen by a hash of the tweet id.
+
+    The choice depends on the tweet alone, not on the window or the seed, so a challenger and
+    the champion it is compared with have both never seen these rows, whatever months each
+    was trained on.
+    """
+    cutoff = round(fraction * 10_000)
+    return np.fromiter(
+        (int(hashlib.md5(t.encode()).hexdigest()[:8], 16) % 10_000 < cutoff for t in tweet_ids),
+        dtype=bool,
+        count=len(tweet_ids),
     )
-    return np.sort(train), np.sort(validation)
 
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:
@@ -67,9 +72,17 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def fit_tfidf_logreg(texts: list[str], labels: np.ndarray, params: LogRegParams) -> FitResult:
+def _split(labels: np.ndarray, holdout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    indices = np.arange(len(labels))
+    return indices[~holdout], indices[holdout]
+
+
+def fit_tfidf_logreg(
+    texts: list[str], labels: np.ndarray, holdout: np.ndarray, params: LogRegParams
+) -> FitResult:
     labels = _check_labels(labels)
-    train, validation = validation_split(labels, params.validation_fraction, params.seed)
+    train, validation = _split(labels, holdout)
+    _check_labels(labels[train])
     pipeline = Pipeline(
         [
             (
@@ -103,10 +116,11 @@ def fit_tfidf_logreg(texts: list[str], labels: np.ndarray, params: LogRegParams)
 
 
 def fit_embedding_logreg(
-    embeddings: np.ndarray, labels: np.ndarray, params: LogRegParams
+    embeddings: np.ndarray, labels: np.ndarray, holdout: np.ndarray, params: LogRegParams
 ) -> FitResult:
     labels = _check_labels(labels)
-    train, validation = validation_split(labels, params.validation_fraction, params.seed)
+    train, validation = _split(labels, holdout)
+    _check_labels(labels[train])
     model = LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=params.seed)
     started = time.perf_counter()
     model.fit(embeddings[train], labels[train])
@@ -119,3 +133,31 @@ def fit_embedding_logreg(
         else {}
     )
     return FitResult(model, validation_metrics, len(train), len(validation), seconds)
+
+
+def fit_finetuned_transformer(
+    texts: list[str],
+    labels: np.ndarray,
+    holdout: np.ndarray,
+    params: FinetuneParams,
+    encoder_dir: str | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> FitResult:
+    from sentiment_assets.lib.finetune import FinetunedClassifier
+
+    labels = _check_labels(labels)
+    train, validation = _split(labels, holdout)
+    _check_labels(labels[train])
+    texts_array = np.asarray(texts, dtype=object)
+    model = FinetunedClassifier(encoder_dir, device=params.device)
+    stats = model.fit(texts_array[train].tolist(), labels[train], params, progress=progress)
+    validation_metrics = (
+        classification_metrics(
+            labels[validation], model.predict_proba(texts_array[validation].tolist())
+        )
+        if len(validation)
+        else {}
+    )
+    return FitResult(
+        model, validation_metrics, int(stats["samples"]), len(validation), float(stats["seconds"])
+    )

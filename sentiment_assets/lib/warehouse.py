@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS features.tweet_embeddings (
 CREATE TABLE IF NOT EXISTS metrics.training_runs (
     model_family VARCHAR, model_version VARCHAR, trained_through DATE, window_start DATE,
     n_train BIGINT, n_validation BIGINT, val_accuracy DOUBLE, val_macro_f1 DOUBLE,
-    train_seconds DOUBLE, model_uri VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
+    train_seconds DOUBLE, inference_ms_per_tweet DOUBLE, model_uri VARCHAR,
+    mlflow_run_id VARCHAR, bundle_version VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS metrics.model_evaluations (
     model_family VARCHAR, model_version VARCHAR, trained_through DATE, eval_month DATE,
@@ -48,6 +49,12 @@ CREATE TABLE IF NOT EXISTS metrics.model_evaluations (
     precision_negative DOUBLE, recall_negative DOUBLE,
     precision_positive DOUBLE, recall_positive DOUBLE,
     dagster_run_id VARCHAR, created_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS metrics.promotions (
+    model_version VARCHAR, model_family VARCHAR, trained_through DATE, decision VARCHAR,
+    champion_version VARCHAR, champion_score DOUBLE, challenger_score DOUBLE, metric VARCHAR,
+    margin DOUBLE, eval_month DATE, n_eval BIGINT, reason VARCHAR, dagster_run_id VARCHAR,
+    created_at TIMESTAMP
 );
 """
 
@@ -103,6 +110,11 @@ def replace_rows(
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Insert `frame` by column name (for append-only history such as promotions)."""
+    replace_rows(con, table, frame, "false", [])
 
 
 def replace_month(

@@ -58,8 +58,8 @@ class Warehouse:
 
     @property
     def path(self) -> Path:
-        # The file stem is DuckDB's catalog name, which dbt writes into view definitions:
-        # copies must keep it.
+        # The file stem is DuckDB's catalog name and dbt's database name: every copy keeps
+        # the same one so compiled relation names stay valid.
         return self.root / "warehouse.duckdb"
 
     @contextmanager

@@ -197,7 +197,7 @@ def test_clean_rows_carry_cleaned_text_hash_and_label(chain: Chain) -> None:
         assert month == created_at.date().replace(day=1)
         assert user_name == f"user_{tweet_id}"
         assert source == "fixture.csv"
-        if tweet_id not in {"a5"}:
+        if tweet_id != "a5":  # the labelled copy of a5 is the second row
             assert label == map_label(raw[tweet_id][1])
     assert rows["a1"][3] == "@user I <3 sunny days http"
     assert rows["a2"][3] == "worst commute & rain \U0001f61e"

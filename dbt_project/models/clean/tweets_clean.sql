@@ -10,35 +10,49 @@
     pre_hook="{% if is_incremental() %}delete from {{ this }} where {{ month_window_predicate('month') }}{% endif %}"
 ) }}
 
-with staged as (
+{%- set windowed = month_window_is_set() %}
+
+with
+{%- if windowed %}
+-- Ids with a row in the window. Their rows in other months come along, so label agreement
+-- and the choice of copy are judged over all of an id's rows and never depend on the
+-- window; only these rows pay for the text cleaning (the stg_tweets view's cost).
+window_ids as (
+    select distinct tweet_id
+    from {{ ref('stg_tweets') }}
+    where {{ month_window_predicate('month') }}
+),
+{%- endif %}
+
+staged as (
     select *
     from {{ ref('stg_tweets') }}
     where tweet_id is not null
+    {%- if windowed %}
+      and tweet_id in (select tweet_id from window_ids)
+    {%- endif %}
 ),
 
--- Label agreement is judged over every staged row of an id, in any month and whatever
--- its text, so the outcome for an id does not depend on the window being run.
-flagged as (
-    select
-        *,
-        min(label) over (partition by tweet_id) as min_label,
-        max(label) over (partition by tweet_id) as max_label
+-- Two different labels on one id is label noise: every copy goes. An unlabelled copy
+-- (NULL) does not contradict a labelled one. Judged on all copies, whatever their text.
+contradictory as (
+    select tweet_id
     from staged
+    group by tweet_id
+    having min(label) <> max(label)
 ),
 
--- Ids with two different labels are label noise: drop all their rows. An unlabelled copy
--- (NULL) does not contradict a labelled one.
-agreeing as (
+candidates as (
     select *
-    from flagged
-    where (min_label is null or min_label = max_label)
-      and text <> ''
+    from staged
+    anti join contradictory using (tweet_id)
+    where text <> ''
 ),
 
 -- One row per id: prefer a labelled copy, then the earliest, then a fixed source order.
 deduplicated as (
     select *
-    from agreeing
+    from candidates
     qualify row_number() over (
         partition by tweet_id
         order by label is null, created_at, source, source_row, text_hash

@@ -1,0 +1,140 @@
+"""The MLflow model registry as the platform uses it: versions, the `champion` alias, bundles.
+
+A version's source is the run's `model/` artifact folder: our bundle (card.json plus skops
+or safetensors weights), not an MLflow flavour, because flavours pickle by default. Serving
+downloads that folder once per version into a local cache and loads it with `Predictor`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+REGISTERED_MODEL = "tweet-sentiment"
+CHAMPION_ALIAS = "champion"
+EXPERIMENT_NAME = "tweet-sentiment"
+BUNDLE_ARTIFACT_PATH = "model"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    family: str
+    trained_through: str
+    run_id: str | None
+    source: str
+
+    @classmethod
+    def of(cls, model_version: ModelVersion) -> VersionInfo:
+        return cls(
+            version=str(model_version.version),
+            family=model_version.tags.get("family", ""),
+            trained_through=model_version.tags.get("trained_through", ""),
+            run_id=model_version.run_id,
+            source=model_version.source,
+        )
+
+
+def configure(tracking_uri: str, artifacts_dir: Path) -> str:
+    """Point MLflow at the platform's store; returns the experiment id.
+
+    The experiment's artifact location is set explicitly so artifacts land under
+    SENTIMENT_HOME instead of wherever the process happens to run.
+    """
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return client.create_experiment(
+                EXPERIMENT_NAME, artifact_location=artifacts_dir.resolve().as_uri()
+            )
+        except MlflowException:
+            # Another process created it between our lookup and create.
+            experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    return experiment.experiment_id
+
+
+def register_version(
+    client: MlflowClient, run_id: str, artifact_uri: str, tags: dict[str, str]
+) -> VersionInfo:
+    try:
+        client.create_registered_model(
+            REGISTERED_MODEL, description="Binary tweet sentiment (0 negative, 1 positive)."
+        )
+    except MlflowException as error:
+        if "already exists" not in str(error).lower() and "RESOURCE_ALREADY_EXISTS" not in str(
+            error
+        ):
+            raise
+    version = client.create_model_version(
+        REGISTERED_MODEL,
+        source=f"{artifact_uri}/{BUNDLE_ARTIFACT_PATH}",
+        run_id=run_id,
+        tags=tags,
+    )
+    return VersionInfo.of(version)
+
+
+def all_versions(client: MlflowClient) -> list[VersionInfo]:
+    try:
+        versions = client.search_model_versions(f"name='{REGISTERED_MODEL}'")
+    except MlflowException:
+        return []
+    return sorted((VersionInfo.of(v) for v in versions), key=lambda v: int(v.version))
+
+
+def latest_versions_trained_through(client: MlflowClient, month: str) -> list[VersionInfo]:
+    """The newest version of each family trained through `month` (YYYY-MM-DD)."""
+    newest: dict[str, VersionInfo] = {}
+    for info in all_versions(client):
+        if info.trained_through == month:
+            newest[info.family] = info
+    return [newest[f] for f in sorted(newest)]
+
+
+def champion(client: MlflowClient) -> VersionInfo | None:
+    try:
+        return VersionInfo.of(client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS))
+    except MlflowException:
+        return None
+
+
+def set_champion(client: MlflowClient, version: str) -> VersionInfo:
+    info = VersionInfo.of(client.get_model_version(REGISTERED_MODEL, version))
+    client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION_ALIAS, info.version)
+    return info
+
+
+def download_bundle(info: VersionInfo, cache_dir: Path) -> Path:
+    """The version's bundle folder, fetched once; concurrent callers never see half a copy."""
+    target = cache_dir / f"v{info.version}"
+    if (target / "card.json").exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".v{info.version}-", dir=cache_dir))
+    try:
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=info.source, dst_path=staging)
+        )
+        try:
+            os.replace(local, target)
+        except OSError:
+            if not (target / "card.json").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def run_url(ui_base: str, experiment_id: str, run_id: str) -> str:
+    return f"{ui_base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
