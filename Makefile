@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
 
-.PHONY: setup manifest pipeline demo ui test test-fast lint bench clean
+.PHONY: setup manifest pipeline demo ui test test-fast lint bench compare clean
 
 setup: $(VENV)/.installed
 
@@ -55,6 +55,11 @@ bench: setup
 	mkdir -p bench/results
 	$(PYTHON) -m bench.bench_embeddings --out bench/results/embeddings.json
 	$(PYTHON) -m bench.bench_rematerialize --out bench/results/rematerialize.json
+
+compare: setup
+	mkdir -p bench/results
+	$(PYTHON) -m bench.compare_families --dataset synthetic --out bench/results/families_synthetic.json --md bench/results/families.md
+	$(PYTHON) -m bench.compare_families --dataset sentiment140 --out bench/results/families_sentiment140.json --md bench/results/families.md
 
 clean:
 	rm -rf $(SENTIMENT_HOME) dbt_project/target dbt_project/logs

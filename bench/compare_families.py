@@ -85,14 +85,17 @@ FINETUNE_DEFAULTS: dict[str, list[dict[str, Any]]] = {
             freeze_layers=2,
         ),
     ],
+    # Reduced from the full 18k training split: on the shared 2-core machine fine-tuning ran
+    # at ~10 samples/s with 2 frozen layers (measured), so 18k would take ~30 min. Freezing
+    # one more layer and taking a stratified 10k subsample keeps it near 15 min.
     "sentiment140": [
         dict(
             epochs=1,
-            max_train_samples=20_000,
+            max_train_samples=10_000,
             batch_size=32,
             learning_rate=1e-4,
             max_length=64,
-            freeze_layers=2,
+            freeze_layers=3,
         ),
     ],
 }
@@ -476,8 +479,11 @@ def train_finetuned(ds: Dataset, holdout: np.ndarray, candidates: list[dict]) ->
     assert best is not None
     _, model, params, stats, validation, wall, cpu = best
     hyper = {**asdict(params), "base_model": model.base_model}
-    if len(candidates) > 1:
-        hyper["selected_by"] = "validation accuracy over the candidates"
+    hyper["selected_by"] = (
+        "validation accuracy over the candidates"
+        if len(candidates) > 1
+        else "single configuration fixed in advance (not tuned)"
+    )
     return Trained(
         FINETUNED_TRANSFORMER,
         model,
@@ -546,18 +552,21 @@ def evaluate_saved(trained: Trained, ds: Dataset, holdout: np.ndarray, workdir: 
     primary = ds.eval_sets[0].raw_texts
     for text in primary[:SINGLE_WARMUP]:
         predictor.predict_proba([text])
-    calls = []
+    calls, cpu_calls = [], []
     for i in range(SINGLE_CALLS):
         text = primary[i % len(primary)]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         predictor.predict_proba([text])
         calls.append(time.perf_counter() - started)
+        cpu_calls.append(time.process_time() - cpu_started)
     return {
         "size": size,
         "load_seconds": load_wall,
         "roundtrip_max_abs_diff": roundtrip,
         "eval": evals,
         "single_tweet": latency_summary(calls),
+        # CPU time per call (all threads): less sensitive than wall time to other users.
+        "single_tweet_cpu": latency_summary(cpu_calls),
     }
 
 
@@ -761,6 +770,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+    if args.dataset == "sentiment140":
+        paths = [
+            os.environ.get("SENTIMENT140_CSV", DEFAULT_S140_TRAIN),
+            os.environ.get("SENTIMENT140_TEST_CSV", DEFAULT_S140_TEST),
+        ]
+        missing = [p for p in paths if not Path(p).is_file()]
+        if missing:
+            # Real data is never in the repo: a machine without it skips, loudly, like the tests.
+            print(
+                f"skipped sentiment140: {missing} not found (set SENTIMENT140_CSV and "
+                "SENTIMENT140_TEST_CSV)",
+                file=sys.stderr,
+            )
+            return 0
     candidates = (
         json.loads(args.finetune_json) if args.finetune_json else FINETUNE_DEFAULTS[args.dataset]
     )

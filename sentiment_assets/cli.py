@@ -33,7 +33,7 @@ def prepare_environment() -> Settings:
 
 
 def build_months(
-    months: Sequence[str] | None = None, selection: str | None = None
+    months: Sequence[str] | None = None, selection: Sequence[str] | None = None
 ) -> list[dg.ExecuteInProcessResult]:
     """Materialize every asset (or `selection`) for each month in order: a sequential backfill.
 
@@ -58,7 +58,7 @@ def build_months(
             partition_key=key,
             instance=instance,
             resources=definitions.resources,
-            selection=selection,
+            selection=[dg.AssetKey(k) for k in selection] if selection else None,
             raise_on_error=False,
         )
         if not result.success:
@@ -223,7 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pipeline = commands.add_parser("pipeline", help="build every month (or --month ones) in order")
     pipeline.add_argument("--month", action="append", help="partition key YYYY-MM-01 (repeatable)")
-    pipeline.add_argument("--select", help="asset selection, e.g. 'raw_tweets+' (default: all)")
+    pipeline.add_argument(
+        "--select",
+        type=lambda value: [k.strip() for k in value.split(",") if k.strip()],
+        help="comma-separated asset keys, e.g. raw_tweets,stg_tweets (default: all)",
+    )
     pipeline.set_defaults(handler=command_pipeline)
 
     predict = commands.add_parser("predict", help="score a CSV/JSONL file's `text` column")

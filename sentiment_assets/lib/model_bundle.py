@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import skops.io
 
 from sentiment_assets.lib.text import clean_text
 from sentiment_assets.lib.training import (
@@ -79,6 +78,8 @@ def save_bundle(directory: Path, card: ModelCard, estimator: object) -> Path:
     if card.family == FINETUNED_TRANSFORMER:
         estimator.save(staging)  # type: ignore[attr-defined]
     else:
+        import skops.io
+
         skops.io.dump(estimator, staging / SKOPS_FILE)
     (staging / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
     if directory.exists():
@@ -99,6 +100,10 @@ def read_card(directory: Path) -> ModelCard:
 
 
 def load_skops(path: Path) -> object:
+    # Imported here: skops pulls in torch through scikit-learn's array-API shims, which would
+    # slow down every process that merely loads the Dagster code location.
+    import skops.io
+
     untrusted = skops.io.get_untrusted_types(file=path)
     refused = [t for t in untrusted if t not in TRUSTED_SKOPS_TYPES]
     if refused:

@@ -19,7 +19,6 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.defs.models.tracking import MLFLOW_UI_URL_ENV, tracked_step
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.embedding_store import load_labelled
-from sentiment_assets.lib.finetune import FinetuneParams
 from sentiment_assets.lib.metrics import classification_metrics
 from sentiment_assets.lib.model_bundle import (
     ModelCard,
@@ -105,6 +104,9 @@ def _fit(
     if family == EMBEDDING_LOGREG:
         params = LogRegParams(C=config.C, seed=config.seed)
         return fit_embedding_logreg(vectors, labels, holdout, params), params.as_dict()
+    # torch loads only when this family trains, not whenever the code location loads.
+    from sentiment_assets.lib.finetune import FinetuneParams
+
     finetune = FinetuneParams(
         epochs=config.finetune_epochs,
         max_train_samples=config.finetune_max_train_samples,

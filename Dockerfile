@@ -1,0 +1,30 @@
+# One image for the Dagster webserver, the daemon and (later) the app. Build context: the repo.
+# Everything is installed at build time, the dbt manifest included; nothing is downloaded at
+# run time. State lives on the volume mounted at /data.
+FROM python:3.11-slim
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    SENTIMENT_HOME=/data \
+    DUCKDB_PATH=/data/warehouse.duckdb \
+    DAGSTER_HOME=/data/dagster_home
+
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY sentiment_assets ./sentiment_assets
+COPY gradio_app ./gradio_app
+COPY dbt_project ./dbt_project
+COPY dagster.yaml workspace.yaml ./
+
+# CPU torch from the PyTorch CPU index keeps the image small; use a CUDA base image and the
+# default index for GPU hosts.
+RUN pip install --no-cache-dir "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
+ && pip install --no-cache-dir -c constraints.txt -e . \
+ && cd dbt_project && DUCKDB_PATH=/tmp/parse.duckdb dbt parse --quiet --profiles-dir . --project-dir .
+
+VOLUME ["/data"]
+EXPOSE 3000
+# Default: the webserver. Run the daemon from the same image with
+#   docker run ... sentiment-assets dagster-daemon run -w /app/workspace.yaml
+CMD ["sh", "-c", "sentiment prepare && dagster-webserver -h 0.0.0.0 -p 3000 -w /app/workspace.yaml"]

@@ -1,0 +1,1 @@
+"""The Gradio app that serves the champion (placeholder: see the README)."""
