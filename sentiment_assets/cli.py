@@ -142,6 +142,7 @@ def command_rollback(args: argparse.Namespace) -> int:
     from sentiment_assets.defs.models.promotion import publish_champion
     from sentiment_assets.lib import registry
     from sentiment_assets.lib.promotion import ROLLBACK
+    from sentiment_assets.lib.publish import publish_history
     from sentiment_assets.lib.warehouse import append_rows, connect, ensure_schema
 
     settings = load_settings()
@@ -182,6 +183,7 @@ def command_rollback(args: argparse.Namespace) -> int:
                 ]
             ),
         )
+        publish_history(con, settings.published_dir)
     publish_champion(
         settings.published_dir,
         {

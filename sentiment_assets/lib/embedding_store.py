@@ -99,19 +99,23 @@ def embed_month(
     )
 
 
-def load_labelled(
-    duckdb_path: Path, months: Sequence[date], encoder_fingerprint: str | None = None
+def load_tweets(
+    duckdb_path: Path,
+    months: Sequence[date],
+    encoder_fingerprint: str | None = None,
+    labelled_only: bool = True,
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Labelled tweets of `months` in a stable order, with their embeddings when asked for.
+    """Cleaned tweets of `months` in a stable order, with their embeddings when asked for.
 
     Rows without an embedding (the month was never embedded) are an error rather than a
     silent drop, because a model trained on a quietly smaller set is a wrong model.
     """
     month_list = list(months)
+    label_filter = "label IS NOT NULL AND" if labelled_only else ""
     with connect(duckdb_path) as con:
         frame = con.execute(
             "SELECT tweet_id, month, text, text_hash, label FROM clean.tweets_clean "
-            "WHERE label IS NOT NULL AND month IN (SELECT unnest(?::DATE[])) "
+            f"WHERE {label_filter} month IN (SELECT unnest(?::DATE[])) "
             "ORDER BY month, tweet_id",
             [month_list],
         ).df()
@@ -123,14 +127,14 @@ def load_labelled(
             "  AND e.month = t.month AND e.encoder = ? "
             "LEFT JOIN features.embedding_cache c ON c.encoder = e.encoder "
             "  AND c.text_hash = e.text_hash "
-            "WHERE t.label IS NOT NULL AND t.month IN (SELECT unnest(?::DATE[])) "
+            f"WHERE {label_filter.replace('label', 't.label')} t.month IN (SELECT unnest(?::DATE[])) "
             "ORDER BY t.month, t.tweet_id",
             params=[encoder_fingerprint, month_list],
         ).to_arrow_table()
     embeddings = table.column("embedding")
     if embeddings.null_count:
         raise ValueError(
-            f"{embeddings.null_count} labelled tweets in {[str(m) for m in month_list]} have no "
+            f"{embeddings.null_count} tweets in {[str(m) for m in month_list]} have no "
             f"embedding for encoder {encoder_fingerprint!r}: materialize tweet_embeddings "
             "for those months first"
         )

@@ -22,6 +22,9 @@ TFIDF_LOGREG = "tfidf_logreg"
 EMBEDDING_LOGREG = "embedding_logreg"
 FINETUNED_TRANSFORMER = "finetuned_transformer"
 FAMILIES = (TFIDF_LOGREG, EMBEDDING_LOGREG, FINETUNED_TRANSFORMER)
+# Share of tweets (chosen by id hash) that no model trains on: validation, the promotion
+# comparison and the drift reference's out-of-sample scores all use these rows.
+HOLDOUT_FRACTION = 0.2
 
 
 @dataclass(frozen=True)

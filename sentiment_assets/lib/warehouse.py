@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS metrics.promotions (
     margin DOUBLE, eval_month DATE, n_eval BIGINT, reason VARCHAR, dagster_run_id VARCHAR,
     created_at TIMESTAMP
 );
+CREATE TABLE IF NOT EXISTS metrics.drift_reports (
+    month DATE, reference VARCHAR, statistic VARCHAR, kind VARCHAR, value DOUBLE,
+    threshold DOUBLE, p_value DOUBLE, drifted BOOLEAN, severity VARCHAR, detail VARCHAR,
+    champion_version VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
+);
 """
 
 LOCK_RETRY_SECONDS = 120.0

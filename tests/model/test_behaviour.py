@@ -160,8 +160,9 @@ def train_tfidf_model(
 @pytest.fixture(scope="module")
 def encoder() -> TextEncoder:
     # Pinned to CPU: on CUDA the encoder autocasts to fp16, which changes the numbers the
-    # margins below were checked on.
-    return TextEncoder(device="cpu")
+    # margins below were checked on. Batches of 128 (the resource's default is 32) cut the
+    # encoding time by about a quarter on CPU and change embeddings only in the last bits.
+    return TextEncoder(device="cpu", batch_size=128)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +225,8 @@ CLEAR_CASES: list[tuple[str, int]] = [
 def test_champion_gets_the_obvious_cases_right(champion: TrainedModel) -> None:
     """'I love this' / 'I hate this' must be right; >= 90 % of 12 clear tweets (1 miss allowed).
 
-    Measured: 'I love this' 0.86, 'I hate this' 0.10; 12/12 clear cases right.
+    Measured: 'I love this' 0.85, 'I hate this' 0.10; 12/12 clear cases right, the closest
+    being 'my flight got cancelled and I lost my bag' at 0.48.
     """
     love, hate = champion.predictor.predict_proba(["I love this", "I hate this"])
     assert love >= DECISION_THRESHOLD, f"'I love this' scored {love:.2f}"
@@ -326,7 +328,8 @@ def test_negating_a_complaint_raises_the_score(champion: TrainedModel) -> None:
 
     'not bad' is weak praise at best, and mean-pooled embeddings hear mostly 'bad', so only
     the direction is required. Known limitation, measured: the score rises in 100 % of pairs
-    but crosses 0.5 in only ~7 % (e.g. 'the hotel is not bad' 0.13 -> 0.47).
+    (by 0.21 on average) but crosses 0.5 in only 2 of 30 (e.g. 'the hotel is not bad'
+    0.13 -> 0.47).
     """
     plain, negated = _pairs(NEGATED_COMPLAINTS)
     before = champion.predictor.predict_proba(plain)
@@ -429,9 +432,9 @@ def name_scores(champion: TrainedModel) -> np.ndarray:
 def test_swapping_a_person_name_keeps_the_label(name_scores: np.ndarray) -> None:
     """Over 7 swaps x 20 tweets, the label stays the same in >= 95 % of cases.
 
-    Measured: 96.4 % (5 of 140 changed, all on 'waiting for {name} in the rain, cold and
-    miserable', which the model reads as mildly positive for some names), a thin margin:
-    see the next test.
+    Measured: 97.9 % (3 of 140 changed, all on 'waiting for {name} in the rain, cold and
+    miserable', which the model misreads as positive for 'Alice' at 0.65 and gets right for
+    'Priya', 'Kwame' and 'Jose'); the scores move more than the labels: see the next test.
     """
     reference, swapped = name_scores[0], name_scores[1:]
     changed = positive(swapped) != positive(reference)
@@ -443,9 +446,10 @@ def test_swapping_a_person_name_keeps_the_label(name_scores: np.ndarray) -> None
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known bias found by this test: names carry sentiment in the MiniLM embedding; a "
-    "swap moves the champion's score by 0.08 on average (per-name mean shifts from -0.08 for "
-    "'Jose' to +0.07 for 'Alice'). Strict, so a fix shows up as XPASS and this mark must go.",
+    reason="known bias found by this test: names carry sentiment in the MiniLM embedding; "
+    "swapping 'Alice' for another name moves the champion's score by 0.078 on average (mean "
+    "shift per name from 0.00 for 'Mohammed' to -0.14 for 'Jose'). Strict, so a fix shows "
+    "up as XPASS and this mark has to go.",
 )
 def test_swapping_a_person_name_barely_moves_the_score(name_scores: np.ndarray) -> None:
     """A name says nothing about sentiment: mean |score change| over the swaps < 0.05."""

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.models.tracking import MLFLOW_UI_URL_ENV, tracked_step
 from sentiment_assets.lib import registry
-from sentiment_assets.lib.embedding_store import load_labelled
+from sentiment_assets.lib.embedding_store import load_tweets
 from sentiment_assets.lib.metrics import classification_metrics
 from sentiment_assets.lib.model_bundle import (
     ModelCard,
@@ -27,9 +27,11 @@ from sentiment_assets.lib.model_bundle import (
     save_bundle,
 )
 from sentiment_assets.lib.months import previous_month, trailing_window
+from sentiment_assets.lib.publish import publish_history
 from sentiment_assets.lib.training import (
     EMBEDDING_LOGREG,
     FAMILIES,
+    HOLDOUT_FRACTION,
     TFIDF_LOGREG,
     FitResult,
     LogRegParams,
@@ -56,7 +58,6 @@ PREVIOUS_MONTH_MAPPING = dg.TimeWindowPartitionMapping(
     start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
 )
 NEXT_MONTH_EVAL = "next_month"
-HOLDOUT_FRACTION = 0.1
 LATENCY_SAMPLE = 200
 
 
@@ -159,7 +160,7 @@ def sentiment_model(
         raise dg.Failure(f"families must be a non-empty subset of {list(FAMILIES)}: {unknown}")
     window = trailing_window(month, config.window_months, earliest=MONTHS[0])
     text_encoder = encoder.get()
-    frame, vectors = load_labelled(
+    frame, vectors = load_tweets(
         warehouse.path,
         window,
         text_encoder.fingerprint if EMBEDDING_LOGREG in config.families else None,
@@ -313,7 +314,7 @@ def score_version(
     predictor = load_predictor(registry.download_bundle(info, cache_dir), encoder=text_encoder)
     embeddings = None
     if predictor.card.encoder_fingerprint:
-        _, embeddings = load_labelled(duckdb_path, months, predictor.card.encoder_fingerprint)
+        _, embeddings = load_tweets(duckdb_path, months, predictor.card.encoder_fingerprint)
         if keep is not None:
             embeddings = embeddings[keep]
     texts = frame["text"].tolist()
@@ -358,7 +359,7 @@ def model_evaluation(
             f"no registered model trained through {trained_through:%Y-%m}: materialize "
             f"sentiment_model for {trained_through.isoformat()} first"
         )
-    frame, _ = load_labelled(warehouse.path, [month])
+    frame, _ = load_tweets(warehouse.path, [month])
     if frame.empty:
         raise dg.Failure(f"{month:%Y-%m} has no labelled tweets to evaluate on")
 
@@ -401,6 +402,7 @@ def model_evaluation(
             "eval_month = ? AND eval_set = ? AND model_version IN (SELECT unnest(?::VARCHAR[]))",
             [month, NEXT_MONTH_EVAL, evaluations["model_version"].tolist()],
         )
+        publish_history(con, platform.published_dir)
     metadata["evaluated"] = len(rows)
     metadata["results"] = dg.MetadataValue.md(
         evaluations[["model_family", "model_version", "n", "accuracy", "macro_f1"]].to_markdown(

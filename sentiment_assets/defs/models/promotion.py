@@ -17,12 +17,13 @@ import dagster as dg
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.defs.models.assets import HOLDOUT_FRACTION, score_version
+from sentiment_assets.defs.models.assets import score_version
 from sentiment_assets.lib import registry
-from sentiment_assets.lib.embedding_store import load_labelled
+from sentiment_assets.lib.embedding_store import load_tweets
 from sentiment_assets.lib.months import trailing_window
 from sentiment_assets.lib.promotion import REJECTED, decide
-from sentiment_assets.lib.training import holdout_mask
+from sentiment_assets.lib.publish import publish_history
+from sentiment_assets.lib.training import HOLDOUT_FRACTION, holdout_mask
 from sentiment_assets.lib.warehouse import append_rows
 from sentiment_assets.partitions import DUCKDB_POOL, MONTHS, monthly_partitions, partition_month
 from sentiment_assets.resources import EncoderResource, PlatformResource, WarehouseResource
@@ -84,7 +85,7 @@ def model_challenger(
     current = registry.champion(client)
 
     window = trailing_window(month, config.window_months, earliest=MONTHS[0])
-    labelled, _ = load_labelled(warehouse.path, window)
+    labelled, _ = load_tweets(warehouse.path, window)
     keep = holdout_mask(labelled["tweet_id"].tolist(), HOLDOUT_FRACTION)
     frame = labelled[keep].reset_index(drop=True)
     if len(frame) < 10 or frame["label"].nunique() < 2:
@@ -131,6 +132,7 @@ def model_challenger(
         # The gate stops the run before model_champion, so the rejection is recorded here.
         with warehouse.connect() as con:
             append_rows(con, "metrics.promotions", promotion_row(**details))
+            publish_history(con, platform.published_dir)
     metadata = {
         "challenger_version": challenger.version,
         "challenger_family": challenger.family,
@@ -219,6 +221,7 @@ def model_champion(
                 dagster_run_id=context.run_id,
             ),
         )
+        publish_history(con, platform.published_dir)
     published = publish_champion(
         platform.published_dir,
         {

@@ -1,0 +1,80 @@
+"""The app's knobs, read once from SENTIMENT_APP_* variables.
+
+Defaults are the safe ones: loopback only, no upload bigger than a few megabytes, tweets of
+tweet length. Anything wider must be asked for explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class ConfigError(ValueError):
+    """A SENTIMENT_APP_* variable the operator must fix; the message names it."""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    user: str | None = None
+    password: str | None = None
+    # How often the registry alias is looked at; a new champion answers within about this.
+    reload_seconds: float = 5.0
+    # After a version failed to load, it is tried again only after this long (or on demand),
+    # so a broken bundle is not downloaded and unpacked every few seconds.
+    retry_failed_seconds: float = 60.0
+    max_text_chars: int = 1000
+    max_upload_bytes: int = 5 * 1024 * 1024
+    max_batch_rows: int = 50_000
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.user is not None
+
+    @property
+    def exposed_without_auth(self) -> bool:
+        return self.host not in LOOPBACK_HOSTS and not self.auth_enabled
+
+
+def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def load_config(env: Mapping[str, str] | None = None) -> AppConfig:
+    env = os.environ if env is None else env
+    user = env.get("SENTIMENT_APP_USER") or None
+    password = env.get("SENTIMENT_APP_PASSWORD") or None
+    # Half a credential is a typo, not a choice: refusing beats silently serving without auth.
+    if (user is None) != (password is None):
+        raise ConfigError(
+            "set both SENTIMENT_APP_USER and SENTIMENT_APP_PASSWORD for basic auth, or neither"
+        )
+    port = int(_number(env, "SENTIMENT_APP_PORT", 7860, int))
+    if port > 65535:
+        raise ConfigError(f"SENTIMENT_APP_PORT must be at most 65535, got {port}")
+    max_upload_mb = _number(env, "SENTIMENT_APP_MAX_UPLOAD_MB", 5.0, float)
+    return AppConfig(
+        host=env.get("SENTIMENT_APP_HOST") or "127.0.0.1",
+        port=port,
+        user=user,
+        password=password,
+        reload_seconds=_number(env, "SENTIMENT_APP_RELOAD_SECONDS", 5.0, float),
+        retry_failed_seconds=_number(env, "SENTIMENT_APP_RETRY_FAILED_SECONDS", 60.0, float),
+        max_text_chars=int(_number(env, "SENTIMENT_APP_MAX_CHARS", 1000, int)),
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        max_batch_rows=int(_number(env, "SENTIMENT_APP_MAX_ROWS", 50_000, int)),
+    )

@@ -1,0 +1,218 @@
+"""The ASGI app: Gradio mounted on FastAPI next to /metrics and /healthz, served by uvicorn."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Before gradio is imported: it reads these once. The app runs offline and phones nowhere.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from gradio_app.config import AppConfig
+from gradio_app.feedback import FeedbackStore, feedback_dir
+from gradio_app.model_holder import ModelHolder, registry_holder
+from gradio_app.telemetry import CONTENT_TYPE, Telemetry
+from gradio_app.ui import AppContext, build_blocks
+from sentiment_assets.lib.settings import Settings, load_settings
+
+# Liveness probes must work without credentials; nothing they return is sensitive.
+OPEN_PATHS = frozenset({"/healthz"})
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
+
+
+class BasicAuthMiddleware:
+    """HTTP basic auth in front of everything (UI, API, /metrics) except OPEN_PATHS.
+
+    Plain ASGI rather than Starlette's BaseHTTPMiddleware, which buffers responses and would
+    get in the way of Gradio's server-sent events.
+    """
+
+    def __init__(self, app: ASGIApp, user: str, password: str) -> None:
+        self.app = app
+        self._expected = (user.encode(), password.encode())
+
+    def _authorised(self, scope: Scope) -> bool:
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, encoded = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).partition(b":")
+        except (binascii.Error, ValueError):
+            return False
+        # Both compared, always: the time taken says nothing about which one was wrong.
+        user_ok = secrets.compare_digest(user, self._expected[0])
+        password_ok = secrets.compare_digest(password, self._expected[1])
+        return user_ok and password_ok
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self._authorised(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        response = PlainTextResponse(
+            "authentication required",
+            status_code=401,
+            headers={"WWW-Authenticate": 'Basic realm="tweet-sentiment", charset="UTF-8"'},
+        )
+        await response(scope, receive, send)
+
+
+@dataclass
+class SentimentApp:
+    asgi: Any
+    context: AppContext
+    blocks: gr.Blocks
+
+    @property
+    def holder(self) -> ModelHolder:
+        return self.context.holder
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.context.telemetry
+
+    def close(self) -> None:
+        self.context.holder.stop()
+        shutil.rmtree(self.context.workdir, ignore_errors=True)
+
+
+def create_app(
+    settings: Settings | None = None,
+    config: AppConfig | None = None,
+    holder: ModelHolder | None = None,
+) -> SentimentApp:
+    """Build the app and load the champion (synchronously: the first request finds it ready).
+
+    An app without a champion still starts: it says so on every page and in /healthz, and
+    picks the champion up as soon as the pipeline registers one.
+    """
+    settings = settings or load_settings()
+    config = config or AppConfig()
+    telemetry = Telemetry()
+    if holder is None:
+        holder = registry_holder(
+            settings,
+            reload_seconds=config.reload_seconds,
+            retry_failed_seconds=config.retry_failed_seconds,
+            on_swap=telemetry.model_swapped,
+            on_failure=telemetry.load_failed,
+        )
+    holder.start()
+    workdir = Path(tempfile.mkdtemp(prefix="sentiment-app-"))
+    context = AppContext(
+        settings=settings,
+        config=config,
+        holder=holder,
+        telemetry=telemetry,
+        feedback=FeedbackStore(feedback_dir(settings.home)),
+        workdir=workdir,
+    )
+    blocks = build_blocks(context)
+
+    api = FastAPI(title="tweet-sentiment", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @api.get("/metrics")
+    def metrics() -> Response:
+        return Response(telemetry.render(), media_type=CONTENT_TYPE)
+
+    @api.get("/healthz")
+    def healthz() -> JSONResponse:
+        status = holder.status()
+        served = status.served
+        body = {
+            "status": "ok" if served else "no_model",
+            "model_version": served.version if served else None,
+            "family": served.family if served else None,
+            "trained_through": served.trained_through if served else None,
+            "champion_version": status.champion.version if status.champion else None,
+            "last_error": status.failure.message if status.failure else None,
+        }
+        return JSONResponse(body, status_code=200 if served else 503)
+
+    asgi = gr.mount_gradio_app(
+        api,
+        blocks,
+        path="",
+        max_file_size=config.max_upload_bytes,
+        allowed_paths=[str(workdir)],
+        show_error=True,
+        ssr_mode=False,
+        footer_links=["api"],
+    )
+    if config.auth_enabled:
+        asgi.add_middleware(BasicAuthMiddleware, user=config.user, password=config.password)
+    return SentimentApp(asgi=asgi, context=context, blocks=blocks)
+
+
+class BackgroundServer:
+    """uvicorn in a daemon thread on an already-bound socket (port 0 = any free port).
+
+    Binding first and handing uvicorn the socket leaves no gap in which another process
+    could take the port between "find a free port" and "listen on it".
+    """
+
+    def __init__(self, asgi: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        self._server = uvicorn.Server(
+            uvicorn.Config(asgi, log_level="warning", access_log=False, lifespan="on")
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = threading.Event()
+        for _ in range(int(timeout / 0.05)):
+            if self._server.started:
+                return self
+            if not self._thread.is_alive():
+                break
+            deadline.wait(0.05)
+        raise RuntimeError(f"the app did not start on {self.url} within {timeout} s")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self._socket.close()
+
+
+def serve(settings: Settings | None = None, config: AppConfig | None = None) -> None:
+    config = config or AppConfig()
+    app = create_app(settings, config)
+    try:
+        uvicorn.run(app.asgi, host=config.host, port=config.port, log_level="info")
+    finally:
+        app.close()

@@ -1,0 +1,387 @@
+"""The Gradio Blocks: prediction, batch scoring, feedback and the model's history.
+
+Handlers stay thin: the model comes from the ModelHolder, history from the published
+snapshot, storage from the FeedbackStore. Every user-facing failure is a gr.Error with a
+message saying what to fix; internal errors are logged and counted, never shown as a trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from matplotlib.figure import Figure
+
+from gradio_app import history
+from gradio_app.config import AppConfig
+from gradio_app.feedback import FeedbackStore, ServedPrediction
+from gradio_app.model_holder import HolderStatus, ModelHolder, NoModelError, Prediction
+from gradio_app.telemetry import Telemetry
+from sentiment_assets.lib.batch_io import InputFileError, read_texts
+from sentiment_assets.lib.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Rows scored per call in a batch: small enough that single-tweet requests interleave with a
+# big upload (the model lock is taken per chunk), large enough to batch the encoder well.
+BATCH_CHUNK = 256
+PREVIEW_ROWS = 20
+OUTPUT_MAX_AGE_SECONDS = 15 * 60
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    config: AppConfig
+    holder: ModelHolder
+    telemetry: Telemetry
+    feedback: FeedbackStore
+    workdir: Path
+
+
+class UserError(ValueError):
+    """Input the user must fix: shown as is, counted as an input error."""
+
+
+def _guard(ctx: AppContext, endpoint: str) -> Callable:
+    """Turn exceptions into gr.Error messages and error counts, one policy for all handlers."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except UserError as error:
+                ctx.telemetry.observe_error(endpoint, "input")
+                raise gr.Error(str(error), print_exception=False) from None
+            except NoModelError as error:
+                ctx.telemetry.observe_error(endpoint, "no_model")
+                raise gr.Error(str(error), print_exception=False) from None
+            except gr.Error:
+                ctx.telemetry.observe_error(endpoint, "input")
+                raise
+            except Exception as error:
+                log.exception("%s failed", endpoint)
+                ctx.telemetry.observe_error(endpoint, "internal")
+                raise gr.Error(
+                    f"internal error ({type(error).__name__}); it was logged", print_exception=False
+                ) from None
+
+        return wrapper
+
+    return decorate
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "never"
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _month(day: str) -> str:
+    return day[:7] if day else "?"
+
+
+def status_markdown(status: HolderStatus) -> str:
+    lines = []
+    served = status.served
+    if served is None:
+        lines.append("**No model is being served yet.**")
+    else:
+        lines.append(
+            f"Serving **version {served.version}** ({served.family}, trained through "
+            f"{_month(served.trained_through)}), loaded {_when(status.loaded_at)} "
+            f"in {status.load_seconds:.1f} s."
+        )
+    if status.failure is not None:
+        keep = f" Still serving version {served.version}." if served else ""
+        lines.append(f"⚠️ {status.failure.message}.{keep}")
+    lines.append(f"Registry last checked {_when(status.last_check_at)}.")
+    return "  \n".join(lines)
+
+
+def _check_text(text: str | None, limit: int) -> str:
+    if text is None or not str(text).strip():
+        raise UserError("Type a tweet first: the text is empty.")
+    text = str(text)
+    if len(text) > limit:
+        raise UserError(f"The text is {len(text)} characters long; the limit is {limit}.")
+    return text
+
+
+def predict_one(ctx: AppContext, text: str | None) -> tuple:
+    text = _check_text(text, ctx.config.max_text_chars)
+    prediction = ctx.holder.predict([text])
+    ctx.telemetry.observe_prediction(
+        "predict",
+        prediction.version,
+        prediction.family,
+        prediction.labels,
+        prediction.latency_ms / 1000,
+    )
+    served = ctx.feedback.log_prediction(text, prediction)
+    score = prediction.scores[0]
+    return (
+        {"positive": score, "negative": 1.0 - score},
+        round(score, 6),
+        prediction.version,
+        _month(prediction.trained_through),
+        round(prediction.latency_ms, 3),
+        served,
+        status_markdown(ctx.holder.status()),
+    )
+
+
+def give_feedback(ctx: AppContext, served: ServedPrediction | None, corrected: str | None) -> str:
+    if served is None:
+        raise UserError("Predict a tweet first: there is no prediction to correct.")
+    if corrected not in ("negative", "positive"):
+        raise UserError("Pick the right label (negative or positive) first.")
+    try:
+        record = ctx.feedback.log_feedback(served, corrected)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    ctx.telemetry.feedback.labels(corrected).inc()
+    ctx.telemetry.requests.labels("feedback", "ok").inc()
+    return (
+        f"Thanks: recorded **{record['corrected_label']}** for the prediction of version "
+        f"{record['model_version']} (feedback id `{record['feedback_id'][:8]}`). It goes into "
+        "the next month's training data."
+    )
+
+
+def _clean_old_outputs(workdir: Path) -> None:
+    cutoff = time.time() - OUTPUT_MAX_AGE_SECONDS
+    for path in workdir.glob("predictions-*.csv"):
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+
+
+def score_file(ctx: AppContext, upload: str | None) -> tuple[str, str, pd.DataFrame]:
+    if not upload:
+        raise UserError("Upload a .csv or .jsonl file with a 'text' column first.")
+    # Only the temp file Gradio wrote is opened; the user's own name is for messages alone.
+    path = Path(upload)
+    name = path.name
+    size = path.stat().st_size
+    limit = ctx.config.max_upload_bytes
+    if size > limit:
+        raise UserError(f"{name} is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.")
+    try:
+        frame = read_texts(path, max_rows=ctx.config.max_batch_rows)
+    except InputFileError as error:
+        raise UserError(str(error).replace(str(path), name)) from None
+    texts = frame["text"].tolist()
+    too_long = [i + 1 for i, t in enumerate(texts) if len(t) > ctx.config.max_text_chars]
+    if too_long:
+        shown = ", ".join(map(str, too_long[:5])) + (" ..." if len(too_long) > 5 else "")
+        raise UserError(
+            f"{name}: {len(too_long)} row(s) longer than {ctx.config.max_text_chars} characters "
+            f"(data rows {shown}); shorten or drop them."
+        )
+    served = ctx.holder.current()  # one version for the whole file, whatever the alias does
+    scores: list[float] = []
+    labels: list[str] = []
+    latency_ms = 0.0
+    for start in range(0, len(texts), BATCH_CHUNK):
+        part = served.predict(texts[start : start + BATCH_CHUNK])
+        scores.extend(part.scores)
+        labels.extend(part.labels)
+        latency_ms += part.latency_ms
+    prediction = Prediction(
+        labels, scores, served.info.version, served.info.family, served.info.trained_through,
+        latency_ms,
+    )
+    ctx.telemetry.observe_prediction(
+        "batch", prediction.version, prediction.family, labels, latency_ms / 1000
+    )
+    ctx.feedback.log_batch(name, len(texts), prediction)
+    output = pd.DataFrame(
+        {"text": texts, "label": labels, "score": scores, "model_version": served.info.version}
+    )
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    _clean_old_outputs(ctx.workdir)
+    out = ctx.workdir / f"predictions-{uuid.uuid4().hex[:12]}.csv"
+    output.to_csv(out, index=False)
+    positive = labels.count("positive")
+    summary = (
+        f"Scored **{len(texts)}** rows of {name} with version {served.info.version} "
+        f"({served.info.family}) in {latency_ms:.0f} ms: {positive} positive, "
+        f"{len(texts) - positive} negative."
+    )
+    return str(out), summary, output.head(PREVIEW_ROWS)
+
+
+def drift_figure(drift: pd.DataFrame) -> Figure | None:
+    """Small multiples: one panel per statistic, its value per month against its threshold."""
+    if drift.empty:
+        return None
+    statistics = sorted(drift["statistic"].unique())
+    figure = Figure(figsize=(9, 1.9 * len(statistics) + 0.4), layout="constrained")
+    axes = figure.subplots(len(statistics), 1, sharex=True, squeeze=False)[:, 0]
+    for axis, statistic in zip(axes, statistics, strict=True):
+        rows = drift[drift["statistic"] == statistic].sort_values("month")
+        axis.plot(rows["month"], rows["value"], marker="o", color="tab:blue", label="value")
+        axis.plot(rows["month"], rows["threshold"], ls="--", color="tab:gray", label="threshold")
+        hot = rows[rows["drifted"]]
+        axis.scatter(hot["month"], hot["value"], color="tab:red", zorder=3, label="drifted")
+        kind = rows["kind"].dropna().iloc[0] if rows["kind"].notna().any() else ""
+        axis.set_title(f"{statistic} ({kind})" if kind else statistic, fontsize=10, loc="left")
+        axis.grid(alpha=0.3)
+    axes[0].legend(loc="upper left", fontsize=8, ncols=3)
+    return figure
+
+
+def read_history(ctx: AppContext) -> tuple:
+    snapshot = history.read_snapshot(ctx.settings.published_dir)
+    metrics = history.metric_history(snapshot.evaluations)
+    drift = history.drift_history(snapshot.drift)
+    promotions = history.promotion_table(snapshot.promotions)
+    lines = []
+    if snapshot.published_at is not None:
+        lines.append(f"Snapshot published {snapshot.published_at:%Y-%m-%d %H:%M:%S} UTC.")
+    champion = snapshot.champion
+    if champion:
+        lines.append(
+            f"Champion per the pipeline: version {champion.get('version')} "
+            f"({champion.get('family')}, trained through {_month(str(champion.get('trained_through', '')))}), "
+            f"decision {champion.get('decision')} at {champion.get('promoted_at')}."
+        )
+    lines.extend(f"⚠️ {note}" for note in snapshot.notes)
+    if metrics.empty:
+        lines.append("No forward-chained evaluations yet (they start with the second month).")
+    drift_note = (
+        "No drift reports yet: the drift_report asset writes one per month once it runs."
+        if drift.empty
+        else f"{int(drift['drifted'].sum())} of {len(drift)} month × statistic checks over "
+        "their threshold (red points)."
+    )
+    drift_table = drift.assign(month=drift["month"].astype(str).str[:7]) if not drift.empty else drift
+    return (
+        "  \n".join(lines),
+        metrics,
+        metrics,
+        drift_note,
+        drift_figure(drift),
+        drift_table,
+        promotions if not promotions.empty else None,
+    )
+
+
+def check_now(ctx: AppContext) -> str:
+    ctx.holder.refresh(force=True)
+    return status_markdown(ctx.holder.status())
+
+
+def build_blocks(ctx: AppContext) -> gr.Blocks:
+    config = ctx.config
+    with gr.Blocks(
+        title="Tweet sentiment", analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as blocks:
+        gr.Markdown("# Tweet sentiment\nThe registry's champion, reloaded when the alias moves.")
+        with gr.Row():
+            status = gr.Markdown(elem_id="model-status")
+            check = gr.Button("Check the registry now", size="sm", scale=0)
+        last = gr.State(None)
+        with gr.Tab("Predict"):
+            text = gr.Textbox(
+                label="Tweet",
+                lines=3,
+                max_length=config.max_text_chars,
+                placeholder="Type a tweet, e.g. 'loving the new update, works great'",
+                elem_id="tweet-input",
+            )
+            predict_button = gr.Button("Predict", variant="primary", elem_id="predict-button")
+            with gr.Row():
+                label = gr.Label(label="Sentiment", num_top_classes=2, elem_id="prediction-label")
+                with gr.Column():
+                    score = gr.Number(label="P(positive)", precision=4, elem_id="prediction-score")
+                    version = gr.Textbox(label="Model version", elem_id="prediction-version")
+                    trained = gr.Textbox(label="Trained through (month)")
+                    latency = gr.Number(label="Model latency (ms)", precision=2)
+            with gr.Accordion("Wrong answer? Correct it", open=False):
+                corrected = gr.Radio(["negative", "positive"], label="The right label")
+                feedback_button = gr.Button("Mark the last prediction wrong")
+                feedback_result = gr.Markdown()
+        with gr.Tab("Batch"):
+            gr.Markdown(
+                f"A .csv or .jsonl file with a `text` column: at most "
+                f"{config.max_upload_bytes / 1e6:.0f} MB, {config.max_batch_rows:,} rows and "
+                f"{config.max_text_chars} characters per text. You get a CSV with "
+                "text, label, score and model_version."
+            )
+            upload = gr.File(label="Tweets file", file_types=[".csv", ".jsonl"])
+            score_button = gr.Button("Score the file", variant="primary")
+            batch_summary = gr.Markdown()
+            result_file = gr.File(label="Predictions (CSV)", interactive=False)
+            preview = gr.Dataframe(label=f"First {PREVIEW_ROWS} rows", interactive=False)
+        with gr.Tab("History"):
+            refresh = gr.Button("Refresh from the published snapshot", size="sm")
+            summary = gr.Markdown()
+            with gr.Row():
+                accuracy = gr.LinePlot(
+                    x="eval_month",
+                    y="accuracy",
+                    color="model_family",
+                    title="Accuracy on the next month",
+                    x_title="evaluation month",
+                )
+                macro_f1 = gr.LinePlot(
+                    x="eval_month",
+                    y="macro_f1",
+                    color="model_family",
+                    title="Macro-F1 on the next month",
+                    x_title="evaluation month",
+                )
+            drift_note = gr.Markdown()
+            drift_plot = gr.Plot(label="Drift statistics per month (dashed: threshold)")
+            drift_table = gr.Dataframe(label="Drift reports", interactive=False)
+            promotions = gr.Dataframe(label="Promotion decisions (newest first)", interactive=False)
+
+        prediction_outputs = [label, score, version, trained, latency, last, status]
+        predict_fn = _guard(ctx, "predict")(functools.partial(predict_one, ctx))
+        predict_button.click(
+            predict_fn, text, prediction_outputs, api_name="predict", concurrency_limit=4
+        )
+        text.submit(
+            predict_fn, text, prediction_outputs, api_visibility="private", concurrency_limit=4
+        )
+        feedback_button.click(
+            _guard(ctx, "feedback")(functools.partial(give_feedback, ctx)),
+            [last, corrected],
+            feedback_result,
+            api_name="feedback",
+        )
+        score_button.click(
+            _guard(ctx, "batch")(functools.partial(score_file, ctx)),
+            upload,
+            [result_file, batch_summary, preview],
+            api_name="predict_batch",
+            concurrency_limit=1,
+        )
+        history_outputs = [
+            summary,
+            accuracy,
+            macro_f1,
+            drift_note,
+            drift_plot,
+            drift_table,
+            promotions,
+        ]
+        history_fn = functools.partial(read_history, ctx)
+        refresh.click(history_fn, None, history_outputs, api_name="history")
+        check.click(functools.partial(check_now, ctx), None, status, api_name="check_registry")
+        blocks.load(
+            lambda: status_markdown(ctx.holder.status()), None, status, api_visibility="private"
+        )
+        blocks.load(history_fn, None, history_outputs, api_visibility="private")
+    return blocks

@@ -1,0 +1,38 @@
+"""The published snapshot: what readers outside the pipeline (the app) may open.
+
+The app must never open the live warehouse: DuckDB admits one writing process, and a reader
+holding the file would block the pipeline. After every write to the metric history the
+pipeline copies the history tables to Parquet files under SENTIMENT_HOME/published/history,
+each written to a temp name and swapped in with os.replace, so a reader sees the previous
+snapshot or the new one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+HISTORY_TABLES = {
+    "model_evaluations": "metrics.model_evaluations",
+    "training_runs": "metrics.training_runs",
+    "promotions": "metrics.promotions",
+    "drift_reports": "metrics.drift_reports",
+}
+
+
+def history_dir(published_dir: Path) -> Path:
+    return published_dir / "history"
+
+
+def publish_history(con: duckdb.DuckDBPyConnection, published_dir: Path) -> dict[str, int]:
+    target_dir = history_dir(published_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name, table in HISTORY_TABLES.items():
+        staging = target_dir / f".{name}-{os.getpid()}.parquet"
+        con.execute(f"COPY (SELECT * FROM {table}) TO '{staging}' (FORMAT parquet)")
+        os.replace(staging, target_dir / f"{name}.parquet")
+        counts[name] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return counts
