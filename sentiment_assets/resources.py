@@ -47,6 +47,10 @@ class PlatformResource(dg.ConfigurableResource):
     def published_dir(self) -> Path:
         return Path(self.home) / "published"
 
+    @property
+    def landing_dir(self) -> Path:
+        return Path(self.home) / "landing"
+
 
 @functools.lru_cache(maxsize=4)
 def _load_encoder(name: str, device: str | None, batch_size: int):

@@ -29,7 +29,7 @@ def resources() -> dg.Definitions:
             "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
             "platform": PlatformResource(home=str(settings.home), source=settings.source),
             "encoder": EncoderResource(name=settings.encoder, device=settings.device),
-            "mlflow_tracking": platform_mlflow.configured(
+            "mlflow": platform_mlflow.configured(
                 mlflow_resource_config(settings.mlflow_tracking_uri)
             ),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),

@@ -276,8 +276,8 @@ def test_report_on_undrifted_data_is_clean_and_on_drifted_data_flags_each_kind()
             ref,
             sample(
                 17,
-                shift=0.3,
-                positive_rate=0.3,
+                shift=0.6,
+                positive_rate=0.2,
                 accuracy=0.65,
                 new_words=["rekt", "goated"],
                 new_share=0.3,

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from sentiment_assets.lib.landing import landing_files, quarantine
 from sentiment_assets.lib.sources import load_month
 from sentiment_assets.lib.warehouse import replace_month
 from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
@@ -34,30 +35,48 @@ def raw_tweets(
     platform: PlatformResource,
 ) -> dg.MaterializeResult:
     month = partition_month(context)
-    result = load_month(platform.source, month, max_text_chars=config.max_text_chars)
+    results = [load_month(platform.source, month, max_text_chars=config.max_text_chars)]
+    broken = []
+    for path in landing_files(platform.landing_dir):
+        try:
+            results.append(load_month(str(path), month, max_text_chars=config.max_text_chars))
+        except Exception as error:  # any unreadable file: quarantine it, report it, go on
+            moved = quarantine(path, f"{type(error).__name__}: {error}")
+            broken.append(f"{path.name}: {error} (moved to {moved})")
+    if broken:
+        raise dg.Failure(
+            "landing files could not be read and were quarantined: " + "; ".join(broken),
+            metadata={"quarantined": dg.MetadataValue.json(broken)},
+        )
     ingested_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    accepted = result.accepted.assign(ingested_at=ingested_at)
-    rejected = result.rejected.assign(ingested_at=ingested_at)
+    accepted = pd.concat([r.accepted for r in results], ignore_index=True).assign(
+        ingested_at=ingested_at
+    )
+    rejected = pd.concat([r.rejected for r in results], ignore_index=True).assign(
+        ingested_at=ingested_at
+    )
+    rows_in = sum(r.rows_in for r in results)
     with warehouse.connect() as con:
         replace_month(con, "raw.tweets", month, accepted)
         replace_month(con, "raw.rejected_tweets", month, rejected)
 
-    reject_rate = len(rejected) / result.rows_in if result.rows_in else 0.0
+    reject_rate = len(rejected) / rows_in if rows_in else 0.0
     reasons = rejected["reason"].value_counts().sort_index().to_dict() if len(rejected) else {}
     labelled = int(accepted["label_raw"].notna().sum())
     context.log.info(
-        f"{month:%Y-%m}: {result.rows_in} rows in, {len(accepted)} accepted, "
+        f"{month:%Y-%m}: {rows_in} rows in, {len(accepted)} accepted, "
         f"{len(rejected)} rejected {reasons}"
     )
     return dg.MaterializeResult(
         metadata={
-            "rows_in": result.rows_in,
+            "rows_in": rows_in,
             "rows_accepted": len(accepted),
             "rows_rejected": len(rejected),
             "rows_labelled": labelled,
             "reject_rate": reject_rate,
             "rejects_by_reason": dg.MetadataValue.json({k: int(v) for k, v in reasons.items()}),
             "source": platform.source,
+            "landing_files": len(results) - 1,
         },
         check_results=[
             dg.AssetCheckResult(

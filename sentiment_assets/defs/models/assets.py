@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import mlflow
+import mlflow as mlflow_api
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
@@ -152,7 +152,7 @@ def sentiment_model(
     warehouse: WarehouseResource,
     encoder: EncoderResource,
     platform: PlatformResource,
-    mlflow_tracking: dg.ResourceParam[Any],
+    mlflow: dg.ResourceParam[Any],
 ) -> dg.MaterializeResult:
     month = partition_month(context)
     unknown = sorted(set(config.families) - set(FAMILIES))
@@ -179,13 +179,13 @@ def sentiment_model(
         "positive_share": float(labels.mean()),
     }
     training_rows = []
-    with tracked_step(mlflow_tracking, context) as parent_run_id:
-        experiment_id = mlflow.get_run(parent_run_id).info.experiment_id
+    with tracked_step(mlflow, context) as parent_run_id:
+        experiment_id = mlflow_api.get_run(parent_run_id).info.experiment_id
         metadata["mlflow_parent_run"] = dg.MetadataValue.url(
             mlflow_ui_url(experiment_id, parent_run_id)
         )
         for family in config.families:
-            with mlflow.start_run(run_name=f"{family} {month:%Y-%m}", nested=True) as run:
+            with mlflow_api.start_run(run_name=f"{family} {month:%Y-%m}", nested=True) as run:
                 fit, params = _fit(
                     family,
                     frame,
@@ -218,15 +218,15 @@ def sentiment_model(
                 predictor.predict_proba_clean(sample)
                 latency_ms = 1000 * (time.perf_counter() - started) / max(len(sample), 1)
 
-                mlflow.log_params({**params, "family": family, "window_months": len(window)})
-                mlflow.log_params(
+                mlflow_api.log_params({**params, "family": family, "window_months": len(window)})
+                mlflow_api.log_params(
                     {
                         "encoder": text_encoder.fingerprint if uses_encoder else "none",
                         "device": str(text_encoder.device),
                         "window_start": window[0].isoformat(),
                     }
                 )
-                mlflow.log_metrics(
+                mlflow_api.log_metrics(
                     {
                         "val_accuracy": fit.validation.get("accuracy", float("nan")),
                         "val_macro_f1": fit.validation.get("macro_f1", float("nan")),
@@ -236,7 +236,7 @@ def sentiment_model(
                         "n_validation": fit.n_validation,
                     }
                 )
-                mlflow.set_tags(
+                mlflow_api.set_tags(
                     {
                         "family": family,
                         "partition_key": context.partition_key,
@@ -248,7 +248,7 @@ def sentiment_model(
                         "bundle_version": card.version,
                     }
                 )
-                mlflow.log_artifacts(str(directory), artifact_path=registry.BUNDLE_ARTIFACT_PATH)
+                mlflow_api.log_artifacts(str(directory), artifact_path=registry.BUNDLE_ARTIFACT_PATH)
                 version = registry.register_version(
                     client,
                     run.info.run_id,

@@ -64,7 +64,9 @@ def pick_challenger(
 
 @dg.asset(
     partitions_def=monthly_partitions,
-    deps=["sentiment_model"],
+    # After drift_report: the month's drift is judged against the champion it had before
+    # this month's promotion, not against a champion trained on the month itself.
+    deps=["sentiment_model", "drift_report"],
     pool=DUCKDB_POOL,
     group_name="models",
     kinds={"mlflow"},

@@ -1,0 +1,156 @@
+"""retrain_job and the two sensors that drive the platform on their own.
+
+- drift_sensor: a month whose drift_report says `drifted` gets retrain_job for that month.
+- new_data_sensor: a file dropped into SENTIMENT_HOME/landing gets its months rebuilt.
+
+Both start RUNNING (the daemon evaluates them; toggle them in the UI under Automation).
+"""
+
+import json
+import os
+import time
+
+import dagster as dg
+from dagster_mlflow import end_mlflow_on_run_finished
+
+from sentiment_assets.lib.landing import file_fingerprint, landing_files
+from sentiment_assets.lib.retrain_policy import (
+    DriftEvent,
+    SensorCursor,
+    plan_retrains,
+    run_key,
+)
+from sentiment_assets.lib.settings import load_settings
+from sentiment_assets.lib.sources import months_in_source
+from sentiment_assets.partitions import monthly_partitions
+
+COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"
+DEFAULT_COOLDOWN_SECONDS = 6 * 3600
+
+retrain_job = dg.define_asset_job(
+    "retrain_job",
+    selection=dg.AssetSelection.assets("sentiment_model", "model_challenger", "model_champion"),
+    partitions_def=monthly_partitions,
+    description="Retrain one month's models, then run the promotion gate and move the "
+    "champion if the challenger passes. Started by drift_sensor.",
+    # Every MLflow step also ends its run itself; the hook is the library's belt to those braces.
+    hooks={end_mlflow_on_run_finished},
+    tags={"sentiment/job": "retrain"},
+)
+
+# Everything that depends on a month's raw data, for new_data_sensor's runs.
+INGEST_SELECTION = dg.AssetSelection.assets("raw_tweets").downstream()
+
+
+def cooldown_seconds() -> float:
+    return float(os.environ.get(COOLDOWN_ENV, DEFAULT_COOLDOWN_SECONDS))
+
+
+def latest_storage_ids(instance: dg.DagsterInstance, asset: str, partitions: set[str]) -> dict:
+    latest = {}
+    for partition in partitions:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
+            limit=1,
+        ).records
+        if records:
+            latest[partition] = records[0].storage_id
+    return latest
+
+
+@dg.sensor(
+    job=retrain_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests retrain_job for a month whose new drift_report is drifted "
+    "(run_key holds the drift event's storage id; cooldown and staleness guards).",
+)
+def drift_sensor(context: dg.SensorEvaluationContext):
+    cursor = SensorCursor.parse(context.cursor)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("drift_report"), after_storage_id=cursor.after_storage_id
+        ),
+        limit=100,
+        ascending=True,
+    ).records
+    if not records:
+        return dg.SkipReason("no new drift_report materializations")
+    events = []
+    for record in records:
+        metadata = record.asset_materialization.metadata
+        drifted = metadata.get("drifted")
+        events.append(
+            DriftEvent(
+                storage_id=record.storage_id,
+                partition=record.partition_key,
+                drifted=bool(drifted.value) if drifted is not None else False,
+                timestamp=record.timestamp,
+            )
+        )
+    plan = plan_retrains(
+        events,
+        cursor,
+        latest_storage_ids(context.instance, "sentiment_model", {e.partition for e in events}),
+        now=time.time(),
+        cooldown_seconds=cooldown_seconds(),
+    )
+    for event, reason in plan.skipped:
+        context.log.info(f"drift_report {event.partition} (#{event.storage_id}): {reason}")
+    requests = [
+        dg.RunRequest(
+            run_key=run_key(event),
+            partition_key=event.partition,
+            tags={
+                "sentiment/trigger": "drift",
+                "sentiment/drift_storage_id": str(event.storage_id),
+            },
+        )
+        for event in plan.requests
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=plan.cursor.dump())
+
+
+@dg.sensor(
+    target=INGEST_SELECTION,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests raw_tweets and everything downstream for the months of each new "
+    "or changed file in SENTIMENT_HOME/landing.",
+)
+def new_data_sensor(context: dg.SensorEvaluationContext):
+    settings = load_settings()
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    valid_keys = set(monthly_partitions.get_partition_keys())
+    requests = []
+    for path in landing_files(settings.landing_dir):
+        fingerprint = file_fingerprint(path)
+        if seen.get(path.name) == fingerprint:
+            continue
+        seen[path.name] = fingerprint
+        try:
+            months = [m.isoformat() for m in months_in_source(str(path))]
+        except Exception as error:
+            # The run itself reports the error and quarantines the file; ask for one run, once.
+            context.log.warning(f"{path.name}: cannot read its dates ({error})")
+            months = [max(valid_keys)]
+        outside = sorted(set(months) - valid_keys)
+        if outside:
+            context.log.warning(
+                f"{path.name}: months {outside} are outside the partitions "
+                f"({min(valid_keys)}..{max(valid_keys)}); set SENTIMENT_MONTHS to include them"
+            )
+        for month in sorted(set(months) & valid_keys):
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"landing-{path.name}-{fingerprint}-{month}",
+                    partition_key=month,
+                    tags={"sentiment/trigger": "new_data", "sentiment/landing_file": path.name},
+                )
+            )
+    if not requests:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason("no new files in the landing folder"),
+            cursor=json.dumps(seen, sort_keys=True),
+        )
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))

@@ -1,0 +1,117 @@
+"""Tiny real champions for the app tests: TF-IDF models in a throwaway MLflow registry.
+
+The models go through the same path as the pipeline's (save_bundle, an MLflow run's `model/`
+artifact, a registered version with family and month tags), just trained on a few hundred
+synthetic tweets so that a version costs well under a second.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from sentiment_assets.lib import registry
+from sentiment_assets.lib.model_bundle import ModelCard, data_fingerprint, save_bundle
+from sentiment_assets.lib.settings import Settings, load_settings
+from sentiment_assets.lib.synthetic import SyntheticConfig, generate_month
+from sentiment_assets.lib.text import clean_text, map_label
+from sentiment_assets.lib.training import (
+    TFIDF_LOGREG,
+    LogRegParams,
+    fit_tfidf_logreg,
+    holdout_mask,
+)
+
+MONTH = date(2024, 1, 1)
+
+
+@dataclass
+class Corpus:
+    tweet_ids: list[str]
+    texts: list[str]
+    labels: np.ndarray
+
+
+def synthetic_corpus(n: int = 400, seed: int = 11) -> Corpus:
+    frame = generate_month(SyntheticConfig(seed=seed, tweets_per_month=n, drift={}), MONTH)
+    frame = frame.drop_duplicates("tweet_id")
+    frame["y"] = frame["label"].map(map_label)
+    frame["text"] = frame["text"].map(clean_text)
+    frame = frame[frame["y"].notna() & (frame["text"].str.len().between(1, 1000))]
+    return Corpus(
+        frame["tweet_id"].tolist(), frame["text"].tolist(), frame["y"].to_numpy(dtype=int)
+    )
+
+
+def home_settings(home: Path) -> Settings:
+    return load_settings(
+        {
+            "SENTIMENT_HOME": str(home),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+            "SENTIMENT_DEVICE": "cpu",
+        }
+    )
+
+
+def register_tfidf(
+    settings: Settings, corpus: Corpus, C: float, month: date = MONTH
+) -> registry.VersionInfo:
+    """Train, bundle, log and register one TF-IDF version (not made champion)."""
+    params = LogRegParams(C=C, seed=0, min_df=1)
+    holdout = holdout_mask(corpus.tweet_ids, 0.1)
+    fit = fit_tfidf_logreg(corpus.texts, corpus.labels, holdout, params)
+    card = ModelCard(
+        family=TFIDF_LOGREG,
+        trained_through=month.isoformat(),
+        window_start=month.isoformat(),
+        params=params.as_dict(),
+        data_fingerprint=data_fingerprint(corpus.tweet_ids, corpus.labels),
+        metrics={"validation": fit.validation},
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = save_bundle(Path(tmp) / "bundle", card, fit.estimator)
+        return _log_and_register(settings, bundle, card)
+
+
+def register_broken(settings: Settings, month: date = MONTH) -> registry.VersionInfo:
+    """A version whose weights file is garbage: loading it must fail, serving must not."""
+    card = ModelCard(
+        family=TFIDF_LOGREG,
+        trained_through=month.isoformat(),
+        window_start=month.isoformat(),
+        params={},
+        data_fingerprint="broken",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bundle"
+        bundle.mkdir()
+        (bundle / "card.json").write_text(__import__("json").dumps(card.__dict__, default=str))
+        (bundle / "model.skops").write_bytes(b"this is not a zip file")
+        return _log_and_register(settings, bundle, card)
+
+
+def _log_and_register(settings: Settings, bundle: Path, card: ModelCard) -> registry.VersionInfo:
+    experiment_id = registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir)
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=card.version) as run:
+        mlflow.log_artifacts(str(bundle), artifact_path=registry.BUNDLE_ARTIFACT_PATH)
+        return registry.register_version(
+            client,
+            run.info.run_id,
+            run.info.artifact_uri,
+            tags={
+                "family": card.family,
+                "trained_through": card.trained_through,
+                "bundle_version": card.version,
+            },
+        )
+
+
+def set_champion(settings: Settings, version: str) -> registry.VersionInfo:
+    return registry.set_champion(MlflowClient(settings.mlflow_tracking_uri), version)

@@ -1,0 +1,61 @@
+"""Fixtures for the app tests: one throwaway registry with real TF-IDF champions per session.
+
+Versions: 1 and 2 are real models trained with different regularisation (so their scores
+differ and an answer tells which one gave it); 3 is a broken bundle. Version 1 is champion;
+a test that moves the alias puts it back with `champion_restored`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sentiment_assets.lib import registry
+from sentiment_assets.lib.settings import Settings
+from tests.app.champions import (
+    Corpus,
+    home_settings,
+    register_broken,
+    register_tfidf,
+    set_champion,
+    synthetic_corpus,
+)
+
+# The app module sets these too; set them before anything imports gradio or mlflow here.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@dataclass
+class RegistryHome:
+    home: Path
+    settings: Settings
+    corpus: Corpus
+    v1: registry.VersionInfo
+    v2: registry.VersionInfo
+    broken: registry.VersionInfo
+
+
+@pytest.fixture(scope="session")
+def registry_home(tmp_path_factory: pytest.TempPathFactory) -> RegistryHome:
+    home = tmp_path_factory.mktemp("app-home")
+    settings = home_settings(home)
+    corpus = synthetic_corpus()
+    v1 = register_tfidf(settings, corpus, C=1.0)
+    v2 = register_tfidf(settings, corpus, C=0.05)
+    broken = register_broken(settings)
+    set_champion(settings, v1.version)
+    return RegistryHome(home, settings, corpus, v1, v2, broken)
+
+
+@pytest.fixture
+def champion_restored(registry_home: RegistryHome) -> Iterator[RegistryHome]:
+    """For tests that move the alias: version 1 is champion again afterwards."""
+    try:
+        yield registry_home
+    finally:
+        set_champion(registry_home.settings, registry_home.v1.version)

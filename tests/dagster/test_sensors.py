@@ -1,0 +1,134 @@
+"""drift_sensor and new_data_sensor evaluated against a real ephemeral Dagster instance."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from sentiment_assets.defs.ingest.assets import raw_tweets
+from sentiment_assets.defs.monitoring.sensors import COOLDOWN_ENV, drift_sensor, new_data_sensor
+from sentiment_assets.lib.settings import load_settings
+from sentiment_assets.resources import PlatformResource, WarehouseResource
+from tests.conftest import use_home
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def report(instance: dg.DagsterInstance, asset: str, partition: str, **metadata) -> int:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=asset, partition=partition, metadata=metadata)
+    )
+    return instance.fetch_materializations(dg.AssetKey(asset), limit=1).records[0].storage_id
+
+
+def tick(sensor, instance, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    result = sensor(context)
+    if isinstance(result, dg.SkipReason):
+        return [], cursor
+    return list(result.run_requests or []), result.cursor
+
+
+def test_no_drift_requests_nothing(instance, monkeypatch):
+    monkeypatch.setenv(COOLDOWN_ENV, "0")
+    report(instance, "drift_report", "2024-02-01", drifted=False)
+    requests, cursor = tick(drift_sensor, instance)
+    assert requests == []
+    assert json.loads(cursor)["after_storage_id"] > 0, "the event is consumed"
+    assert tick(drift_sensor, instance, cursor)[0] == []
+
+
+def test_drift_requests_one_retrain_once(instance, monkeypatch):
+    monkeypatch.setenv(COOLDOWN_ENV, "0")
+    report(instance, "drift_report", "2024-02-01", drifted=False)
+    storage_id = report(instance, "drift_report", "2024-03-01", drifted=True)
+    requests, cursor = tick(drift_sensor, instance)
+    assert len(requests) == 1
+    (request,) = requests
+    assert request.partition_key == "2024-03-01"
+    assert str(storage_id) in request.run_key
+    assert request.job_name in (None, "retrain_job")
+    again, _ = tick(drift_sensor, instance, cursor)
+    assert again == [], "the same drift event must not retrain twice"
+
+
+def test_a_newer_drift_of_the_same_month_retrains_again(instance, monkeypatch):
+    monkeypatch.setenv(COOLDOWN_ENV, "0")
+    report(instance, "drift_report", "2024-03-01", drifted=True)
+    first, cursor = tick(drift_sensor, instance)
+    report(instance, "drift_report", "2024-03-01", drifted=True)
+    second, _ = tick(drift_sensor, instance, cursor)
+    assert len(first) == len(second) == 1
+    assert first[0].run_key != second[0].run_key
+    assert second[0].partition_key == "2024-03-01"
+
+
+def test_the_cooldown_holds(instance, monkeypatch):
+    monkeypatch.setenv(COOLDOWN_ENV, "3600")
+    report(instance, "drift_report", "2024-03-01", drifted=True)
+    first, cursor = tick(drift_sensor, instance)
+    report(instance, "drift_report", "2024-03-01", drifted=True)
+    second, cursor = tick(drift_sensor, instance, cursor)
+    assert len(first) == 1 and second == []
+    # Another month is not affected by March's cooldown.
+    report(instance, "drift_report", "2024-02-01", drifted=True)
+    third, _ = tick(drift_sensor, instance, cursor)
+    assert [r.partition_key for r in third] == ["2024-02-01"]
+
+
+def test_a_drift_report_older_than_the_model_is_stale(instance, monkeypatch):
+    monkeypatch.setenv(COOLDOWN_ENV, "0")
+    report(instance, "drift_report", "2024-03-01", drifted=True)
+    report(instance, "sentiment_model", "2024-03-01")
+    requests, _ = tick(drift_sensor, instance)
+    assert requests == [], "the model was already retrained after this drift was measured"
+
+
+GOOD_ROWS = "text,created_at,label\nlove this new phone,2024-02-10 10:00:00,positive\n" + (
+    "worst coffee ever,2024-02-11 09:30:00,negative\n"
+)
+
+
+def test_new_data_sensor_requests_the_files_months_once(instance, tmp_path, monkeypatch):
+    use_home(monkeypatch, tmp_path / "home")
+    landing = load_settings().landing_dir
+    landing.mkdir(parents=True)
+    (landing / "february.csv").write_text(GOOD_ROWS)
+    requests, cursor = tick(new_data_sensor, instance)
+    assert [r.partition_key for r in requests] == ["2024-02-01"]
+    assert tick(new_data_sensor, instance, cursor)[0] == []
+    (landing / "february.csv").write_text(GOOD_ROWS + "meh,2024-03-02 08:00:00,negative\n")
+    changed, _ = tick(new_data_sensor, instance, cursor)
+    assert sorted(r.partition_key for r in changed) == ["2024-02-01", "2024-03-01"]
+
+
+def test_a_malformed_file_fails_its_run_clearly_and_is_not_retried(instance, tmp_path, monkeypatch):
+    home = use_home(monkeypatch, tmp_path / "home")
+    settings = load_settings()
+    settings.landing_dir.mkdir(parents=True)
+    bad = settings.landing_dir / "broken.csv"
+    bad.write_text("text,when\nhello,yesterday\n")
+    requests, cursor = tick(new_data_sensor, instance)
+    assert len(requests) == 1, "one run, so the error shows up in a run"
+    assert tick(new_data_sensor, instance, cursor)[0] == []
+
+    result = dg.materialize(
+        [raw_tweets],
+        partition_key=requests[0].partition_key,
+        resources={
+            "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
+            "platform": PlatformResource(home=str(home), source="synthetic"),
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert "broken.csv" in failure.step_failure_data.error.message
+    assert not bad.exists()
+    assert (settings.landing_dir / "quarantine" / "broken.csv").exists()
+    assert (settings.landing_dir / "quarantine" / "broken.csv.reason.txt").read_text().strip()
