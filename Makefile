@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
 
-.PHONY: setup manifest pipeline demo ui test test-fast lint bench compare clean
+.PHONY: setup manifest pipeline demo ui test test-fast lint bench compare drift-demo drift-power clean
 
 setup: $(VENV)/.installed
 
@@ -55,6 +55,13 @@ bench: setup
 	mkdir -p bench/results
 	$(PYTHON) -m bench.bench_embeddings --out bench/results/embeddings.json
 	$(PYTHON) -m bench.bench_rematerialize --out bench/results/rematerialize.json
+
+drift-demo: setup
+	$(VENV)/bin/sentiment drift-demo
+
+drift-power: setup
+	mkdir -p bench/results
+	$(PYTHON) -m bench.drift_power --seeds 20 --out bench/results/drift_power.json --md bench/results/drift_power.md
 
 compare: setup
 	mkdir -p bench/results

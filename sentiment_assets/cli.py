@@ -213,6 +213,12 @@ def command_champion(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_drift_demo(args: argparse.Namespace) -> int:
+    from sentiment_assets.drift_demo import main as drift_demo_main
+
+    return drift_demo_main()
+
+
 def command_prepare(args: argparse.Namespace) -> int:
     settings = prepare_environment()
     print(settings.dagster_home)
@@ -245,6 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     show = commands.add_parser("champion", help="print the current champion")
     show.set_defaults(handler=command_champion)
+
+    demo = commands.add_parser("drift-demo", help="the drift -> retrain loop, self-checking")
+    demo.set_defaults(
+        handler=lambda args: __import__("sentiment_assets.drift_demo").drift_demo.main()
+    )
 
     prepare = commands.add_parser("prepare", help="create SENTIMENT_HOME and DAGSTER_HOME")
     prepare.set_defaults(handler=command_prepare)

@@ -248,7 +248,9 @@ def sentiment_model(
                         "bundle_version": card.version,
                     }
                 )
-                mlflow_api.log_artifacts(str(directory), artifact_path=registry.BUNDLE_ARTIFACT_PATH)
+                mlflow_api.log_artifacts(
+                    str(directory), artifact_path=registry.BUNDLE_ARTIFACT_PATH
+                )
                 version = registry.register_version(
                     client,
                     run.info.run_id,

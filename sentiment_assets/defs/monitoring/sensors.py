@@ -26,6 +26,20 @@ from sentiment_assets.partitions import monthly_partitions
 
 COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"
 DEFAULT_COOLDOWN_SECONDS = 6 * 3600
+RETRAIN_WINDOW_ENV = "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS"
+
+
+def retrain_run_config() -> dict:
+    """A drift retrain learns from the drifted month alone by default: the months before it
+    describe a world that has just changed. The promotion gate compares on the same window."""
+    window = int(os.environ.get(RETRAIN_WINDOW_ENV, "1"))
+    return {
+        "ops": {
+            "sentiment_model": {"config": {"window_months": window}},
+            "model_challenger": {"config": {"window_months": window}},
+        }
+    }
+
 
 retrain_job = dg.define_asset_job(
     "retrain_job",
@@ -101,6 +115,7 @@ def drift_sensor(context: dg.SensorEvaluationContext):
         dg.RunRequest(
             run_key=run_key(event),
             partition_key=event.partition,
+            run_config=retrain_run_config(),
             tags={
                 "sentiment/trigger": "drift",
                 "sentiment/drift_storage_id": str(event.storage_id),
