@@ -83,9 +83,14 @@ def drift_stats(settings, month: date) -> tuple[dict, str]:
 
 
 def format_table(rows: list[MonthRow]) -> str:
-    header = (
-        ["month"] + SHOWN + ["verdict", "retrain", "champion before→after", "accuracy before→after"]
-    )
+    header = [
+        "month",
+        *SHOWN,
+        "verdict",
+        "retrain",
+        "champion before→after",
+        "accuracy before→after",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row.month]
