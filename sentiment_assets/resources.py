@@ -51,6 +51,10 @@ class PlatformResource(dg.ConfigurableResource):
     def landing_dir(self) -> Path:
         return Path(self.home) / "landing"
 
+    @property
+    def feedback_dir(self) -> Path:
+        return Path(self.home) / "feedback"
+
 
 @functools.lru_cache(maxsize=4)
 def _load_encoder(name: str, device: str | None, batch_size: int):

@@ -244,9 +244,18 @@ def _too_small(
     )
 
 
-def _labelled(labels: np.ndarray | None) -> np.ndarray:
-    if labels is None:
-        return np.zeros(0, dtype=bool)
+def _matrix(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D (n, d) array, got shape {x.shape}")
+    return x
+
+
+def _labels(labels: np.ndarray | Sequence[float] | None) -> np.ndarray | None:
+    return None if labels is None else np.asarray(labels, dtype=np.float64).reshape(-1)
+
+
+def _labelled(labels: np.ndarray) -> np.ndarray:
     return (labels == 0) | (labels == 1)
 
 
@@ -322,6 +331,7 @@ def embedding_mean_distance(
     (it shares the embedding check's budget with the MMD test).
     """
     name = EMBEDDING_MEAN_DISTANCE
+    reference, current = _matrix(reference), _matrix(current)
     skipped = _too_small(
         name, "embedding", "error", len(reference), len(current), thresholds.min_samples
     )
@@ -362,6 +372,7 @@ def embedding_mmd(
     Tested at alpha/2 (it shares the embedding check's budget with the mean distance).
     """
     name = EMBEDDING_MMD
+    reference, current = _matrix(reference), _matrix(current)
     skipped = _too_small(
         name, "embedding", "error", len(reference), len(current), thresholds.min_samples
     )
@@ -541,6 +552,7 @@ def label_prior(
     Only when both sides carry labels. Value = |current - reference| positive share.
     """
     name = LABEL_PRIOR
+    reference_labels, current_labels = _labels(reference_labels), _labels(current_labels)
     if reference_labels is None or current_labels is None:
         return _skipped(name, "label", "error", NO_LABELS)
     ref = reference_labels[_labelled(reference_labels)]
@@ -583,8 +595,11 @@ def performance_drop(
     :class:`DriftSample`). Rows need both a score and a label.
     """
     name = PERFORMANCE_DROP
+    reference_labels, current_labels = _labels(reference_labels), _labels(current_labels)
     if reference_labels is None or current_labels is None:
         return _skipped(name, "performance", "error", NO_LABELS)
+    reference_scores = np.asarray(reference_scores, dtype=np.float64).reshape(-1)
+    current_scores = np.asarray(current_scores, dtype=np.float64).reshape(-1)
     ref_ok = _labelled(reference_labels) & np.isfinite(reference_scores)
     cur_ok = _labelled(current_labels) & np.isfinite(current_scores)
     n_ref, n_cur = int(ref_ok.sum()), int(cur_ok.sum())

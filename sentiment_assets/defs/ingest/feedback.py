@@ -1,0 +1,75 @@
+"""user_feedback: corrections given in the app become labelled tweets of a training month.
+
+The app appends corrections to SENTIMENT_HOME/feedback/feedback.jsonl (never to the
+warehouse). Materialising user_feedback for month M writes them, de-duplicated, as one
+landing file dated in M: new_data_sensor then rebuilds M, raw_tweets ingests the file with
+the other sources, and the next model trained through M learns from the corrections. The
+landing file has a fixed name, so feedback belongs to one month at a time and is never
+counted twice.
+"""
+
+import json
+import os
+import tempfile
+from datetime import datetime, time
+
+import dagster as dg
+
+from sentiment_assets.partitions import monthly_partitions, partition_month
+from sentiment_assets.resources import PlatformResource
+
+FEEDBACK_LANDING_FILE = "user_feedback.jsonl"
+
+
+def read_feedback(path) -> list[dict]:
+    """Valid feedback records, the latest correction per prediction winning."""
+    if not path.exists():
+        return []
+    latest: dict[str, dict] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from a crash; the next write completes the file
+        if record.get("label") in (0, 1) and str(record.get("text", "")).strip():
+            latest[record.get("prediction_id") or record["feedback_id"]] = record
+    return list(latest.values())
+
+
+@dg.asset(
+    partitions_def=monthly_partitions,
+    group_name="ingest",
+    kinds={"python"},
+    description="Corrections from the app's feedback (SENTIMENT_HOME/feedback/feedback.jsonl) "
+    "written as a landing file dated in this month, so they join its training data.",
+)
+def user_feedback(
+    context: dg.AssetExecutionContext, platform: PlatformResource
+) -> dg.MaterializeResult:
+    month = partition_month(context)
+    records = read_feedback(platform.feedback_dir / "feedback.jsonl")
+    target = platform.landing_dir / FEEDBACK_LANDING_FILE
+    if not records:
+        return dg.MaterializeResult(metadata={"feedback_rows": 0})
+    created_at = datetime.combine(month.replace(day=15), time(12, 0)).isoformat(sep=" ")
+    lines = [
+        json.dumps(
+            {
+                "id": f"feedback-{r['feedback_id']}",
+                "text": r["text"],
+                "created_at": created_at,
+                "label": "positive" if r["label"] == 1 else "negative",
+            },
+            ensure_ascii=False,
+        )
+        for r in records
+    ]
+    platform.landing_dir.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=".feedback-", dir=platform.landing_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.replace(staging, target)
+    context.log.info(f"{len(records)} corrections written to {target} for {month:%Y-%m}")
+    return dg.MaterializeResult(
+        metadata={"feedback_rows": len(records), "landing_file": dg.MetadataValue.path(str(target))}
+    )
