@@ -183,7 +183,15 @@ class BackgroundServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         self._server = uvicorn.Server(
-            uvicorn.Config(asgi, log_level="warning", access_log=False, lifespan="on")
+            uvicorn.Config(
+                asgi,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                # Open event streams (a browser tab, a gradio_client) would hold a graceful
+                # shutdown forever; after this many seconds they are cut.
+                timeout_graceful_shutdown=2,
+            )
         )
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
@@ -206,7 +214,10 @@ class BackgroundServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=15)
+        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout=5)
         self._socket.close()
 
 
@@ -214,6 +225,12 @@ def serve(settings: Settings | None = None, config: AppConfig | None = None) -> 
     config = config or AppConfig()
     app = create_app(settings, config)
     try:
-        uvicorn.run(app.asgi, host=config.host, port=config.port, log_level="info")
+        uvicorn.run(
+            app.asgi,
+            host=config.host,
+            port=config.port,
+            log_level="info",
+            timeout_graceful_shutdown=5,
+        )
     finally:
         app.close()

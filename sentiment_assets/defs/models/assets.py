@@ -4,6 +4,7 @@ Each trained model is an MLflow run nested under the Dagster run's MLflow run, a
 of the registered model `tweet-sentiment` tagged with its family and month.
 """
 
+import os
 import time
 from datetime import date
 from importlib.metadata import version as package_version
@@ -81,8 +82,6 @@ def code_version() -> str:
 
 
 def mlflow_ui_url(experiment_id: str, run_id: str) -> str:
-    import os
-
     return registry.run_url(
         os.environ.get(MLFLOW_UI_URL_ENV, "http://127.0.0.1:5000"), experiment_id, run_id
     )
