@@ -132,9 +132,7 @@ class FeedbackStore:
                 "created_at": _now(),
                 "file_name": file_name,
                 "rows": rows,
-                "positive_share": (
-                    prediction.labels.count("positive") / rows if rows else None
-                ),
+                "positive_share": (prediction.labels.count("positive") / rows if rows else None),
                 "model_version": prediction.version,
                 "model_family": prediction.family,
                 "trained_through": prediction.trained_through,

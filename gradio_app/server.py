@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import secrets
 import shutil
 import socket
@@ -14,12 +13,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-# Before gradio is imported: it reads these once. The app runs offline and phones nowhere.
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import gradio as gr
 import uvicorn
@@ -114,6 +107,10 @@ def create_app(
     """
     settings = settings or load_settings()
     config = config or AppConfig()
+    if config.torch_threads is not None:
+        import torch  # loaded with any model anyway (skops imports it)
+
+        torch.set_num_threads(config.torch_threads)
     telemetry = Telemetry()
     if holder is None:
         holder = registry_holder(
@@ -122,6 +119,7 @@ def create_app(
             retry_failed_seconds=config.retry_failed_seconds,
             on_swap=telemetry.model_swapped,
             on_failure=telemetry.load_failed,
+            cpu_bf16=config.cpu_bf16,
         )
     holder.start()
     workdir = Path(tempfile.mkdtemp(prefix="sentiment-app-"))

@@ -154,16 +154,19 @@ def give_feedback(ctx: AppContext, served: ServedPrediction | None, corrected: s
     ctx.telemetry.requests.labels("feedback", "ok").inc()
     return (
         f"Thanks: recorded **{record['corrected_label']}** for the prediction of version "
-        f"{record['model_version']} (feedback id `{record['feedback_id'][:8]}`). It goes into "
-        "the next month's training data."
+        f"{record['model_version']} (feedback id `{record['feedback_id'][:8]}`). The pipeline's "
+        "user_feedback asset adds it to a month's training data."
     )
 
 
 def _clean_old_outputs(workdir: Path) -> None:
     cutoff = time.time() - OUTPUT_MAX_AGE_SECONDS
     for path in workdir.glob("predictions-*.csv"):
-        if path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass  # another request pruned it first
 
 
 def score_file(ctx: AppContext, upload: str | None) -> tuple[str, str, pd.DataFrame]:
@@ -175,7 +178,7 @@ def score_file(ctx: AppContext, upload: str | None) -> tuple[str, str, pd.DataFr
     size = path.stat().st_size
     limit = ctx.config.max_upload_bytes
     if size > limit:
-        raise UserError(f"{name} is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.")
+        raise UserError(f"{name} is {size / 2**20:.1f} MB; the limit is {limit / 2**20:.1f} MB.")
     try:
         frame = read_texts(path, max_rows=ctx.config.max_batch_rows)
     except InputFileError as error:
@@ -198,7 +201,11 @@ def score_file(ctx: AppContext, upload: str | None) -> tuple[str, str, pd.DataFr
         labels.extend(part.labels)
         latency_ms += part.latency_ms
     prediction = Prediction(
-        labels, scores, served.info.version, served.info.family, served.info.trained_through,
+        labels,
+        scores,
+        served.info.version,
+        served.info.family,
+        served.info.trained_through,
         latency_ms,
     )
     ctx.telemetry.observe_prediction(
@@ -265,7 +272,9 @@ def read_history(ctx: AppContext) -> tuple:
         else f"{int(drift['drifted'].sum())} of {len(drift)} month × statistic checks over "
         "their threshold (red points)."
     )
-    drift_table = drift.assign(month=drift["month"].astype(str).str[:7]) if not drift.empty else drift
+    drift_table = (
+        drift.assign(month=drift["month"].astype(str).str[:7]) if not drift.empty else drift
+    )
     return (
         "  \n".join(lines),
         metrics,
@@ -315,7 +324,7 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
         with gr.Tab("Batch"):
             gr.Markdown(
                 f"A .csv or .jsonl file with a `text` column: at most "
-                f"{config.max_upload_bytes / 1e6:.0f} MB, {config.max_batch_rows:,} rows and "
+                f"{config.max_upload_bytes / 2**20:.0f} MB, {config.max_batch_rows:,} rows and "
                 f"{config.max_text_chars} characters per text. You get a CSV with "
                 "text, label, score and model_version."
             )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import gradio_app  # noqa: F401  (sets the offline defaults before mlflow and gradio load)
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.settings import Settings
 from tests.app.champions import (
@@ -26,10 +27,6 @@ from tests.app.champions import (
     set_champion,
     synthetic_corpus,
 )
-
-# The app module sets these too; set them before anything imports gradio or mlflow here.
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @dataclass

@@ -161,3 +161,20 @@ def test_registry_holder_serves_the_champion_and_survives_a_broken_version(
     assert holder.refresh() is True
     assert holder.predict(texts[:1]).version == home.v2.version
     assert holder.status().failure is None
+
+
+def test_cpu_bf16_scorer_runs_the_model_under_bf16_autocast() -> None:
+    import torch
+
+    from gradio_app.model_holder import CpuBf16Scorer
+
+    class AutocastProbe:
+        def predict_proba(self, raw_texts: list[str]) -> np.ndarray:
+            on = (
+                torch.is_autocast_enabled("cpu")
+                and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            )
+            return np.full(len(raw_texts), 1.0 if on else 0.0)
+
+    assert AutocastProbe().predict_proba(["x"]).tolist() == [0.0]
+    assert CpuBf16Scorer(AutocastProbe()).predict_proba(["x", "y"]).tolist() == [1.0, 1.0]

@@ -312,7 +312,7 @@ def test_thresholds_are_validated():
         DriftSample(np.zeros((3, 2)), np.zeros(2), ["a", "b", "c"])
 
 
-def test_full_size_report_is_fast_enough():
+def test_full_size_report_1500_vs_1500_d384_is_fast_enough():
     import time
 
     rng = np.random.default_rng(20)
@@ -325,6 +325,20 @@ def test_full_size_report_is_fast_enough():
         return DriftSample(x, scores_for(rng, labels, 0.8), texts(rng, 1500), labels)
 
     ref, cur = big(0.0), big(0.0)
-    started = time.perf_counter()
+    # CPU seconds, not wall: on a shared machine the wall clock measures the neighbours. CPU
+    # time counts every thread, so under 5 CPU-seconds is under 5 s of wall on idle cores.
+    started = time.process_time()
     drift_report(ref, cur)
-    assert time.perf_counter() - started < 5.0
+    assert time.process_time() - started < 5.0
+
+
+def test_permutations_in_blocks_give_the_same_verdicts(monkeypatch: pytest.MonkeyPatch):
+    rng = np.random.default_rng(21)
+    ref, same, shifted = unit_vectors(rng, 300), unit_vectors(rng, 300), unit_vectors(rng, 300, 0.6)
+    whole = [drift.embedding_mean_distance(ref, x, TH) for x in (same, shifted)]
+    monkeypatch.setattr(drift, "_MASK_CELLS", 600 * 7)  # blocks of 7 permutations
+    blocked = [drift.embedding_mean_distance(ref, x, TH) for x in (same, shifted)]
+    assert [r.drifted for r in blocked] == [r.drifted for r in whole] == [False, True]
+    # The observed statistic does not depend on how the permutations were batched.
+    assert blocked[1].value == pytest.approx(whole[1].value, rel=1e-5)
+    assert blocked[1].detail["permutations"] == TH.permutations

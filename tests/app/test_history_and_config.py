@@ -1,0 +1,151 @@
+"""The snapshot reader (newest run wins, empty and damaged files) and the env configuration."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gradio_app.config import AppConfig, ConfigError, load_config
+from gradio_app.history import drift_history, metric_history, promotion_table, read_snapshot
+from gradio_app.ui import drift_figure
+
+
+def test_an_empty_home_reads_as_an_empty_snapshot_with_a_note(tmp_path: Path) -> None:
+    snapshot = read_snapshot(tmp_path / "published")
+    assert snapshot.evaluations.empty and snapshot.drift.empty and snapshot.promotions.empty
+    assert snapshot.champion is None and snapshot.published_at is None
+    assert any("make pipeline" in note for note in snapshot.notes)
+    assert metric_history(snapshot.evaluations).empty
+    assert drift_history(snapshot.drift).empty
+    assert drift_figure(drift_history(snapshot.drift)) is None
+
+
+def test_a_damaged_file_is_a_note_not_a_crash(tmp_path: Path) -> None:
+    history = tmp_path / "published" / "history"
+    history.mkdir(parents=True)
+    (history / "model_evaluations.parquet").write_bytes(b"PAR1 but not really")
+    (tmp_path / "published" / "champion.json").write_text("{not json")
+    snapshot = read_snapshot(tmp_path / "published")
+    assert snapshot.evaluations.empty
+    assert any("model_evaluations.parquet could not be read" in n for n in snapshot.notes)
+    assert any("champion.json could not be read" in n for n in snapshot.notes)
+
+
+def test_a_rerun_month_shows_the_newest_evaluation_only() -> None:
+    evaluations = pd.DataFrame(
+        {
+            "model_family": ["tfidf_logreg", "tfidf_logreg", "tfidf_logreg", "tfidf_logreg"],
+            "model_version": ["1", "3", "4", "9"],
+            "trained_through": [date(2024, 1, 1)] * 2 + [date(2024, 2, 1)] * 2,
+            "eval_month": [date(2024, 2, 1)] * 2 + [date(2024, 3, 1), date(2024, 3, 1)],
+            "eval_set": ["next_month", "next_month", "next_month", "holdout"],
+            "n": [100, 100, 100, 50],
+            "accuracy": [0.7, 0.8, 0.75, 0.99],
+            "macro_f1": [0.69, 0.79, 0.74, 0.99],
+            "created_at": pd.to_datetime(["2024-03-01", "2024-03-05", "2024-04-01", "2024-04-02"]),
+        }
+    )
+    history = metric_history(evaluations)
+    assert history["model_version"].tolist() == ["3", "4"]
+    assert history["accuracy"].tolist() == [0.8, 0.75]
+
+
+def test_drift_history_and_figure_mark_the_drifted_months() -> None:
+    drift = pd.DataFrame(
+        {
+            "month": [date(2024, 2, 1), date(2024, 3, 1), date(2024, 3, 1), date(2024, 3, 1)],
+            "reference": "champion",
+            "statistic": ["psi", "psi", "psi", "vocab_jsd"],
+            "kind": ["label", "label", "label", "vocabulary"],
+            "value": [0.1, 0.5, 0.4, 0.05],
+            "threshold": [0.2, 0.2, 0.2, 0.1],
+            "drifted": [False, True, True, False],
+            "severity": None,
+            "champion_version": "1",
+            "created_at": pd.to_datetime(["2024-03-01", "2024-04-01", "2024-04-02", "2024-04-02"]),
+        }
+    )
+    history = drift_history(drift)
+    assert len(history) == 3  # the March psi rerun replaced the first March row
+    march_psi = history[(history["statistic"] == "psi") & (history["month"] == "2024-03-01")]
+    assert march_psi["value"].tolist() == [0.4]
+    figure = drift_figure(history)
+    assert len(figure.axes) == 2
+
+
+def test_promotions_are_newest_first() -> None:
+    promotions = pd.DataFrame(
+        {
+            "created_at": pd.to_datetime(["2024-02-01 10:00", "2024-03-01 10:00"]),
+            "decision": ["promoted", "rejected"],
+            "model_version": ["1", "4"],
+            "trained_through": [date(2024, 1, 1), date(2024, 2, 1)],
+            "eval_month": [date(2024, 2, 1), date(2024, 3, 1)],
+            "challenger_score": [0.8, 0.712345678],
+            "champion_score": [None, 0.8],
+            "margin": [0.0, 0.01],
+        }
+    )
+    table = promotion_table(promotions)
+    assert table["decision"].tolist() == ["rejected", "promoted"]
+    assert table["created_at"].tolist() == ["2024-03-01 10:00", "2024-02-01 10:00"]
+    assert table["challenger_score"].tolist() == [0.7123, 0.8]
+
+
+def test_config_defaults_are_the_safe_ones() -> None:
+    config = load_config({})
+    assert config == AppConfig()
+    assert (config.host, config.port, config.auth_enabled) == ("127.0.0.1", 7860, False)
+    assert config.torch_threads == 1
+    assert config.cpu_bf16 is False
+    assert not config.exposed_without_auth
+
+
+def test_config_reads_the_environment() -> None:
+    config = load_config(
+        {
+            "SENTIMENT_APP_HOST": "0.0.0.0",
+            "SENTIMENT_APP_PORT": "8080",
+            "SENTIMENT_APP_USER": "ana",
+            "SENTIMENT_APP_PASSWORD": "pw",
+            "SENTIMENT_APP_RELOAD_SECONDS": "0.5",
+            "SENTIMENT_APP_MAX_UPLOAD_MB": "2",
+            "SENTIMENT_APP_MAX_ROWS": "10",
+            "SENTIMENT_APP_MAX_CHARS": "280",
+            "SENTIMENT_APP_TORCH_THREADS": "2",
+            "SENTIMENT_APP_CPU_BF16": "1",
+        }
+    )
+    assert (config.host, config.port, config.user, config.password) == (
+        "0.0.0.0",
+        8080,
+        "ana",
+        "pw",
+    )
+    assert config.reload_seconds == 0.5
+    assert config.max_upload_bytes == 2 * 1024 * 1024
+    assert (config.max_batch_rows, config.max_text_chars) == (10, 280)
+    assert config.torch_threads == 2
+    assert config.cpu_bf16 is True
+    assert load_config({"SENTIMENT_APP_TORCH_THREADS": "auto"}).torch_threads is None
+    assert not config.exposed_without_auth
+    assert load_config({"SENTIMENT_APP_HOST": "0.0.0.0"}).exposed_without_auth
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SENTIMENT_APP_USER": "ana"}, "set both"),
+        ({"SENTIMENT_APP_PASSWORD": "pw"}, "set both"),
+        ({"SENTIMENT_APP_PORT": "http"}, "SENTIMENT_APP_PORT='http' is not a valid int"),
+        ({"SENTIMENT_APP_PORT": "70000"}, "at most 65535"),
+        ({"SENTIMENT_APP_RELOAD_SECONDS": "0"}, "must be positive"),
+        ({"SENTIMENT_APP_CPU_BF16": "maybe"}, "not a boolean"),
+    ],
+)
+def test_config_errors_name_the_variable(env: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(env)
