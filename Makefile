@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
 
-.PHONY: setup manifest pipeline demo ui test test-fast lint bench compare drift-demo drift-power clean
+.PHONY: setup manifest pipeline demo serve ui test test-fast lint bench compare drift-demo drift-power clean
 
 setup: $(VENV)/.installed
 
@@ -32,12 +32,20 @@ manifest:
 pipeline: setup
 	$(VENV)/bin/sentiment pipeline
 
-ui: setup
+APP_PORT ?= 7860
+
+# The Dagster webserver + daemon (dg dev) and the Gradio app, side by side; Ctrl-C stops both.
+serve: setup
 	$(VENV)/bin/sentiment prepare >/dev/null
 	@echo "Dagster UI: http://$(HOST):$(DAGSTER_PORT)"
-	$(VENV)/bin/dg dev --host $(HOST) --port $(DAGSTER_PORT)
+	@echo "Gradio app: http://$(HOST):$(APP_PORT)   (Prometheus metrics at /metrics)"
+	SENTIMENT_APP_HOST=$(HOST) SENTIMENT_APP_PORT=$(APP_PORT) $(PYTHON) -m gradio_app & app=$$!; \
+		trap 'kill $$app 2>/dev/null' EXIT INT TERM; \
+		$(VENV)/bin/dg dev --host $(HOST) --port $(DAGSTER_PORT)
 
-demo: pipeline ui
+ui: serve
+
+demo: pipeline serve
 
 test: setup
 	$(VENV)/bin/ruff check .
@@ -55,6 +63,7 @@ bench: setup
 	mkdir -p bench/results
 	$(PYTHON) -m bench.bench_embeddings --out bench/results/embeddings.json
 	$(PYTHON) -m bench.bench_rematerialize --out bench/results/rematerialize.json
+	$(PYTHON) -m bench.bench_serving --out bench/results/serving.json
 
 drift-demo: setup
 	$(VENV)/bin/sentiment drift-demo
