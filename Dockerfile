@@ -21,10 +21,13 @@ COPY dagster.yaml workspace.yaml ./
 # default index for GPU hosts.
 RUN pip install --no-cache-dir "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-cache-dir -c constraints.txt -e . \
- && cd dbt_project && DUCKDB_PATH=/tmp/parse.duckdb dbt parse --quiet --profiles-dir . --project-dir .
+ && DUCKDB_PATH=/tmp/parse.duckdb dbt parse --quiet --profiles-dir dbt_project --project-dir dbt_project
 
 VOLUME ["/data"]
-EXPOSE 3000
-# Default: the webserver. Run the daemon from the same image with
-#   docker run ... sentiment-assets dagster-daemon run -w /app/workspace.yaml
+EXPOSE 3000 7860
+# One image, three processes (see README, "Docker"):
+#   webserver (default): docker run -v data:/data -p 3000:3000 sentiment-assets
+#   daemon:              docker run -v data:/data sentiment-assets dagster-daemon run -w /app/workspace.yaml
+#   app:                 docker run -v data:/data -p 7860:7860 -e SENTIMENT_APP_HOST=0.0.0.0 \
+#                          -e SENTIMENT_APP_USER=... -e SENTIMENT_APP_PASSWORD=... sentiment-assets python -m gradio_app
 CMD ["sh", "-c", "sentiment prepare && dagster-webserver -h 0.0.0.0 -p 3000 -w /app/workspace.yaml"]

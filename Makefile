@@ -49,6 +49,7 @@ demo: pipeline serve
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/dg check defs
 	$(PYTHON) -m pytest -q --timeout 900
 
