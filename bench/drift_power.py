@@ -64,6 +64,8 @@ SCENARIOS: dict[str, MonthDrift] = {
     "concept": MonthDrift(concept_drift=STRONG_DRIFT.concept_drift),
     "default": STRONG_DRIFT,
 }
+# Extra no-drift trials: random re-splits of a seed's two undrifted months (shared tweets).
+H0_RESPLIT = "none_resplit"
 DEFAULT_S140 = "/work/shared/data/sentiment140_sample.csv"
 START = date(2024, 1, 1)
 STATS = list(drift.STATISTICS)
@@ -122,6 +124,15 @@ class Embedder:
                 np.save(path, out)
         self.memory[key] = out
         return out
+
+
+def concat(a: Labelled, b: Labelled) -> Labelled:
+    return Labelled(
+        a.ids + b.ids,
+        a.texts + b.texts,
+        np.concatenate([a.labels, b.labels]),
+        np.vstack([a.embeddings, b.embeddings]),
+    )
 
 
 def synthetic_window(
@@ -189,36 +200,52 @@ def run_synthetic(
     n: int,
     thresholds: DriftThresholds,
     embed: Embedder,
+    h0_resplits: int = 0,
 ) -> dict[str, Any]:
     trials: list[dict[str, Any]] = []
     report_seconds: list[float] = []
+
+    def trial(seed: int, name: str, reference: Labelled, window: Labelled) -> None:
+        model, ref_sample, info = champion_and_reference(reference)
+        current = current_sample(model, window)
+        started = time.perf_counter()
+        results = drift_report(ref_sample, current, thresholds)
+        report_seconds.append(time.perf_counter() - started)
+        acc_cur = float(np.mean((current.scores >= 0.5) == (window.labels == 1)))
+        trials.append(
+            {
+                "seed": seed,
+                "scenario": name,
+                "n_reference": len(reference.ids),
+                "n_current": len(window.ids),
+                "champion": {**info, "accuracy_current": round(acc_cur, 4)},
+                "results": {r.statistic: compact(r) for r in results},
+            }
+        )
+
     for i, seed in enumerate(seeds):
         reference = synthetic_window(seed, NO_DRIFT, 0, n, embed)
-        model, ref_sample, info = champion_and_reference(reference)
         for name in scenarios:
-            window = synthetic_window(seed, SCENARIOS[name], 1, n, embed)
-            current = current_sample(model, window)
-            started = time.perf_counter()
-            results = drift_report(ref_sample, current, thresholds)
-            report_seconds.append(time.perf_counter() - started)
-            acc_cur = float(np.mean((current.scores >= 0.5) == (window.labels == 1)))
-            trials.append(
-                {
-                    "seed": seed,
-                    "scenario": name,
-                    "n_reference": len(reference.ids),
-                    "n_current": len(window.ids),
-                    "champion": {**info, "accuracy_current": round(acc_cur, 4)},
-                    "results": {r.statistic: compact(r) for r in results},
-                }
-            )
+            trial(seed, name, reference, synthetic_window(seed, SCENARIOS[name], 1, n, embed))
+        if h0_resplits and "none" in scenarios:
+            # More no-drift trials without encoding more tweets: pool this seed's two undrifted
+            # months and split them at random into a new reference and current.
+            pool = concat(reference, synthetic_window(seed, NO_DRIFT, 1, n, embed))
+            for r in range(h0_resplits):
+                order = np.random.default_rng([seed, r]).permutation(len(pool.ids))
+                half = len(order) // 2
+                trial(seed, H0_RESPLIT, pool.take(order[:half]), pool.take(order[half:]))
         flagged = [
-            t["scenario"] for t in trials[-len(scenarios) :] if t["results"]["combined"]["drifted"]
+            t["scenario"]
+            for t in trials
+            if t["seed"] == seed and t["results"][drift.COMBINED]["drifted"]
         ]
         _log(
             f"seed {seed} ({i + 1}/{len(seeds)}): combined flagged {flagged}; "
             f"encoded {embed.encoded} tweets in {embed.seconds:.0f}s so far"
         )
+    if any(t["scenario"] == H0_RESPLIT for t in trials):
+        scenarios = [*scenarios, H0_RESPLIT]
     summary = {
         name: {
             stat: rate([t["results"][stat]["drifted"] for t in trials if t["scenario"] == name])
@@ -240,7 +267,8 @@ def run_synthetic(
     return {
         "seeds": list(seeds),
         "tweets_per_month": n,
-        "scenarios": {name: asdict(SCENARIOS[name]) for name in scenarios},
+        "scenarios": {name: asdict(SCENARIOS.get(name, NO_DRIFT)) for name in scenarios},
+        "h0_resplits_per_seed": h0_resplits,
         "rates": summary,
         "mean_champion_accuracy_current": accuracy,
         "mean_champion_accuracy_reference_holdout": round(
@@ -361,9 +389,14 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"on {result['environment']['cpu_count']} cores). Thresholds: alpha {th['alpha']} per error "
         f"check (embedding check: mean distance and MMD at alpha/2 each), {th['permutations']} "
         f"permutations, MMD subsample {th['max_subsample']}/side, accuracy tolerance "
-        f"{th['accuracy_tolerance']}, min_samples {th['min_samples']}.",
+        f"{th['accuracy_tolerance']}, min_samples {th['min_samples']}. Encoder: "
+        f"{result['encoder']} on {result['device']}; {result['embedding']['tweets_encoded']} "
+        f"tweets encoded in {result['embedding']['seconds'] / 60:.1f} min (embeddings found in "
+        "`--cache-dir` are not encoded again).",
         "",
     ]
+    if result.get("notes"):
+        lines += [f"Notes: {result['notes']}", ""]
     if syn:
         scenarios = list(syn["rates"])
         lines += [
@@ -373,24 +406,26 @@ def render_markdown(result: dict[str, Any]) -> str:
             "half); current = the next month, undrifted (`none`: flags are **false alarms**) or "
             "with one drift kind at the demo magnitude (flags are **detections**). Cells: share "
             "of seeds flagged (flagged/trials; Wilson 95% interval in %). Severity in brackets; "
-            "only error checks enter `combined`.",
+            "only error checks enter `combined`."
+            + (
+                f" `{H0_RESPLIT}`: {syn['h0_resplits_per_seed']} extra no-drift trials per seed, "
+                "each a random re-split of that seed's two undrifted months into reference and "
+                "current (they share tweets, so they sharpen the false-alarm estimate less than "
+                "independent seeds would)."
+                if syn.get("h0_resplits_per_seed")
+                else ""
+            ),
             "",
             "| statistic | "
             + " | ".join(
-                f"{name} ({'false alarms' if name == 'none' else 'power'})" for name in scenarios
+                f"{name} ({'false alarms' if name.startswith('none') else 'power'})"
+                for name in scenarios
             )
             + " |",
             "| --- | " + " | ".join("---" for _ in scenarios) + " |",
         ]
-        severity = (
-            {r["statistic"]: r["severity"] for r in result["real"]["main_split"]["june"]}
-            if result.get("real")
-            else {}
-        )
         for stat in STATS:
-            label = f"**{stat}**" if stat == drift.COMBINED else stat
-            if stat in severity and stat != drift.COMBINED:
-                label += f" [{severity[stat]}]"
+            label = f"**{stat}**" if stat == drift.COMBINED else f"{stat} [{drift.SEVERITY[stat]}]"
             cells = [_pct(syn["rates"][name][stat]) for name in scenarios]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         acc = syn["mean_champion_accuracy_current"]
@@ -491,6 +526,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--tweets-per-month", type=int, default=1000)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--h0-resplits",
+        type=int,
+        default=5,
+        help="extra no-drift trials per seed from re-splitting its two undrifted months",
+    )
+    parser.add_argument("--notes", default="", help="free text stored with the results")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--md", type=Path, default=None)
     parser.add_argument("--real-csv", default=os.environ.get("SENTIMENT140_CSV", DEFAULT_S140))
@@ -525,11 +567,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "thresholds": asdict(thresholds),
         "encoder": embed.encoder.fingerprint,
         "device": embed.encoder.device,
+        "notes": args.notes,
     }
     if not args.no_synthetic:
         seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
         result["synthetic"] = run_synthetic(
-            seeds, scenarios, args.tweets_per_month, thresholds, embed
+            seeds, scenarios, args.tweets_per_month, thresholds, embed, args.h0_resplits
         )
     if not args.no_real:
         if Path(args.real_csv).is_file():

@@ -5,8 +5,8 @@ with the *current* month and returns a :class:`StatResult` with the statistic's 
 threshold it was compared with (in the value's own unit, so a table of results reads without
 the p-value), the verdict and, for hypothesis tests, the p-value.
 
-Design choices, from measurements on MiniLM tweet embeddings (see the repo's drift notes and
-``bench/drift_power.py``):
+Design choices, from measurements on MiniLM embeddings of real and synthetic tweets (see
+``bench/drift_power.py`` and its results in ``bench/results/drift_power.md``):
 
 * Fixed thresholds borrowed from other libraries do not transfer to normalised sentence
   embeddings (a real month-to-month shift moves the mean embedding by only 0.04-0.12), so
@@ -33,7 +33,7 @@ import math
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -66,6 +66,19 @@ STATISTICS = (
     COMBINED,
 )
 
+# Severity of each statistic (see combine() for why): error checks can trigger a retrain.
+SEVERITY = {
+    EMBEDDING_MEAN_DISTANCE: "error",
+    EMBEDDING_MMD: "error",
+    PREDICTION_KS: "error",
+    PREDICTION_PSI: "warn",
+    PREDICTED_POSITIVE_RATE: "error",
+    LABEL_PRIOR: "error",
+    PERFORMANCE_DROP: "error",
+    VOCABULARY_OOV: "warn",
+    COMBINED: "error",
+}
+
 NOT_ENOUGH_DATA = "not enough data"
 NO_LABELS = "not applicable: no labels"
 
@@ -74,7 +87,7 @@ NO_LABELS = "not applicable: no labels"
 STOP_WORDS = frozenset(
     """
     a an the and or but if so of to in on at by for with from as is am are was were be been
-    being it its it's this that these those there here i me my we our you your he him his she
+    being it its this that these those there here i me my we our you your he him his she
     her they them their what which who whom do does did have has had not no just than then too
     very can will would should could im http https www user
     """.split()  # noqa: SIM905 (a word block reads better than 80 quoted strings)
@@ -131,12 +144,12 @@ class DriftThresholds:
 
     permutations: int = 1000
     """Permutations of the pooled rows for the embedding tests. The smallest attainable
-    p-value is 1/(permutations+1), so it must exceed 2/alpha - 1 for alpha/2 to be reachable;
-    1000 resolves p-values near alpha/2 = 0.005 to about +-0.002."""
+    p-value is 1/(permutations+1), so at least 2/alpha are needed for alpha/2 to be
+    reachable; 1000 resolves p-values near alpha/2 = 0.005 to about +-0.002."""
 
     max_subsample: int = 1000
-    """Rows drawn per side for the O(n^2) kernel test (MMD): keeps memory at about
-    (2 x 1000)^2 doubles and the test under a second. The mean-distance test uses all rows."""
+    """Rows drawn per side for the O(n^2) kernel test (MMD): keeps its memory near 50 MB and
+    its time under a second. The mean-distance test uses all rows."""
 
     accuracy_tolerance: float = 0.03
     """Accuracy loss (reference minus current) that is tolerated: the performance check only
@@ -150,7 +163,7 @@ class DriftThresholds:
     """A token belongs to the reference vocabulary if it occurs at least this often there."""
 
     keyword_min_count: int = 5
-    """Fewest occurrences in the current month for a token to be listed as a new keyword."""
+    """Fewest tweets of the current month that must use a token for it to be a new keyword."""
 
     top_keywords: int = 10
     """How many new keywords the vocabulary check lists in its detail."""
@@ -295,11 +308,30 @@ def _permutation_result(
     )
 
 
-def _group_masks(rng: np.random.Generator, n_a: int, n_b: int, permutations: int) -> np.ndarray:
-    """(permutations + 1, n_a + n_b) 0/1 rows: row 0 is the observed split, the rest shuffles."""
+# Cells of one block of permutation masks (float32): 16 MB, whatever the window size.
+_MASK_CELLS = 4_000_000
+
+
+def _permutation_statistics(
+    rng: np.random.Generator,
+    n_a: int,
+    n_b: int,
+    permutations: int,
+    statistic: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """``statistic(masks)`` for the observed split (first value) and ``permutations`` shuffles.
+
+    A mask is a 0/1 float32 row over the pooled rows (1 = reference). Vectorised statistics
+    take a whole block of masks at once, so a thousand permutations cost a few matrix
+    products; blocks keep memory bounded for long windows.
+    """
     base = np.concatenate([np.ones(n_a, dtype=np.float32), np.zeros(n_b, dtype=np.float32)])
-    shuffled = rng.permuted(np.tile(base, (permutations, 1)), axis=1)
-    return np.vstack([base[None, :], shuffled])
+    values = [statistic(base[None, :])]
+    block = max(1, _MASK_CELLS // len(base))
+    for start in range(0, permutations, block):
+        rows = min(block, permutations - start)
+        values.append(statistic(rng.permuted(np.tile(base, (rows, 1)), axis=1)))
+    return np.concatenate(values)
 
 
 def _two_proportion(
@@ -326,9 +358,9 @@ def embedding_mean_distance(
     """Euclidean distance between the mean embeddings, with a permutation p-value.
 
     Sensitive to any shift of the centre of the embedding cloud (new topics, a changed mix of
-    topics or sentiments); cheap enough to use every row: each permutation is one row of a
-    (permutations x n) 0/1 matrix, so all of them cost one matrix product. Tested at alpha/2
-    (it shares the embedding check's budget with the MMD test).
+    topics or sentiments); cheap enough to use every row, since a block of permutations is
+    one matrix product. Tested at alpha/2 (it shares the embedding check's budget with the
+    MMD test).
     """
     name = EMBEDDING_MEAN_DISTANCE
     reference, current = _matrix(reference), _matrix(current)
@@ -341,11 +373,16 @@ def embedding_mean_distance(
     # Centring first keeps float32 sums accurate (the mean of unit vectors is far from 0).
     pooled -= pooled.mean(axis=0, keepdims=True)
     n_a, n_b = len(reference), len(current)
-    masks = _group_masks(_rng(thresholds, name), n_a, n_b, thresholds.permutations)
-    sums_a = masks @ pooled  # (P + 1, d)
-    # The pooled sum is 0 after centring, so mean_b = -sum_a / n_b.
-    diffs = sums_a * (1.0 / n_a + 1.0 / n_b)
-    distances = np.sqrt(np.einsum("ij,ij->i", diffs, diffs, dtype=np.float64))
+    scale = np.float32(1.0 / n_a + 1.0 / n_b)
+
+    def distance(masks: np.ndarray) -> np.ndarray:
+        # The pooled sum is 0 after centring, so mean_a - mean_b = sum_a (1/n_a + 1/n_b).
+        diffs = (masks @ pooled) * scale
+        return np.sqrt(np.einsum("ij,ij->i", diffs, diffs, dtype=np.float64))
+
+    distances = _permutation_statistics(
+        _rng(thresholds, name), n_a, n_b, thresholds.permutations, distance
+    )
     return _permutation_result(
         name,
         float(distances[0]),
@@ -392,10 +429,14 @@ def embedding_mmd(
         sigma2 = 1.0
     kernel = np.exp(-sq_dist / (2.0 * sigma2)).astype(np.float32)
     n_a, n_b = len(ref), len(cur)
-    masks = _group_masks(rng, n_a, n_b, thresholds.permutations)
-    # MMD^2_b = w' K w with w = +1/n_a on group A, -1/n_b on group B, for every split at once.
-    weights = masks * np.float32(1.0 / n_a + 1.0 / n_b) - np.float32(1.0 / n_b)
-    mmd2 = np.einsum("ij,ij->i", weights @ kernel, weights, dtype=np.float64)
+    scale, offset = np.float32(1.0 / n_a + 1.0 / n_b), np.float32(1.0 / n_b)
+
+    def mmd_squared(masks: np.ndarray) -> np.ndarray:
+        # MMD^2_b = w' K w with w = +1/n_a on group A and -1/n_b on group B.
+        weights = masks * scale - offset
+        return np.einsum("ij,ij->i", weights @ kernel, weights, dtype=np.float64)
+
+    mmd2 = _permutation_statistics(rng, n_a, n_b, thresholds.permutations, mmd_squared)
     return _permutation_result(
         name,
         float(mmd2[0]),
@@ -668,40 +709,46 @@ def _oov_rate(
 
 
 def new_keywords(
-    reference_docs: Iterable[list[str]],
-    current_docs: Iterable[list[str]],
+    reference_docs: Sequence[list[str]],
+    current_docs: Sequence[list[str]],
     top: int = 10,
     min_count: int = 5,
     prior: float = 0.5,
 ) -> list[dict[str, Any]]:
-    """Tokens over-represented now, ranked by their smoothed log-odds ratio (current vs ref).
+    """Tokens used by more tweets now than before, ranked by a smoothed log-odds ratio.
 
-    Add-``prior`` smoothing keeps words absent from the reference finite and ranks them by how
-    frequent they are now; ``min_count`` keeps one-off typos out of the list.
+    Counts are tweets containing the token (not occurrences), so one spam tweet repeating a
+    word cannot make it a keyword. Add-``prior`` smoothing keeps a word absent from the
+    reference finite: among such words the most used now ranks first. ``min_count`` (tweets)
+    keeps one-off typos out. ``z`` is the log-odds over its standard error, for readers who
+    want to know how sure the ranking is.
     """
-    ref_counts = Counter(t for d in reference_docs for t in d)
-    cur_counts = Counter(t for d in current_docs for t in d)
-    n_ref, n_cur = sum(ref_counts.values()), sum(cur_counts.values())
-    vocab_size = len(ref_counts.keys() | cur_counts.keys())
-    a0 = prior * vocab_size
+    ref_df = Counter(t for d in reference_docs for t in set(d))
+    cur_df = Counter(t for d in current_docs for t in set(d))
+    n_ref, n_cur = len(reference_docs), len(current_docs)
     rows = []
-    for token, y_cur in cur_counts.items():
+    for token, y_cur in cur_df.items():
         if y_cur < min_count:
             continue
-        y_ref = ref_counts.get(token, 0)
-        log_odds = math.log((y_cur + prior) / (n_cur + a0 - y_cur - prior)) - math.log(
-            (y_ref + prior) / (n_ref + a0 - y_ref - prior)
+        y_ref = ref_df.get(token, 0)
+        log_odds = math.log((y_cur + prior) / (n_cur - y_cur + prior)) - math.log(
+            (y_ref + prior) / (n_ref - y_ref + prior)
         )
         if log_odds <= 0:
             continue
-        z = log_odds / math.sqrt(1 / (y_cur + prior) + 1 / (y_ref + prior))
+        se = math.sqrt(
+            1 / (y_cur + prior)
+            + 1 / (n_cur - y_cur + prior)
+            + 1 / (y_ref + prior)
+            + 1 / (n_ref - y_ref + prior)
+        )
         rows.append(
             {
                 "token": token,
-                "count_current": y_cur,
-                "count_reference": y_ref,
+                "tweets_current": y_cur,
+                "tweets_reference": y_ref,
                 "log_odds": round(log_odds, 4),
-                "z": round(z, 3),
+                "z": round(log_odds / se, 3),
             }
         )
     rows.sort(key=lambda r: (-r["log_odds"], r["token"]))
@@ -854,6 +901,7 @@ def drift_report(
 
 __all__ = [
     "COMBINED",
+    "SEVERITY",
     "STATISTICS",
     "DriftSample",
     "DriftThresholds",
