@@ -233,6 +233,38 @@ def test_metrics_count_requests_and_name_the_model(client: Client, app: Running)
     assert metric(after, "sentiment_model_reloads_total") >= 1
 
 
+def test_json_api_predicts_and_checks_its_input(
+    app: Running, registry_home: RegistryHome, v1_predictor
+) -> None:
+    texts = [TWEET, "awful, broken again, so annoyed"]
+    before = metric_samples(app.url)
+    response = httpx.post(f"{app.url}/api/predict", json={"texts": texts}, timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    np.testing.assert_allclose(body["scores"], v1_predictor.predict_proba(texts), atol=1e-9)
+    assert body["labels"] == ["positive" if p >= 0.5 else "negative" for p in body["scores"]]
+    assert (body["model_version"], body["trained_through"]) == ("1", "2024-01-01")
+    for payload, message in [
+        ({"texts": []}, "send at least one text"),
+        ({"texts": ["ok", " "]}, "texts[1] is empty"),
+        ({"texts": ["z" * 281]}, "texts[0] is 281 characters long; the limit is 280"),
+        ({"texts": ["hi"] * 1001}, "1001 texts; at most 1000 per request"),
+    ]:
+        refused = httpx.post(f"{app.url}/api/predict", json=payload, timeout=10)
+        assert (refused.status_code, refused.json()["error"]) == (422, message)
+    after = metric_samples(app.url)
+    assert (
+        metric(after, "sentiment_requests_total", endpoint="api", outcome="ok")
+        - metric(before, "sentiment_requests_total", endpoint="api", outcome="ok")
+        == 1
+    )
+    assert (
+        metric(after, "sentiment_errors_total", endpoint="api", kind="input")
+        - metric(before, "sentiment_errors_total", endpoint="api", kind="input")
+        == 4
+    )
+
+
 def test_healthz_names_the_served_version(app: Running) -> None:
     body = httpx.get(f"{app.url}/healthz", timeout=10).json()
     assert body["status"] == "ok"
@@ -307,7 +339,7 @@ def test_history_reads_the_published_snapshot(client: Client, registry_home: Reg
 def test_basic_auth_guards_everything_but_healthz(registry_home: RegistryHome) -> None:
     config = AppConfig(reload_seconds=60, user="ana", password="s3cret")
     with running_app(registry_home.settings, config) as running:
-        for path in ("/", "/metrics", "/gradio_api/info"):
+        for path in ("/", "/metrics", "/gradio_api/info", "/api/predict"):
             response = httpx.get(f"{running.url}{path}", timeout=10)
             assert response.status_code == 401, path
             assert response.headers["www-authenticate"].startswith("Basic")

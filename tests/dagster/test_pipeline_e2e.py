@@ -1,9 +1,13 @@
 """Three synthetic months built end to end through Dagster, against a real instance."""
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 
 import dagster as dg
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -244,3 +248,61 @@ def test_the_gate_blocks_a_worse_challenger(built):
             "SELECT decision FROM metrics.promotions ORDER BY created_at DESC LIMIT 1"
         ).fetchone()[0]
     assert decision == "rejected"
+
+
+def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "SENTIMENT_HOME": str(settings.home),
+        "DUCKDB_PATH": str(settings.duckdb_path),
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "sentiment_assets.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_predict_scores_a_file_with_the_champion(built, tmp_path):
+    settings, _, _ = built
+    champion = registry.champion(MlflowClient(settings.mlflow_tracking_uri))
+    texts = ["I love this so much", "I hate this, worst day ever", "meh @someone http://x.co"]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": t, "id": i}) + "\n" for i, t in enumerate(texts)))
+    out = tmp_path / "out.csv"
+    done = run_cli(settings, "predict", str(source), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    scored = pd.read_csv(out, dtype={"model_version": str})
+    assert list(scored.columns) == ["text", "label", "score", "model_version"]
+    assert scored["text"].tolist() == texts
+    assert set(scored["label"]) <= {"positive", "negative"}
+    assert scored["score"].between(0, 1).all()
+    assert set(scored["model_version"]) == {champion.version}
+
+    (tmp_path / "nocol.csv").write_text("tweet\nhello\n")
+    missing = run_cli(settings, "predict", str(tmp_path / "nocol.csv"))
+    assert missing.returncode == 2 and "no 'text' column" in missing.stderr
+    (tmp_path / "empty.csv").write_text("")
+    empty = run_cli(settings, "predict", str(tmp_path / "empty.csv"))
+    assert empty.returncode == 2 and "empty" in empty.stderr
+
+
+def test_rollback_moves_the_alias_back_in_one_command(built):
+    settings, _, _ = built
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    before = registry.champion(client)
+    older = next(v for v in registry.all_versions(client) if v.version != before.version)
+    done = run_cli(settings, "rollback", "--to", older.version)
+    assert done.returncode == 0, done.stderr
+    assert registry.champion(client).version == older.version
+    with connect(settings.duckdb_path, read_only=True) as con:
+        decision, version = con.execute(
+            "SELECT decision, model_version FROM metrics.promotions "
+            "ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+    assert (decision, version) == ("rollback", older.version)
+    back = run_cli(settings, "rollback", "--to", before.version)
+    assert back.returncode == 0 and registry.champion(client).version == before.version
