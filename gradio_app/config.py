@@ -35,8 +35,8 @@ class AppConfig:
     # core). One thread gives the steadiest single-tweet latency: a tweet is too small to
     # split across cores profitably, and the web server needs a core of its own meanwhile.
     torch_threads: int | None = 1
-    # Opt-in: the embedding family's encoder in bfloat16 on CPUs with bf16 units (faster,
-    # probabilities within about 1e-3 of float32; see gradio_app/README.md).
+    # Opt-in: the embedding family's encoder in bfloat16 on CPUs with bf16 units (faster;
+    # probabilities within a few thousandths of float32, see gradio_app/README.md).
     cpu_bf16: bool = False
 
     @property

@@ -306,9 +306,9 @@ class CpuBf16Scorer:
 
     On CPUs with AVX512-BF16 or AMX this makes the MiniLM forward pass about 1.6x faster for
     a single tweet; embeddings keep a cosine of ~0.99998 with float32, so the logistic head
-    (trained on float32 embeddings) gives nearly the same probabilities (the serving
-    benchmark reports the largest difference). Off by default: it changes numbers, however
-    little, and on CPUs without bf16 units it is slower.
+    (trained on float32 embeddings) gives nearly the same probabilities (serving benchmark:
+    at most 0.004 apart, 99.8% same labels on 1,000 tweets). Off by default: it changes
+    numbers, however little, and on CPUs without bf16 units it is slower.
     """
 
     def __init__(self, predictor: Scorer) -> None:

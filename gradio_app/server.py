@@ -1,4 +1,5 @@
-"""The ASGI app: Gradio mounted on FastAPI next to /metrics and /healthz, served by uvicorn."""
+"""The ASGI app: Gradio mounted on FastAPI next to /metrics, /healthz and a plain JSON
+/api/predict, served by uvicorn."""
 
 from __future__ import annotations
 
@@ -18,16 +19,18 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 
 from gradio_app.config import AppConfig
 from gradio_app.feedback import FeedbackStore, feedback_dir
-from gradio_app.model_holder import ModelHolder, registry_holder
+from gradio_app.model_holder import ModelHolder, NoModelError, registry_holder
 from gradio_app.telemetry import CONTENT_TYPE, Telemetry
 from gradio_app.ui import AppContext, build_blocks
 from sentiment_assets.lib.settings import Settings, load_settings
 
 # Liveness probes must work without credentials; nothing they return is sensitive.
 OPEN_PATHS = frozenset({"/healthz"})
+API_MAX_TEXTS = 1000
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
@@ -74,6 +77,22 @@ class BasicAuthMiddleware:
             headers={"WWW-Authenticate": 'Basic realm="tweet-sentiment", charset="UTF-8"'},
         )
         await response(scope, receive, send)
+
+
+class PredictRequest(BaseModel):
+    texts: list[str]
+
+    def problem(self, max_chars: int) -> str | None:
+        if not self.texts:
+            return "send at least one text"
+        if len(self.texts) > API_MAX_TEXTS:
+            return f"{len(self.texts)} texts; at most {API_MAX_TEXTS} per request"
+        for i, text in enumerate(self.texts):
+            if not text.strip():
+                return f"texts[{i}] is empty"
+            if len(text) > max_chars:
+                return f"texts[{i}] is {len(text)} characters long; the limit is {max_chars}"
+        return None
 
 
 @dataclass
@@ -138,6 +157,36 @@ def create_app(
     @api.get("/metrics")
     def metrics() -> Response:
         return Response(telemetry.render(), media_type=CONTENT_TYPE)
+
+    @api.post("/api/predict")
+    def predict_api(request: PredictRequest) -> JSONResponse:
+        """Plain JSON for machine clients: no queue, no session, no UI state."""
+        problem = request.problem(config.max_text_chars)
+        if problem:
+            telemetry.observe_error("api", "input")
+            return JSONResponse({"error": problem}, status_code=422)
+        try:
+            prediction = holder.predict(request.texts)
+        except NoModelError as error:
+            telemetry.observe_error("api", "no_model")
+            return JSONResponse({"error": str(error)}, status_code=503)
+        telemetry.observe_prediction(
+            "api",
+            prediction.version,
+            prediction.family,
+            prediction.labels,
+            prediction.latency_ms / 1000,
+        )
+        return JSONResponse(
+            {
+                "labels": prediction.labels,
+                "scores": prediction.scores,
+                "model_version": prediction.version,
+                "family": prediction.family,
+                "trained_through": prediction.trained_through,
+                "latency_ms": round(prediction.latency_ms, 3),
+            }
+        )
 
     @api.get("/healthz")
     def healthz() -> JSONResponse:

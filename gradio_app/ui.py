@@ -269,12 +269,22 @@ def read_history(ctx: AppContext) -> tuple:
     drift_note = (
         "No drift reports yet: the drift_report asset writes one per month once it runs."
         if drift.empty
-        else f"{int(drift['drifted'].sum())} of {len(drift)} month × statistic checks over "
+        else f"Drift statistics per month against their thresholds (dashed): "
+        f"{int(drift['drifted'].sum())} of {len(drift)} month × statistic checks over "
         "their threshold (red points)."
     )
     drift_table = (
-        drift.assign(month=drift["month"].astype(str).str[:7]) if not drift.empty else drift
+        drift.assign(
+            month=drift["month"].dt.strftime("%Y-%m"),
+            value=drift["value"].round(4),
+            threshold=drift["threshold"].round(4),
+        )
+        if not drift.empty
+        else drift
     )
+    # Months as "YYYY-MM" categories: a time axis would tick by week between monthly points.
+    if not metrics.empty:
+        metrics = metrics.assign(eval_month=metrics["eval_month"].dt.strftime("%Y-%m"))
     return (
         "  \n".join(lines),
         metrics,
@@ -332,7 +342,11 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
             score_button = gr.Button("Score the file", variant="primary")
             batch_summary = gr.Markdown()
             result_file = gr.File(label="Predictions (CSV)", interactive=False)
-            preview = gr.Dataframe(label=f"First {PREVIEW_ROWS} rows", interactive=False)
+            preview = gr.Dataframe(
+                label=f"First {PREVIEW_ROWS} rows",
+                headers=["text", "label", "score", "model_version"],
+                interactive=False,
+            )
         with gr.Tab("History"):
             refresh = gr.Button("Refresh from the published snapshot", size="sm")
             summary = gr.Markdown()
@@ -343,6 +357,7 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
                     color="model_family",
                     title="Accuracy on the next month",
                     x_title="evaluation month",
+                    sort="x",
                 )
                 macro_f1 = gr.LinePlot(
                     x="eval_month",
@@ -350,9 +365,10 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
                     color="model_family",
                     title="Macro-F1 on the next month",
                     x_title="evaluation month",
+                    sort="x",
                 )
             drift_note = gr.Markdown()
-            drift_plot = gr.Plot(label="Drift statistics per month (dashed: threshold)")
+            drift_plot = gr.Plot(show_label=False)
             drift_table = gr.Dataframe(label="Drift reports", interactive=False)
             promotions = gr.Dataframe(label="Promotion decisions (newest first)", interactive=False)
 
