@@ -7,8 +7,9 @@ synthetic tweets so that a version costs well under a second.
 
 from __future__ import annotations
 
+import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
@@ -91,26 +92,34 @@ def register_broken(settings: Settings, month: date = MONTH) -> registry.Version
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         bundle.mkdir()
-        (bundle / "card.json").write_text(__import__("json").dumps(card.__dict__, default=str))
+        (bundle / "card.json").write_text(json.dumps(asdict(card)))
         (bundle / "model.skops").write_bytes(b"this is not a zip file")
         return _log_and_register(settings, bundle, card)
 
 
 def _log_and_register(settings: Settings, bundle: Path, card: ModelCard) -> registry.VersionInfo:
-    experiment_id = registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir)
-    client = MlflowClient(settings.mlflow_tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=card.version) as run:
-        mlflow.log_artifacts(str(bundle), artifact_path=registry.BUNDLE_ARTIFACT_PATH)
-        return registry.register_version(
-            client,
-            run.info.run_id,
-            run.info.artifact_uri,
-            tags={
-                "family": card.family,
-                "trained_through": card.trained_through,
-                "bundle_version": card.version,
-            },
+    # configure() points mlflow's process-wide tracking URI at this registry: put it back
+    # afterwards, so tests that run later in the session log where they expect to.
+    previous = mlflow.get_tracking_uri()
+    try:
+        experiment_id = registry.configure(
+            settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir
         )
+        client = MlflowClient(settings.mlflow_tracking_uri)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=card.version) as run:
+            mlflow.log_artifacts(str(bundle), artifact_path=registry.BUNDLE_ARTIFACT_PATH)
+            return registry.register_version(
+                client,
+                run.info.run_id,
+                run.info.artifact_uri,
+                tags={
+                    "family": card.family,
+                    "trained_through": card.trained_through,
+                    "bundle_version": card.version,
+                },
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def set_champion(settings: Settings, version: str) -> registry.VersionInfo:
