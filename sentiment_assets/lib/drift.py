@@ -561,7 +561,23 @@ def predicted_positive_rate(
         return skipped
     x_ref = int(np.count_nonzero(ref >= DECISION_THRESHOLD))
     x_cur = int(np.count_nonzero(cur >= DECISION_THRESHOLD))
-    diff, threshold, p_value = _two_proportion(x_ref, len(ref), x_cur, len(cur), thresholds.alpha)
+    return _proportion_result(
+        name, "prediction", "rate", x_ref, len(ref), x_cur, len(cur), thresholds
+    )
+
+
+def _proportion_result(
+    name: str,
+    kind: str,
+    share: str,
+    x_ref: int,
+    n_ref: int,
+    x_cur: int,
+    n_cur: int,
+    thresholds: DriftThresholds,
+) -> StatResult:
+    """A two-proportion z-test as a StatResult; `share` names the proportion in detail."""
+    diff, threshold, p_value = _two_proportion(x_ref, n_ref, x_cur, n_cur, thresholds.alpha)
     return StatResult(
         name,
         diff,
@@ -570,12 +586,12 @@ def predicted_positive_rate(
         p_value,
         {
             "alpha": thresholds.alpha,
-            "rate_reference": x_ref / len(ref),
-            "rate_current": x_cur / len(cur),
-            "n_reference": len(ref),
-            "n_current": len(cur),
+            f"{share}_reference": x_ref / n_ref,
+            f"{share}_current": x_cur / n_cur,
+            "n_reference": n_ref,
+            "n_current": n_cur,
         },
-        "prediction",
+        kind,
         "error",
     )
 
@@ -602,22 +618,8 @@ def label_prior(
     if skipped:
         return skipped
     x_ref, x_cur = int(ref.sum()), int(cur.sum())
-    diff, threshold, p_value = _two_proportion(x_ref, len(ref), x_cur, len(cur), thresholds.alpha)
-    return StatResult(
-        name,
-        diff,
-        threshold,
-        bool(p_value <= thresholds.alpha),
-        p_value,
-        {
-            "alpha": thresholds.alpha,
-            "positive_share_reference": x_ref / len(ref),
-            "positive_share_current": x_cur / len(cur),
-            "n_reference": len(ref),
-            "n_current": len(cur),
-        },
-        "label",
-        "error",
+    return _proportion_result(
+        name, "label", "positive_share", x_ref, len(ref), x_cur, len(cur), thresholds
     )
 
 
