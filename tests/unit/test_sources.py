@@ -82,13 +82,13 @@ def test_sentiment140_without_header_reasons_and_attribution() -> None:
     }
     first = accepted[1]
     assert first["tweet_id"] == "101"
-    assert first["created_at"] == pd.Timestamp("2009-04-06 22:19:45")  # PDT kept as written
+    assert first["created_at"] == pd.Timestamp("2009-04-06 21:05:30")  # PDT kept as written
     assert first["label_raw"] == "0"
     assert first["user_name"] == "alice"
     assert accepted[3]["created_at"] == pd.Timestamp("2009-05-01 09:00:00")  # UTC zone name too
     assert accepted[11]["label_raw"] == "2"  # neutral is kept; it maps to NULL downstream
     assert accepted[13]["text"] == "naïve café ☕ is fine"  # valid UTF-8 survives untouched
-    assert accepted[2]["text"] == "@Kenichan I dived many times &amp; loved it"  # not unescaped
+    assert accepted[2]["text"] == "@coachpat swam three laps &amp; loved it"  # not unescaped
 
 
 def test_raw_records_keep_the_original_fields() -> None:
