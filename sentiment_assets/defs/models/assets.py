@@ -135,6 +135,9 @@ def _fit(
     deps=[
         dg.AssetDep("tweets_clean", partition_mapping=TRAINING_WINDOW_MAPPING),
         dg.AssetDep("tweet_embeddings", partition_mapping=TRAINING_WINDOW_MAPPING),
+        # The month's drift is measured before its model is trained, so a drift report is
+        # never newer than the model built in the same run (drift_sensor treats it as stale).
+        "drift_report",
     ],
     # Training is the GPU work: one job at a time on the accelerator. Its warehouse access is
     # two short connections, which wait for the DuckDB lock instead of holding the pool.
