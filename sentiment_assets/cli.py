@@ -136,13 +136,11 @@ def command_predict(args: argparse.Namespace) -> int:
 
 def command_rollback(args: argparse.Namespace) -> int:
     """Move the champion alias to an earlier version (default: the previous champion)."""
-    import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from sentiment_assets.defs.models.promotion import publish_champion
     from sentiment_assets.lib import registry
-    from sentiment_assets.lib.promotion import ROLLBACK
-    from sentiment_assets.lib.publish import publish_history
+    from sentiment_assets.lib.promotion import ROLLBACK, promotion_row
+    from sentiment_assets.lib.publish import publish_champion, publish_history
     from sentiment_assets.lib.warehouse import append_rows, connect, ensure_schema
 
     settings = load_settings()
@@ -169,31 +167,17 @@ def command_rollback(args: argparse.Namespace) -> int:
         append_rows(
             con,
             "metrics.promotions",
-            pd.DataFrame(
-                [
-                    {
-                        "model_version": info.version,
-                        "model_family": info.family,
-                        "trained_through": info.trained_through or None,
-                        "decision": ROLLBACK,
-                        "champion_version": current.version if current else None,
-                        "reason": f"manual rollback from {current.version if current else 'none'}",
-                        "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
-                    }
-                ]
+            promotion_row(
+                model_version=info.version,
+                model_family=info.family,
+                trained_through=info.trained_through or None,
+                decision=ROLLBACK,
+                champion_version=current.version if current else None,
+                reason=f"manual rollback from {current.version if current else 'none'}",
             ),
         )
         publish_history(con, settings.published_dir)
-    publish_champion(
-        settings.published_dir,
-        {
-            "version": info.version,
-            "family": info.family,
-            "trained_through": info.trained_through,
-            "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(),
-            "decision": ROLLBACK,
-        },
-    )
+    publish_champion(settings.published_dir, info, ROLLBACK)
     print(
         f"champion: version {current.version if current else 'none'} -> {info.version} "
         f"({info.family}, trained through {info.trained_through})"

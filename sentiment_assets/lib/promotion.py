@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
+
 PROMOTED = "promoted"
 REJECTED = "rejected"
 KEPT = "kept"
@@ -50,3 +52,8 @@ def decide(
         f"challenger {challenger_score:.4f} vs champion {champion_score:.4f} "
         f"(difference {gap:+.4f}, margin {margin:.4f})",
     )
+
+
+def promotion_row(**values: object) -> pd.DataFrame:
+    """One metrics.promotions row (columns by name; the ones not given stay NULL)."""
+    return pd.DataFrame([{**values, "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None)}])

@@ -9,10 +9,15 @@ snapshot or the new one, never a torn file.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+
+from sentiment_assets.lib.registry import VersionInfo
 
 HISTORY_TABLES = {
     "model_evaluations": "metrics.model_evaluations",
@@ -36,3 +41,21 @@ def publish_history(con: duckdb.DuckDBPyConnection, published_dir: Path) -> dict
         os.replace(staging, target_dir / f"{name}.parquet")
         counts[name] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return counts
+
+
+def publish_champion(published_dir: Path, info: VersionInfo, decision: str) -> Path:
+    """Write champion.json atomically: readers see the old file or the new one, never half."""
+    published_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "version": info.version,
+        "family": info.family,
+        "trained_through": info.trained_through,
+        "promoted_at": datetime.now(UTC).isoformat(),
+        "decision": decision,
+    }
+    target = published_dir / "champion.json"
+    fd, staging = tempfile.mkstemp(prefix=".champion-", dir=published_dir)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2)
+    os.replace(staging, target)
+    return target

@@ -7,11 +7,7 @@ not materialized, so the `champion` alias cannot move. Every decision is a row i
 metrics.promotions.
 """
 
-import json
-import os
-import tempfile
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -21,8 +17,8 @@ from sentiment_assets.defs.models.assets import score_version
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.embedding_store import load_tweets
 from sentiment_assets.lib.months import trailing_window
-from sentiment_assets.lib.promotion import REJECTED, decide
-from sentiment_assets.lib.publish import publish_history
+from sentiment_assets.lib.promotion import REJECTED, decide, promotion_row
+from sentiment_assets.lib.publish import publish_champion, publish_history
 from sentiment_assets.lib.training import HOLDOUT_FRACTION, holdout_mask
 from sentiment_assets.lib.warehouse import append_rows
 from sentiment_assets.partitions import DUCKDB_POOL, MONTHS, monthly_partitions, partition_month
@@ -37,10 +33,6 @@ class PromotionConfig(dg.Config):
     metric: str = "macro_f1"
     margin: float = 0.0
     window_months: int = 3
-
-
-def promotion_row(**values: object) -> pd.DataFrame:
-    return pd.DataFrame([{**values, "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None)}])
 
 
 def pick_challenger(
@@ -162,17 +154,6 @@ def model_challenger(
     )
 
 
-def publish_champion(published_dir: Path, payload: dict) -> Path:
-    """Write champion.json atomically: readers see the old file or the new one, never half."""
-    published_dir.mkdir(parents=True, exist_ok=True)
-    target = published_dir / "champion.json"
-    fd, staging = tempfile.mkstemp(prefix=".champion-", dir=published_dir)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, default=str)
-    os.replace(staging, target)
-    return target
-
-
 @dg.asset(
     partitions_def=monthly_partitions,
     deps=["model_challenger"],
@@ -224,16 +205,7 @@ def model_champion(
             ),
         )
         publish_history(con, platform.published_dir)
-    published = publish_champion(
-        platform.published_dir,
-        {
-            "version": info.version,
-            "family": info.family,
-            "trained_through": info.trained_through,
-            "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(),
-            "decision": meta["decision"],
-        },
-    )
+    published = publish_champion(platform.published_dir, info, meta["decision"])
     context.log.info(
         f"champion is now version {info.version} ({info.family}, {info.trained_through})"
     )
