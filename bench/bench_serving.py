@@ -8,10 +8,13 @@ regression, MiniLM embeddings + logistic regression, and a briefly fine-tuned Mi
 as the pipeline saves them and registered in a throwaway MLflow registry, so every number
 goes through the app's real loading path (`registry_holder`: download, load, warm up).
 
-What it measures, after a warm-up, for each `torch.set_num_threads` in --threads (the
-contenders take turns call by call, so load from other processes hits them alike):
+What it measures, after a warm-up, for each thread count in --threads (torch's intra-op
+threads, and the ONNX Runtime session's; the contenders take turns call by call, so load from
+other processes hits them alike):
 
-- **function**: `ModelHolder.predict([tweet])` per family, one distinct tweet per call:
+- **function**: `ModelHolder.predict([tweet])` per family, one distinct tweet per call (the
+  embedding family as the app serves it, encoder on ONNX Runtime, and the same version with
+  the torch encoder, `embedding_logreg+torch_encoder`):
   p50/p90/p99 wall milliseconds, and the process CPU milliseconds per call (less sensitive to
   a busy machine than wall time). Batch throughput: the texts in chunks of 256, as the batch
   tab scores them, tweets per second (best of --repeats).
@@ -81,7 +84,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=lambda v: [int(x) for x in v.split(",")],
         default=[1, 2],
-        help="torch intra-op thread counts to measure, comma-separated (default 1,2)",
+        help="intra-op thread counts to measure, comma-separated (default 1,2)",
     )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--train-tweets", type=int, default=3000)
@@ -369,21 +372,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             "threads": {},
         }
 
-    # The opt-in bf16 encoder (SENTIMENT_APP_CPU_BF16=1): same version, checked for agreement.
-    bf16_key = f"{EMBEDDING_LOGREG}+cpu_bf16"
+    # The app serves the embedding family's encoder on ONNX Runtime on the CPU (`auto`); the
+    # same version with the torch encoder is measured next to it, checked for agreement.
+    torch_key = f"{EMBEDDING_LOGREG}+torch_encoder"
     if args.device == "cpu":
         registry.set_champion(client, versions[EMBEDDING_LOGREG].version)
-        holders[bf16_key] = registry_holder(settings, reload_seconds=3600, cpu_bf16=True)
-        assert holders[bf16_key].refresh(), holders[bf16_key].status().failure
-        fp32 = np.array(holders[EMBEDDING_LOGREG].predict(batch).scores)
-        bf16 = np.array(holders[bf16_key].predict(batch).scores)
-        report["function"][bf16_key] = {
+        holders[torch_key] = registry_holder(settings, reload_seconds=3600, encoder_runtime="torch")
+        assert holders[torch_key].refresh(), holders[torch_key].status().failure
+        served = np.array(holders[EMBEDDING_LOGREG].predict(batch).scores)
+        on_torch = np.array(holders[torch_key].predict(batch).scores)
+        report["function"][torch_key] = {
             "version": versions[EMBEDDING_LOGREG].version,
-            "load_seconds": round(holders[bf16_key].status().load_seconds, 3),
-            "max_abs_probability_difference_vs_float32": round(float(np.abs(fp32 - bf16).max()), 6),
-            "label_agreement_vs_float32": float(((fp32 >= 0.5) == (bf16 >= 0.5)).mean()),
+            "load_seconds": round(holders[torch_key].status().load_seconds, 3),
             "threads": {},
         }
+        report["function"][EMBEDDING_LOGREG]["vs_torch_encoder"] = {
+            "max_abs_probability_difference": float(np.abs(served - on_torch).max()),
+            "label_agreement": float(((served >= 0.5) == (on_torch >= 0.5)).mean()),
+        }
+    for key, holder in holders.items():
+        report["function"][key]["runtime"] = holder.status().runtime
 
     # The HF peer: the fine-tuned bundle loaded a second time (it must not share the served
     # model's lock), wrapped into a text-classification pipeline.
@@ -412,7 +420,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for threads in args.threads:
         torch.set_num_threads(threads)
         key = str(threads)
-        print(f"-- torch threads: {threads} (load average {load_average()})", flush=True)
+        if holders[EMBEDDING_LOGREG].status().runtime == "onnxruntime":
+            # An ONNX Runtime session takes its thread count when it is created.
+            registry.set_champion(client, versions[EMBEDDING_LOGREG].version)
+            holders[EMBEDDING_LOGREG] = registry_holder(
+                settings, reload_seconds=3600, threads=threads
+            )
+            assert holders[EMBEDDING_LOGREG].refresh()
+        print(f"-- threads: {threads} (load average {load_average()})", flush=True)
         # Every contender in turn on each text (and in turn for each batch pass), so a load
         # spike on the shared machine hits them all alike and the ratios stay meaningful.
         singles_by = interleaved_latency(
@@ -449,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         }
         print_row("hf pipe", FINETUNED_TRANSFORMER, hf_single, hf_batch)
-        for variant in (EMBEDDING_LOGREG, bf16_key):
+        for variant in (EMBEDDING_LOGREG, torch_key):
             if variant in report["function"]:
                 p50 = report["function"][variant]["threads"][key]["single"]["p50_ms"]
                 report["target"]["threads"].setdefault(key, {})[variant] = {
@@ -460,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_http:
         http = bench_http(settings, versions[EMBEDDING_LOGREG], singles, batch, args)
         # Ratios against the function measured with the thread count the app used.
-        function = report["function"][EMBEDDING_LOGREG]["threads"].get(str(http["torch_threads"]))
+        function = report["function"][EMBEDDING_LOGREG]["threads"].get(str(http["threads"]))
         if function is not None:
             http["ratio_single_p50_http_over_function"] = round(
                 http["single"]["p50_ms"] / function["single"]["p50_ms"], 2
@@ -498,7 +513,7 @@ def bench_http(
     from gradio_app.server import BackgroundServer, create_app
 
     registry.set_champion(MlflowClient(settings.mlflow_tracking_uri), info.version)
-    config = AppConfig(reload_seconds=3600)  # the app's defaults, torch threads included
+    config = AppConfig(reload_seconds=3600)  # the app's defaults: threads, encoder runtime
     app = create_app(settings, config)
     server = BackgroundServer(app.asgi).start()
     downloads = Path(tempfile.mkdtemp(prefix="bench-downloads-"))
@@ -547,7 +562,8 @@ def bench_http(
     return {
         "what": "gradio_client round trips to the app on 127.0.0.1 (embedding family champion)",
         "version": info.version,
-        "torch_threads": config.torch_threads,
+        "threads": config.threads,
+        "encoder_runtime": config.encoder_runtime,
         "single": single,
         "single_json_api": rest_single,
         "batch_upload": bulk,

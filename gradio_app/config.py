@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sentiment_assets.lib.onnx_encoder import RUNTIMES
+
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -31,13 +33,13 @@ class AppConfig:
     max_text_chars: int = 1000
     max_upload_bytes: int = 5 * 1024 * 1024
     max_batch_rows: int = 50_000
-    # torch intra-op threads for the encoder families; None leaves torch's default (one per
-    # core). One thread gives the steadiest single-tweet latency: a tweet is too small to
-    # split across cores profitably, and the web server needs a core of its own meanwhile.
-    torch_threads: int | None = 1
-    # Opt-in: the embedding family's encoder in bfloat16 on CPUs with bf16 units (faster;
-    # probabilities within a few thousandths of float32, see gradio_app/README.md).
-    cpu_bf16: bool = False
+    # Intra-op threads for the models (torch and ONNX Runtime); None leaves the libraries'
+    # default (one per core). One thread gives the steadiest single-tweet latency: a tweet is
+    # too small to split across cores profitably, and the web server needs a core meanwhile.
+    threads: int | None = 1
+    # How the embedding family's sentence encoder runs: "auto" = ONNX Runtime on the CPU when
+    # it is installed and its export matches torch, else torch; "onnx" or "torch" to insist.
+    encoder_runtime: str = "auto"
 
     @property
     def auth_enabled(self) -> bool:
@@ -61,15 +63,6 @@ def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> fl
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name}={raw!r} is not a boolean (use 1 or 0)")
-
-
 def load_config(env: Mapping[str, str] | None = None) -> AppConfig:
     env = os.environ if env is None else env
     user = env.get("SENTIMENT_APP_USER") or None
@@ -83,10 +76,13 @@ def load_config(env: Mapping[str, str] | None = None) -> AppConfig:
     if port > 65535:
         raise ConfigError(f"SENTIMENT_APP_PORT must be at most 65535, got {port}")
     max_upload_mb = _number(env, "SENTIMENT_APP_MAX_UPLOAD_MB", 5.0, float)
-    threads_raw = env.get("SENTIMENT_APP_TORCH_THREADS", "").strip().lower()
-    torch_threads = (
-        None if threads_raw == "auto" else int(_number(env, "SENTIMENT_APP_TORCH_THREADS", 1, int))
-    )
+    threads_raw = env.get("SENTIMENT_APP_THREADS", "").strip().lower()
+    threads = None if threads_raw == "auto" else int(_number(env, "SENTIMENT_APP_THREADS", 1, int))
+    runtime = env.get("SENTIMENT_APP_ENCODER_RUNTIME", "").strip().lower() or "auto"
+    if runtime not in RUNTIMES:
+        raise ConfigError(
+            f"SENTIMENT_APP_ENCODER_RUNTIME={runtime!r} is not one of {', '.join(RUNTIMES)}"
+        )
     return AppConfig(
         host=env.get("SENTIMENT_APP_HOST") or "127.0.0.1",
         port=port,
@@ -97,6 +93,6 @@ def load_config(env: Mapping[str, str] | None = None) -> AppConfig:
         max_text_chars=int(_number(env, "SENTIMENT_APP_MAX_CHARS", 1000, int)),
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         max_batch_rows=int(_number(env, "SENTIMENT_APP_MAX_ROWS", 50_000, int)),
-        torch_threads=torch_threads,
-        cpu_bf16=_flag(env, "SENTIMENT_APP_CPU_BF16"),
+        threads=threads,
+        encoder_runtime=runtime,
     )

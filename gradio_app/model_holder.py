@@ -25,7 +25,6 @@ import numpy as np
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.batch_io import LABEL_NAMES
 from sentiment_assets.lib.settings import Settings
-from sentiment_assets.lib.training import EMBEDDING_LOGREG
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,8 @@ class HolderStatus:
     last_check_at: float | None
     failure: LoadFailure | None
     reloads: int
+    # What computes the served model's scores ("onnxruntime", "torch", "scikit-learn").
+    runtime: str | None = None
 
 
 Lookup = Callable[[], "registry.VersionInfo | None"]
@@ -159,6 +160,7 @@ class ModelHolder:
             last_check_at=self._last_check,
             failure=self._failure,
             reloads=self._reloads,
+            runtime=getattr(served.scorer, "runtime", None) if served else None,
         )
 
     # ---------------------------------------------------------------- reloading
@@ -264,17 +266,18 @@ def registry_holder(
     retry_failed_seconds: float = 60.0,
     on_swap: Callable[[ServedModel], None] | None = None,
     on_failure: Callable[[LoadFailure], None] | None = None,
-    cpu_bf16: bool = False,
+    encoder_runtime: str = "auto",
+    threads: int | None = None,
 ) -> ModelHolder:
     """A holder that follows `tweet-sentiment@champion` in the settings' MLflow registry.
 
-    `cpu_bf16` runs the embedding family's sentence encoder under bfloat16 autocast when it
-    is on the CPU (opt-in, see CpuBf16Scorer).
+    `encoder_runtime` and `threads` choose how the embedding family's encoder runs (see
+    `serving_encoder`); the exported ONNX graph is cached under the settings' home.
     """
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(settings.mlflow_tracking_uri)
-    encoders = EncoderCache(settings.device)
+    encoders = EncoderCache(settings, encoder_runtime, threads)
 
     def lookup() -> registry.VersionInfo | None:
         return registry.champion(client)
@@ -285,11 +288,7 @@ def registry_holder(
         bundle = registry.download_bundle(info, settings.registry_cache_dir)
         card = read_card(bundle)
         encoder = encoders.get(card.encoder, card.encoder_fingerprint)
-        predictor = load_predictor(bundle, device=settings.device, encoder=encoder)
-        on_cpu = getattr(encoder, "device", None) == "cpu"
-        if cpu_bf16 and on_cpu and card.family == EMBEDDING_LOGREG:
-            return CpuBf16Scorer(predictor)
-        return predictor
+        return load_predictor(bundle, device=settings.device, encoder=encoder)
 
     return ModelHolder(
         lookup,
@@ -301,27 +300,6 @@ def registry_holder(
     )
 
 
-class CpuBf16Scorer:
-    """Runs a predictor under CPU bfloat16 autocast: the encoder's matrix products in bf16.
-
-    On CPUs with AVX512-BF16 or AMX this makes the MiniLM forward pass about 1.6x faster for
-    a single tweet; embeddings keep a cosine of ~0.99998 with float32, so the logistic head
-    (trained on float32 embeddings) gives nearly the same probabilities (serving benchmark:
-    at most 0.004 apart, 99.8% same labels on 1,000 tweets). Off by default: it changes
-    numbers, however little, and on CPUs without bf16 units it is slower.
-    """
-
-    def __init__(self, predictor: Scorer) -> None:
-        self.predictor = predictor
-        self.directory = getattr(predictor, "directory", None)
-
-    def predict_proba(self, raw_texts: list[str]) -> np.ndarray:
-        import torch
-
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.predictor.predict_proba(raw_texts)
-
-
 class EncoderCache:
     """One sentence encoder per app: consecutive embedding champions share it.
 
@@ -329,8 +307,12 @@ class EncoderCache:
     encoder, so the swap then costs only the small logistic-regression head.
     """
 
-    def __init__(self, device: str | None) -> None:
-        self._device = device
+    def __init__(
+        self, settings: Settings, runtime: str = "auto", threads: int | None = None
+    ) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self._threads = threads
         self._encoder: object | None = None
         self._lock = threading.Lock()
 
@@ -340,9 +322,16 @@ class EncoderCache:
         with self._lock:
             encoder = self._encoder
             if getattr(encoder, "fingerprint", None) != fingerprint:
-                from sentiment_assets.lib.encoder import TextEncoder
+                from sentiment_assets.lib.onnx_encoder import serving_encoder
 
-                encoder = TextEncoder(name, device=self._device)
+                encoder = serving_encoder(
+                    name,
+                    self._settings.device,
+                    runtime=self._runtime,
+                    cache_dir=self._settings.onnx_cache_dir,
+                    threads=self._threads,
+                    on_fallback=lambda why: log.warning("encoder on torch: %s", why),
+                )
                 if encoder.fingerprint != fingerprint:
                     # Embeddings from another encoder would be silently wrong: refuse.
                     raise RuntimeError(

@@ -126,10 +126,10 @@ def create_app(
     """
     settings = settings or load_settings()
     config = config or AppConfig()
-    if config.torch_threads is not None:
+    if config.threads is not None:
         import torch  # loaded with any model anyway (skops imports it)
 
-        torch.set_num_threads(config.torch_threads)
+        torch.set_num_threads(config.threads)
     telemetry = Telemetry()
     if holder is None:
         holder = registry_holder(
@@ -138,7 +138,8 @@ def create_app(
             retry_failed_seconds=config.retry_failed_seconds,
             on_swap=telemetry.model_swapped,
             on_failure=telemetry.load_failed,
-            cpu_bf16=config.cpu_bf16,
+            encoder_runtime=config.encoder_runtime,
+            threads=config.threads,
         )
     holder.start()
     workdir = Path(tempfile.mkdtemp(prefix="sentiment-app-"))
@@ -197,6 +198,7 @@ def create_app(
             "model_version": served.version if served else None,
             "family": served.family if served else None,
             "trained_through": served.trained_through if served else None,
+            "runtime": status.runtime,
             "champion_version": status.champion.version if status.champion else None,
             "last_error": status.failure.message if status.failure else None,
         }

@@ -39,3 +39,16 @@ def use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     return home
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the default encoder's verified ONNX export, made once per session.
+
+    Exporting takes seconds; tests that need a cache of their own copy this one.
+    """
+    from sentiment_assets.lib.onnx_encoder import OnnxTextEncoder
+
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    OnnxTextEncoder(cache_dir=cache)
+    return cache

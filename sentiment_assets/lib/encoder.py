@@ -91,6 +91,8 @@ def _pooling_mode(cfg: dict, model_dir: str) -> str:
 class TextEncoder:
     """Encode texts into float32 sentence embeddings (one row per text, input order)."""
 
+    runtime = "torch"
+
     def __init__(
         self,
         name: str = DEFAULT_ENCODER,
@@ -98,9 +100,6 @@ class TextEncoder:
         batch_size: int = 32,
         max_length: int = 128,
     ) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
         if batch_size < 1 or max_length < 2:
             raise ValueError("batch_size must be >= 1 and max_length >= 2")
         self.name = name
@@ -110,17 +109,18 @@ class TextEncoder:
         self.max_length = max_length
         self._pooling, self._normalize = _read_pooling(self.path)
 
-        # A local folder must never trigger a hub lookup, whatever HF_HUB_OFFLINE says.
-        local = Path(self.path).is_dir()
-        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=local)
-        # Batches are cut by slicing columns off the right, so padding must be on the right.
-        self._tokenizer.padding_side = "right"
-        model = AutoModel.from_pretrained(self.path, local_files_only=local)
-        model.eval()
+        self._tokenizer = load_tokenizer(self.path)
+        self.dim = self._load_model()
+
+    def _load_model(self) -> int:
+        """Load what `_embed_batch` runs; returns the embedding width."""
+        import torch
+
+        model = load_encoder_model(self.path)
         self._model = model.to(self.device)
         self._torch = torch
         self._cuda = torch.device(self.device).type == "cuda"
-        self.dim = int(model.config.hidden_size)
+        return int(model.config.hidden_size)
 
     @property
     def fingerprint(self) -> str:
@@ -155,7 +155,6 @@ class TextEncoder:
         total: int,
         progress: Callable[[int, int], None] | None,
     ) -> int:
-        torch = self._torch
         # One tokenizer call for the whole chunk (the Rust tokenizer parallelises it), padded
         # to the chunk's longest row; each batch then takes only the columns it needs.
         enc = self._tokenizer(
@@ -172,41 +171,66 @@ class TextEncoder:
         # Longest first: the most memory-hungry batch runs first, so an OOM shows up at once.
         order = np.argsort(-lengths, kind="stable")
 
+        for b in range(0, len(texts), self.batch_size):
+            idx = order[b : b + self.batch_size]
+            width = int(lengths[idx[0]])
+            out[idx] = self._embed_batch(ids[idx, :width], mask[idx, :width])
+            done += len(idx)
+            if progress is not None:
+                progress(done, total)
+        return done
+
+    def _embed_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Pooled embeddings for one batch of token ids (right-padded, trimmed to its width)."""
+        torch = self._torch
         # fp16 only on CUDA: on CPU half precision is slower and changes the numbers.
         autocast = (
             torch.autocast(device_type="cuda", dtype=torch.float16)
             if self._cuda
             else contextlib.nullcontext()
         )
+        batch_ids = torch.from_numpy(ids).to(self.device)
+        batch_mask = torch.from_numpy(mask).to(self.device)
+        # Without padding the attention mask is all ones; dropping it lets SDPA take its
+        # unmasked (faster) kernel. Sorted buckets are often exactly uniform.
+        padded = bool((mask[:, -1] == 0).any())
         with torch.inference_mode(), autocast:
-            for b in range(0, len(texts), self.batch_size):
-                idx = order[b : b + self.batch_size]
-                width = int(lengths[idx[0]])
-                batch_ids = torch.from_numpy(ids[idx, :width]).to(self.device)
-                batch_mask = torch.from_numpy(mask[idx, :width]).to(self.device)
-                padded = int(lengths[idx[-1]]) < width
-                # Without padding the attention mask is all ones; dropping it lets SDPA take
-                # its unmasked (faster) kernel. Sorted buckets are often exactly uniform.
-                hidden = self._model(
-                    input_ids=batch_ids,
-                    attention_mask=batch_mask if padded else None,
-                ).last_hidden_state
-                emb = self._pool(hidden.float(), batch_mask)
-                out[idx] = emb.cpu().numpy()
-                done += len(idx)
-                if progress is not None:
-                    progress(done, total)
-        return done
+            hidden = self._model(
+                input_ids=batch_ids,
+                attention_mask=batch_mask if padded else None,
+            ).last_hidden_state
+            emb = pool_embeddings(hidden.float(), batch_mask, self._pooling, self._normalize)
+        return emb.cpu().numpy()
 
-    def _pool(self, hidden, mask):  # torch tensors; untyped to keep torch an optional import
-        torch = self._torch
-        if self._pooling == "cls":
-            emb = hidden[:, 0]
-        elif self._pooling == "max":
-            emb = hidden.masked_fill(mask.unsqueeze(-1) == 0, float("-inf")).amax(dim=1)
-        else:
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            emb = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
-        if self._normalize:
-            emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-        return emb
+
+def load_tokenizer(path: str):  # -> a transformers fast tokenizer
+    from transformers import AutoTokenizer
+
+    # A local folder must never trigger a hub lookup, whatever HF_HUB_OFFLINE says.
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=Path(path).is_dir())
+    # Batches are cut by slicing columns off the right, so padding must be on the right.
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def load_encoder_model(path: str):  # -> a transformers model in eval mode, on the CPU
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(path, local_files_only=Path(path).is_dir())
+    return model.eval()
+
+
+def pool_embeddings(hidden, mask, pooling: str, normalize: bool):  # torch tensors in and out
+    """Token states (batch, seq, dim) -> sentence embeddings (batch, dim), as the model asks."""
+    import torch
+
+    if pooling == "cls":
+        emb = hidden[:, 0]
+    elif pooling == "max":
+        emb = hidden.masked_fill(mask.unsqueeze(-1) == 0, float("-inf")).amax(dim=1)
+    else:
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        emb = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+    if normalize:
+        emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+    return emb

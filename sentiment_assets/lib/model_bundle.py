@@ -133,6 +133,15 @@ class Predictor:
     def version(self) -> str:
         return self.card.version
 
+    @property
+    def runtime(self) -> str:
+        """What computes the scores: "scikit-learn", or the encoder's "torch"/"onnxruntime"."""
+        if self.card.family == TFIDF_LOGREG:
+            return "scikit-learn"
+        if self.card.family == EMBEDDING_LOGREG and self._encoder is not None:
+            return getattr(self._encoder, "runtime", "torch")
+        return "torch"
+
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._encoder is None:
             from sentiment_assets.lib.encoder import TextEncoder

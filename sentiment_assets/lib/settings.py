@@ -48,6 +48,10 @@ class Settings:
         return self.home / "registry_cache"
 
     @property
+    def onnx_cache_dir(self) -> Path:
+        return self.home / "onnx_cache"
+
+    @property
     def mlflow_artifacts_dir(self) -> Path:
         return self.home / "mlartifacts"
 

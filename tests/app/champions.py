@@ -18,13 +18,17 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib import registry
+from sentiment_assets.lib.encoder import TextEncoder
 from sentiment_assets.lib.model_bundle import ModelCard, data_fingerprint, save_bundle
 from sentiment_assets.lib.settings import Settings, load_settings
 from sentiment_assets.lib.synthetic import SyntheticConfig, generate_month
 from sentiment_assets.lib.text import clean_text, map_label
 from sentiment_assets.lib.training import (
+    EMBEDDING_LOGREG,
     TFIDF_LOGREG,
+    FitResult,
     LogRegParams,
+    fit_embedding_logreg,
     fit_tfidf_logreg,
     holdout_mask,
 )
@@ -67,12 +71,38 @@ def register_tfidf(
     params = LogRegParams(C=C, seed=0, min_df=1)
     holdout = holdout_mask(corpus.tweet_ids, 0.1)
     fit = fit_tfidf_logreg(corpus.texts, corpus.labels, holdout, params)
+    return _bundle_and_register(settings, corpus, month, TFIDF_LOGREG, params, fit)
+
+
+def register_embedding(
+    settings: Settings, corpus: Corpus, encoder: TextEncoder, month: date = MONTH
+) -> registry.VersionInfo:
+    """Train, bundle, log and register one embedding + logistic-regression version."""
+    params = LogRegParams(C=1.0, seed=0)
+    holdout = holdout_mask(corpus.tweet_ids, 0.1)
+    fit = fit_embedding_logreg(encoder.encode(corpus.texts), corpus.labels, holdout, params)
+    return _bundle_and_register(
+        settings, corpus, month, EMBEDDING_LOGREG, params, fit, encoder=encoder
+    )
+
+
+def _bundle_and_register(
+    settings: Settings,
+    corpus: Corpus,
+    month: date,
+    family: str,
+    params: LogRegParams,
+    fit: FitResult,
+    encoder: TextEncoder | None = None,
+) -> registry.VersionInfo:
     card = ModelCard(
-        family=TFIDF_LOGREG,
+        family=family,
         trained_through=month.isoformat(),
         window_start=month.isoformat(),
         params=params.as_dict(),
         data_fingerprint=data_fingerprint(corpus.tweet_ids, corpus.labels),
+        encoder=encoder.name if encoder else None,
+        encoder_fingerprint=encoder.fingerprint if encoder else None,
         metrics={"validation": fit.validation},
     )
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ class Running:
 @contextmanager
 def running_app(settings: Settings, config: AppConfig) -> Iterator[Running]:
     # torch's thread count is process-wide: leave it alone for the tests that run after us.
-    app = create_app(settings, replace(config, torch_threads=None))
+    app = create_app(settings, replace(config, threads=None))
     server = BackgroundServer(app.asgi).start()
     try:
         yield Running(app, server)

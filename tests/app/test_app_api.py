@@ -269,6 +269,7 @@ def test_healthz_names_the_served_version(app: Running) -> None:
     body = httpx.get(f"{app.url}/healthz", timeout=10).json()
     assert body["status"] == "ok"
     assert (body["model_version"], body["family"]) == ("1", "tfidf_logreg")
+    assert body["runtime"] == "scikit-learn"
     assert body["last_error"] is None
 
 

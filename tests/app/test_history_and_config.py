@@ -99,8 +99,8 @@ def test_config_defaults_are_the_safe_ones() -> None:
     config = load_config({})
     assert config == AppConfig()
     assert (config.host, config.port, config.auth_enabled) == ("127.0.0.1", 7860, False)
-    assert config.torch_threads == 1
-    assert config.cpu_bf16 is False
+    assert config.threads == 1
+    assert config.encoder_runtime == "auto"
     assert not config.exposed_without_auth
 
 
@@ -115,8 +115,8 @@ def test_config_reads_the_environment() -> None:
             "SENTIMENT_APP_MAX_UPLOAD_MB": "2",
             "SENTIMENT_APP_MAX_ROWS": "10",
             "SENTIMENT_APP_MAX_CHARS": "280",
-            "SENTIMENT_APP_TORCH_THREADS": "2",
-            "SENTIMENT_APP_CPU_BF16": "1",
+            "SENTIMENT_APP_THREADS": "2",
+            "SENTIMENT_APP_ENCODER_RUNTIME": "torch",
         }
     )
     assert (config.host, config.port, config.user, config.password) == (
@@ -128,9 +128,9 @@ def test_config_reads_the_environment() -> None:
     assert config.reload_seconds == 0.5
     assert config.max_upload_bytes == 2 * 1024 * 1024
     assert (config.max_batch_rows, config.max_text_chars) == (10, 280)
-    assert config.torch_threads == 2
-    assert config.cpu_bf16 is True
-    assert load_config({"SENTIMENT_APP_TORCH_THREADS": "auto"}).torch_threads is None
+    assert config.threads == 2
+    assert config.encoder_runtime == "torch"
+    assert load_config({"SENTIMENT_APP_THREADS": "auto"}).threads is None
     assert not config.exposed_without_auth
     assert load_config({"SENTIMENT_APP_HOST": "0.0.0.0"}).exposed_without_auth
 
@@ -143,7 +143,8 @@ def test_config_reads_the_environment() -> None:
         ({"SENTIMENT_APP_PORT": "http"}, "SENTIMENT_APP_PORT='http' is not a valid int"),
         ({"SENTIMENT_APP_PORT": "70000"}, "at most 65535"),
         ({"SENTIMENT_APP_RELOAD_SECONDS": "0"}, "must be positive"),
-        ({"SENTIMENT_APP_CPU_BF16": "maybe"}, "not a boolean"),
+        ({"SENTIMENT_APP_ENCODER_RUNTIME": "tpu"}, "is not one of auto, onnx, torch"),
+        ({"SENTIMENT_APP_THREADS": "0"}, "must be positive"),
     ],
 )
 def test_config_errors_name_the_variable(env: dict, message: str) -> None:

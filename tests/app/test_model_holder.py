@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gradio_app.model_holder import ModelHolder, NoModelError, registry_holder
 from sentiment_assets.lib import registry
+from sentiment_assets.lib.encoder import TextEncoder
 from sentiment_assets.lib.model_bundle import load_predictor
-from tests.app.champions import set_champion
+from sentiment_assets.lib.serving import load_champion
+from tests.app.champions import home_settings, register_embedding, set_champion, synthetic_corpus
 
 
 def info(version: str) -> registry.VersionInfo:
@@ -163,18 +167,29 @@ def test_registry_holder_serves_the_champion_and_survives_a_broken_version(
     assert holder.status().failure is None
 
 
-def test_cpu_bf16_scorer_runs_the_model_under_bf16_autocast() -> None:
-    import torch
+def test_an_embedding_champion_is_served_on_onnx_runtime_with_torch_scores(
+    onnx_cache: Path, tmp_path: Path
+) -> None:
+    settings = home_settings(tmp_path / "home")
+    # The session's verified export, so this test does not pay for another one.
+    shutil.copytree(onnx_cache, settings.onnx_cache_dir)
+    corpus = synthetic_corpus(n=200)
+    version = register_embedding(settings, corpus, TextEncoder(device="cpu"))
+    set_champion(settings, version.version)
+    texts = corpus.texts[:40]
 
-    from gradio_app.model_holder import CpuBf16Scorer
-
-    class AutocastProbe:
-        def predict_proba(self, raw_texts: list[str]) -> np.ndarray:
-            on = (
-                torch.is_autocast_enabled("cpu")
-                and torch.get_autocast_dtype("cpu") == torch.bfloat16
-            )
-            return np.full(len(raw_texts), 1.0 if on else 0.0)
-
-    assert AutocastProbe().predict_proba(["x"]).tolist() == [0.0]
-    assert CpuBf16Scorer(AutocastProbe()).predict_proba(["x", "y"]).tolist() == [1.0, 1.0]
+    served = {}
+    for runtime in ("onnx", "torch"):
+        holder = registry_holder(settings, reload_seconds=60, encoder_runtime=runtime)
+        assert holder.refresh()
+        served[runtime] = (holder.predict(texts), holder.status())
+    onnx_answer, onnx_status = served["onnx"]
+    torch_answer, torch_status = served["torch"]
+    assert (onnx_status.runtime, torch_status.runtime) == ("onnxruntime", "torch")
+    assert onnx_answer.version == torch_answer.version == version.version
+    np.testing.assert_allclose(onnx_answer.scores, torch_answer.scores, atol=1e-4)
+    assert onnx_answer.labels == torch_answer.labels
+    # `sentiment predict` loads the champion the same way.
+    loaded = load_champion(settings)
+    assert (loaded.info.version, loaded.predictor.runtime) == (version.version, "onnxruntime")
+    np.testing.assert_allclose(loaded.predictor.predict_proba(texts), onnx_answer.scores, rtol=1e-6)
