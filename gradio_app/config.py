@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sentiment_assets.lib.onnx_encoder import RUNTIMES
+from sentiment_assets.lib.onnx_serving import RUNTIMES
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -37,8 +37,9 @@ class AppConfig:
     # default (one per core). One thread gives the steadiest single-tweet latency: a tweet is
     # too small to split across cores profitably, and the web server needs a core meanwhile.
     threads: int | None = 1
-    # How the embedding family's sentence encoder runs: "auto" = ONNX Runtime on the CPU when
-    # it is installed and its export matches torch, else torch; "onnx" or "torch" to insist.
+    # How the transformer models (the embedding family's encoder, a fine-tuned model) run:
+    # "auto" = ONNX Runtime on the CPU when it is installed and the export matches torch,
+    # else torch; "onnx" or "torch" to insist.
     encoder_runtime: str = "auto"
 
     @property

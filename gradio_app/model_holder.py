@@ -24,6 +24,7 @@ import numpy as np
 
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.batch_io import LABEL_NAMES
+from sentiment_assets.lib.onnx_serving import ServingRuntime, serving_encoder
 from sentiment_assets.lib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -271,13 +272,19 @@ def registry_holder(
 ) -> ModelHolder:
     """A holder that follows `tweet-sentiment@champion` in the settings' MLflow registry.
 
-    `encoder_runtime` and `threads` choose how the embedding family's encoder runs (see
-    `serving_encoder`); the exported ONNX graph is cached under the settings' home.
+    `encoder_runtime` and `threads` choose how the transformer families run (see
+    `onnx_serving.use_onnx`); exported ONNX graphs are cached under the settings' home.
     """
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(settings.mlflow_tracking_uri)
-    encoders = EncoderCache(settings, encoder_runtime, threads)
+    runtime = ServingRuntime(
+        encoder_runtime,
+        settings.onnx_cache_dir,
+        threads,
+        on_fallback=lambda why: log.warning("serving on torch: %s", why),
+    )
+    encoders = EncoderCache(settings.device, runtime)
 
     def lookup() -> registry.VersionInfo | None:
         return registry.champion(client)
@@ -288,7 +295,7 @@ def registry_holder(
         bundle = registry.download_bundle(info, settings.registry_cache_dir)
         card = read_card(bundle)
         encoder = encoders.get(card.encoder, card.encoder_fingerprint)
-        return load_predictor(bundle, device=settings.device, encoder=encoder)
+        return load_predictor(bundle, device=settings.device, encoder=encoder, runtime=runtime)
 
     return ModelHolder(
         lookup,
@@ -307,12 +314,9 @@ class EncoderCache:
     encoder, so the swap then costs only the small logistic-regression head.
     """
 
-    def __init__(
-        self, settings: Settings, runtime: str = "auto", threads: int | None = None
-    ) -> None:
-        self._settings = settings
+    def __init__(self, device: str | None, runtime: ServingRuntime) -> None:
+        self._device = device
         self._runtime = runtime
-        self._threads = threads
         self._encoder: object | None = None
         self._lock = threading.Lock()
 
@@ -322,16 +326,7 @@ class EncoderCache:
         with self._lock:
             encoder = self._encoder
             if getattr(encoder, "fingerprint", None) != fingerprint:
-                from sentiment_assets.lib.onnx_encoder import serving_encoder
-
-                encoder = serving_encoder(
-                    name,
-                    self._settings.device,
-                    runtime=self._runtime,
-                    cache_dir=self._settings.onnx_cache_dir,
-                    threads=self._threads,
-                    on_fallback=lambda why: log.warning("encoder on torch: %s", why),
-                )
+                encoder = serving_encoder(name, self._device, self._runtime)
                 if encoder.fingerprint != fingerprint:
                     # Embeddings from another encoder would be silently wrong: refuse.
                     raise RuntimeError(

@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--encoder-runtime",
         choices=["auto", "onnx", "torch"],
         default="auto",
-        help="embedding models: auto = ONNX Runtime on the CPU (faster, same scores), else torch",
+        help="transformer models: auto = ONNX Runtime on the CPU (faster, same scores), else torch",
     )
     predict.set_defaults(handler=command_predict)
 

@@ -47,7 +47,7 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Exporting takes seconds; tests that need a cache of their own copy this one.
     """
-    from sentiment_assets.lib.onnx_encoder import OnnxTextEncoder
+    from sentiment_assets.lib.onnx_serving import OnnxTextEncoder
 
     cache = tmp_path_factory.mktemp("onnx-cache")
     OnnxTextEncoder(cache_dir=cache)

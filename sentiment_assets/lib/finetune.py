@@ -328,28 +328,43 @@ class FinetunedClassifier:
         return dict(self.train_stats)
 
     # ---------------------------------------------------------------- inference
-    @torch.inference_mode()
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """P(positive) for each text, shape (n,), in input order."""
+        return self.predict_proba_with(self._batch_proba, texts, batch_size)
+
+    def predict_proba_with(
+        self,
+        batch_proba: Callable[[torch.Tensor, torch.Tensor], np.ndarray],
+        texts: Sequence[str],
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        """Tokenise, bucket by length and score batch by batch with `batch_proba`.
+
+        `batch_proba(input_ids, attention_mask)` returns P(positive) per row; another
+        runtime (ONNX Runtime) plugs in here and keeps this tokenisation exactly.
+        """
         out = np.empty(len(texts), dtype=np.float64)
         if len(texts) == 0:
             return out
         ids = self._encode(texts)
         # Sorting by length keeps padding (wasted compute) minimal within each batch.
         order = np.argsort([len(row) for row in ids], kind="stable")
-        amp_dtype = _autocast_dtype(self.device)
-        self.network.eval()
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            input_ids, mask = self._collate([ids[i] for i in idx])
-            with torch.autocast(
-                device_type=self.device.type,
-                dtype=amp_dtype or torch.float32,
-                enabled=amp_dtype is not None,
-            ):
-                logits = self.network(input_ids, mask)
-            out[idx] = torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
+            out[idx] = batch_proba(*self._collate([ids[i] for i in idx]))
         return out
+
+    @torch.inference_mode()
+    def _batch_proba(self, input_ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        amp_dtype = _autocast_dtype(self.device)
+        self.network.eval()
+        with torch.autocast(
+            device_type=self.device.type,
+            dtype=amp_dtype or torch.float32,
+            enabled=amp_dtype is not None,
+        ):
+            logits = self.network(input_ids, mask)
+        return torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
 
     def predict(self, texts: Sequence[str], threshold: float = 0.5) -> np.ndarray:
         """Hard labels (0/1) at ``threshold`` on P(positive)."""

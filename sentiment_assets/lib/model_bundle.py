@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from sentiment_assets.lib.training import (
     FINETUNED_TRANSFORMER,
     TFIDF_LOGREG,
 )
+
+if TYPE_CHECKING:
+    from sentiment_assets.lib.onnx_serving import ServingRuntime
 
 CARD_FILE = "card.json"
 SKOPS_FILE = "model.skops"
@@ -114,18 +118,33 @@ def load_skops(path: Path) -> object:
 class Predictor:
     """Scores raw or already-cleaned texts with one bundle's model."""
 
-    def __init__(self, directory: Path, device: str | None = None, encoder: object = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        device: str | None = None,
+        encoder: object = None,
+        runtime: ServingRuntime | None = None,
+    ) -> None:
         self.directory = directory
         self.card = read_card(directory)
         self._device = device
+        # None: torch, exactly as in training (evaluation uses this); serving passes one.
+        self._runtime = runtime
         # A caller that already holds the encoder (a Dagster step, the app) passes it in, so
         # the transformer is not loaded a second time; a different encoder is never used.
         same = getattr(encoder, "fingerprint", None) == self.card.encoder_fingerprint
         self._encoder = encoder if same else None
+        if self._encoder is None and runtime is not None and self.card.family == EMBEDDING_LOGREG:
+            # Serving loads everything up front: the first request must not pay for it.
+            self._encoder = self._load_encoder()
         if self.card.family == FINETUNED_TRANSFORMER:
-            from sentiment_assets.lib.finetune import FinetunedClassifier
+            from sentiment_assets.lib.finetune import WEIGHTS_FILE, FinetunedClassifier
 
             self._model = FinetunedClassifier.load(directory, device=device)
+            if runtime is not None:
+                from sentiment_assets.lib.onnx_serving import serving_finetuned
+
+                self._model = serving_finetuned(self._model, directory / WEIGHTS_FILE, runtime)
         else:
             self._model = load_skops(directory / SKOPS_FILE)
 
@@ -138,16 +157,23 @@ class Predictor:
         """What computes the scores: "scikit-learn", or the encoder's "torch"/"onnxruntime"."""
         if self.card.family == TFIDF_LOGREG:
             return "scikit-learn"
-        if self.card.family == EMBEDDING_LOGREG and self._encoder is not None:
+        if self.card.family == EMBEDDING_LOGREG:
             return getattr(self._encoder, "runtime", "torch")
-        return "torch"
+        return getattr(self._model, "runtime", "torch")
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._encoder is None:
-            from sentiment_assets.lib.encoder import TextEncoder
-
-            self._encoder = TextEncoder(self.card.encoder, device=self._device)
+            self._encoder = self._load_encoder()
         return self._encoder.encode(texts)
+
+    def _load_encoder(self) -> object:
+        if self._runtime is not None:
+            from sentiment_assets.lib.onnx_serving import serving_encoder
+
+            return serving_encoder(self.card.encoder, self._device, self._runtime)
+        from sentiment_assets.lib.encoder import TextEncoder
+
+        return TextEncoder(self.card.encoder, device=self._device)
 
     def predict_proba_clean(
         self, cleaned_texts: list[str], embeddings: np.ndarray | None = None
@@ -167,5 +193,10 @@ class Predictor:
         return self.predict_proba_clean([clean_text(t) for t in raw_texts])
 
 
-def load_predictor(directory: Path, device: str | None = None, encoder: object = None) -> Predictor:
-    return Predictor(directory, device=device, encoder=encoder)
+def load_predictor(
+    directory: Path,
+    device: str | None = None,
+    encoder: object = None,
+    runtime: ServingRuntime | None = None,
+) -> Predictor:
+    return Predictor(directory, device=device, encoder=encoder, runtime=runtime)

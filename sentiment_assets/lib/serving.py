@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib import registry
-from sentiment_assets.lib.model_bundle import Predictor, load_predictor, read_card
+from sentiment_assets.lib.model_bundle import Predictor, load_predictor
 from sentiment_assets.lib.settings import Settings
-from sentiment_assets.lib.training import EMBEDDING_LOGREG
 
 
 class NoChampionError(RuntimeError):
@@ -42,19 +41,10 @@ def load_champion(
     encoder_runtime: str = "auto",
     on_fallback: Callable[[str], None] | None = None,
 ) -> LoadedChampion:
-    """The champion, ready to score; an embedding model's encoder runs per `serving_encoder`."""
-    from sentiment_assets.lib.onnx_encoder import serving_encoder
+    """The champion, ready to score; its transformer (if any) runs per `encoder_runtime`."""
+    from sentiment_assets.lib.onnx_serving import ServingRuntime
 
     info = info or champion_info(settings)
     bundle = registry.download_bundle(info, settings.registry_cache_dir)
-    card = read_card(bundle)
-    encoder = None
-    if card.family == EMBEDDING_LOGREG and card.encoder:
-        encoder = serving_encoder(
-            card.encoder,
-            settings.device,
-            runtime=encoder_runtime,
-            cache_dir=settings.onnx_cache_dir,
-            on_fallback=on_fallback,
-        )
-    return LoadedChampion(info, load_predictor(bundle, device=settings.device, encoder=encoder))
+    runtime = ServingRuntime(encoder_runtime, settings.onnx_cache_dir, on_fallback=on_fallback)
+    return LoadedChampion(info, load_predictor(bundle, device=settings.device, runtime=runtime))

@@ -1,4 +1,4 @@
-"""The ONNX Runtime encoder against the torch one, on the real bundled MiniLM (CPU)."""
+"""ONNX Runtime serving against torch, on the real bundled MiniLM (CPU)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentiment_assets.lib import onnx_encoder
+from sentiment_assets.lib import onnx_serving
 from sentiment_assets.lib.encoder import TextEncoder
-from sentiment_assets.lib.onnx_encoder import (
+from sentiment_assets.lib.finetune import WEIGHTS_FILE, FinetunedClassifier, FinetuneParams
+from sentiment_assets.lib.model_bundle import ModelCard, load_predictor, save_bundle
+from sentiment_assets.lib.onnx_serving import (
     OnnxExportError,
+    OnnxFinetunedClassifier,
     OnnxTextEncoder,
+    ServingRuntime,
     serving_encoder,
+    serving_finetuned,
 )
+from sentiment_assets.lib.training import FINETUNED_TRANSFORMER
 from tests.unit.test_encoder import TEXTS
 
 
@@ -43,7 +49,7 @@ def test_embeddings_match_torch_row_for_row(
     expected = torch_encoder.encode(TEXTS)
     assert got.shape == expected.shape == (len(TEXTS), 384)
     assert got.dtype == np.float32
-    assert np.abs(got - expected).max() < onnx_encoder.PARITY_TOLERANCE
+    assert np.abs(got - expected).max() < onnx_serving.PARITY_TOLERANCE
     # Each text alone (no padding at all) gives its batched embedding back.
     for i in (0, 6, 18):
         np.testing.assert_allclose(onnx.encode([TEXTS[i]])[0], got[i], atol=1e-5)
@@ -59,8 +65,8 @@ def test_same_fingerprint_so_models_trained_on_torch_embeddings_accept_it(
 
 def test_export_is_cached_with_a_manifest_and_reused(onnx: OnnxTextEncoder) -> None:
     manifest = json.loads(onnx.model_path.with_suffix(".json").read_text())
-    assert manifest["fingerprint"] == onnx.fingerprint
-    assert manifest["max_abs_difference_vs_torch"] < onnx_encoder.PARITY_TOLERANCE
+    assert manifest["identity"] == onnx.fingerprint
+    assert manifest["max_abs_difference_vs_torch"] < onnx_serving.PARITY_TOLERANCE
     stamp = onnx.model_path.stat().st_mtime_ns
     again = OnnxTextEncoder(cache_dir=onnx.model_path.parent)
     assert again.model_path == onnx.model_path
@@ -83,10 +89,10 @@ def test_an_export_that_disagrees_with_torch_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Any real export differs from torch by a little; a negative tolerance rejects them all.
-    monkeypatch.setattr(onnx_encoder, "PARITY_TOLERANCE", -1.0)
+    monkeypatch.setattr(onnx_serving, "PARITY_TOLERANCE", -1.0)
     cache = tmp_path / "cache"
     with pytest.raises(OnnxExportError, match="differs from torch"):
-        serving_encoder("all-MiniLM-L6-v2", "cpu", runtime="onnx", cache_dir=cache)
+        serving_encoder("all-MiniLM-L6-v2", "cpu", ServingRuntime("onnx", cache))
     assert list(cache.iterdir()) == []  # nothing half-written is left to be picked up later
 
 
@@ -97,20 +103,64 @@ def test_auto_falls_back_to_torch_and_says_why(
     def refuse(encoder: TextEncoder, path: Path) -> dict:
         raise OnnxExportError("differs from torch by 1e+00")
 
-    monkeypatch.setattr(onnx_encoder, "export_encoder", refuse)
+    monkeypatch.setattr(onnx_serving, "export_encoder", refuse)
     reasons: list[str] = []
-    fallback = serving_encoder(
-        "all-MiniLM-L6-v2", "cpu", runtime="auto", cache_dir=tmp_path, on_fallback=reasons.append
-    )
+    runtime = ServingRuntime("auto", tmp_path, on_fallback=reasons.append)
+    fallback = serving_encoder("all-MiniLM-L6-v2", "cpu", runtime)
     assert type(fallback) is TextEncoder
     assert reasons == ["differs from torch by 1e+00"]
 
 
 def test_serving_encoder_picks_the_runtime(onnx_cache: Path, tmp_path: Path) -> None:
     cache = _copy(onnx_cache, tmp_path)
-    assert isinstance(serving_encoder("all-MiniLM-L6-v2", "cpu", cache_dir=cache), OnnxTextEncoder)
-    assert type(serving_encoder("all-MiniLM-L6-v2", "cpu", runtime="torch")) is TextEncoder
+    auto = serving_encoder("all-MiniLM-L6-v2", "cpu", ServingRuntime("auto", cache))
+    assert isinstance(auto, OnnxTextEncoder)
+    torch_only = serving_encoder("all-MiniLM-L6-v2", "cpu", ServingRuntime("torch"))
+    assert type(torch_only) is TextEncoder
     with pytest.raises(ValueError, match="one of"):
-        serving_encoder("all-MiniLM-L6-v2", "cpu", runtime="tensorrt")
+        serving_encoder("all-MiniLM-L6-v2", "cpu", ServingRuntime("tensorrt"))
     with pytest.raises(ValueError, match="CPU only"):
-        serving_encoder("all-MiniLM-L6-v2", "cuda", runtime="onnx", cache_dir=cache)
+        serving_encoder("all-MiniLM-L6-v2", "cuda", ServingRuntime("onnx", cache))
+
+
+def test_a_fine_tuned_classifier_on_onnx_runtime_gives_torch_probabilities(
+    tmp_path: Path,
+) -> None:
+    classifier = FinetunedClassifier(device="cpu")
+    params = FinetuneParams(max_steps=2, batch_size=4, max_train_samples=None, device="cpu")
+    classifier.fit(TEXTS[:8], [1, 0, 0, 1, 1, 0, 0, 1], params)
+    saved = classifier.save(tmp_path / "bundle")
+    loaded = FinetunedClassifier.load(saved, device="cpu")
+
+    served = serving_finetuned(loaded, saved / WEIGHTS_FILE, ServingRuntime("auto", tmp_path))
+    assert isinstance(served, OnnxFinetunedClassifier)
+    assert served.runtime == "onnxruntime"
+    np.testing.assert_allclose(
+        served.predict_proba(TEXTS), loaded.predict_proba(TEXTS), atol=onnx_serving.PARITY_TOLERANCE
+    )
+    assert served.predict_proba([]).shape == (0,)
+    # Another load of the same weights reuses the graph; torch-only leaves the model alone.
+    again = serving_finetuned(loaded, saved / WEIGHTS_FILE, ServingRuntime("auto", tmp_path))
+    assert again.model_path == served.model_path
+    torch_only = serving_finetuned(loaded, saved / WEIGHTS_FILE, ServingRuntime("torch"))
+    assert torch_only is loaded
+
+
+def test_the_serving_predictor_puts_a_fine_tuned_bundle_on_onnx_runtime(tmp_path: Path) -> None:
+    classifier = FinetunedClassifier(device="cpu")
+    params = FinetuneParams(max_steps=1, batch_size=4, max_train_samples=None, device="cpu")
+    classifier.fit(TEXTS[:4], [1, 0, 0, 1], params)
+    card = ModelCard(
+        family=FINETUNED_TRANSFORMER,
+        trained_through="2024-01-01",
+        window_start="2024-01-01",
+        params={},
+        data_fingerprint="test",
+    )
+    bundle = save_bundle(tmp_path / "bundle", card, classifier)
+    on_torch = load_predictor(bundle, device="cpu")
+    served = load_predictor(bundle, device="cpu", runtime=ServingRuntime("auto", tmp_path))
+    assert (on_torch.runtime, served.runtime) == ("torch", "onnxruntime")
+    np.testing.assert_allclose(
+        served.predict_proba(TEXTS), on_torch.predict_proba(TEXTS), atol=1e-4
+    )

@@ -1,0 +1,348 @@
+"""Transformer models on ONNX Runtime, for low-latency CPU serving.
+
+A single tweet is a tiny workload: in eager torch most of its ~10 ms goes to per-operator
+dispatch, not arithmetic. ONNX Runtime runs the same graph with fused attention and
+LayerNorm kernels and almost no per-call overhead, which is what brings one-tweet latency
+under the app's budget. Each graph is exported once from the torch model, checked against
+torch on probe texts, and cached on disk next to a small manifest; later loads only hash the
+file and open a session.
+
+Two graphs are served this way: the sentence encoder (pooling and normalisation included)
+for the embedding family, and a fine-tuned classifier (its probability of positive). Both
+match torch to ~1e-6 (an export worse than `PARITY_TOLERANCE` is refused), so an ONNX
+encoder reports the torch encoder's fingerprint and serves models trained on torch
+embeddings. Training and the embedding asset keep torch, which also covers CUDA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sentiment_assets.lib.encoder import (
+    DEFAULT_ENCODER,
+    TextEncoder,
+    load_encoder_model,
+    pick_device,
+    pool_embeddings,
+)
+
+if TYPE_CHECKING:
+    from sentiment_assets.lib.finetune import FinetunedClassifier
+
+# Largest tolerated |difference| between an ONNX and a torch output component (embedding
+# components are ~0.05, probabilities are in [0, 1]): far below anything that could matter.
+PARITY_TOLERANCE = 1e-4
+PROBE_TEXTS = (
+    "i love this so much, best day ever!",
+    "ugh my phone died again and i missed the bus",
+    "ok",
+    "not bad at all",
+    "watching the game tonight with @user http://example.com #sunday",
+)
+RUNTIMES = ("auto", "onnx", "torch")
+_OPSET = 18
+_EXPORT_FORMAT = 1  # bump when an exported graph's inputs/outputs change
+_INPUTS = ("input_ids", "attention_mask")
+
+
+class OnnxExportError(RuntimeError):
+    """A model could not be exported, or the export disagrees with torch."""
+
+
+def onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def use_onnx(runtime: str, device: str | None) -> bool:
+    """Whether a model should be served on ONNX Runtime under `runtime` on `device`.
+
+    "onnx" insists (CPU only), "torch" never, "auto" whenever the CPU serves and
+    onnxruntime is installed.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    on_cpu = pick_device(device) == "cpu"
+    if runtime == "onnx" and not on_cpu:
+        raise ValueError(f"the onnx runtime runs on the CPU only, not on {device!r}")
+    return runtime == "onnx" or (runtime == "auto" and on_cpu and onnx_available())
+
+
+@dataclass(frozen=True)
+class ServingRuntime:
+    """How a serving process runs transformer models: see `use_onnx` for `name`.
+
+    Exports are cached in `cache_dir`; `threads` is ONNX Runtime's intra-op thread count
+    (None = one per core); under "auto" a failed export falls back to torch after telling
+    `on_fallback` why.
+    """
+
+    name: str = "auto"
+    cache_dir: Path | None = None
+    threads: int | None = None
+    on_fallback: Callable[[str], None] | None = None
+
+    def fallback(self, error: OnnxExportError) -> None:
+        """Re-raise where ONNX was insisted on; otherwise report and let torch serve."""
+        if self.name == "onnx":
+            raise error
+        if self.on_fallback is not None:
+            self.on_fallback(str(error))
+
+
+# ------------------------------------------------------------------------- the encoder
+class OnnxTextEncoder(TextEncoder):
+    """`TextEncoder` whose forward pass runs on ONNX Runtime (CPU).
+
+    Tokenisation, length bucketing and the fingerprint are inherited, so both encoders
+    produce interchangeable embeddings for the same texts.
+    """
+
+    runtime = "onnxruntime"
+
+    def __init__(
+        self,
+        name: str = DEFAULT_ENCODER,
+        cache_dir: Path | str | None = None,
+        batch_size: int = 32,
+        max_length: int = 128,
+        threads: int | None = None,
+    ) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError("threads must be >= 1 or None")
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir())
+        self._threads = threads
+        super().__init__(name, device="cpu", batch_size=batch_size, max_length=max_length)
+
+    def _load_model(self) -> int:
+        path = _graph_path(self._cache_dir, self.name, self.fingerprint)
+        if not _cached(path):
+            export_encoder(self, path)
+        self._session = _session(path, self._threads)
+        self.model_path = path
+        return int(self._session.get_outputs()[0].shape[-1])
+
+    def _embed_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64)}
+        return self._session.run(None, feeds)[0].astype(np.float32, copy=False)
+
+
+def export_encoder(encoder: TextEncoder, path: Path) -> dict:
+    """Export `encoder` (torch weights + pooling) to `path`, verified; returns the manifest."""
+    import torch
+
+    model = load_encoder_model(encoder.path)
+    pooling, normalize = encoder._pooling, encoder._normalize
+
+    class PooledEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+            return pool_embeddings(hidden, attention_mask, pooling, normalize)
+
+    batch = encoder._tokenizer(
+        list(PROBE_TEXTS),
+        padding=True,
+        truncation=True,
+        max_length=encoder.max_length,
+        return_tensors="pt",
+        return_token_type_ids=False,
+    )
+    inputs = (batch["input_ids"], batch["attention_mask"])
+    return _export_verified(PooledEncoder().eval(), inputs, path, encoder.fingerprint)
+
+
+# ------------------------------------------------------------- the fine-tuned classifier
+class OnnxFinetunedClassifier:
+    """A loaded `FinetunedClassifier` scored on ONNX Runtime (same tokenisation and batching)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(
+        self,
+        classifier: FinetunedClassifier,
+        weights_file: Path,
+        cache_dir: Path | str,
+        threads: int | None = None,
+    ) -> None:
+        self.classifier = classifier
+        # The weights' hash names the graph: every fine-tuned version has weights of its own.
+        identity = f"finetuned:{_sha256(weights_file)}:max_length={classifier.max_length}"
+        path = _graph_path(Path(cache_dir), "finetuned", identity)
+        if not _cached(path):
+            export_finetuned(classifier, path, identity)
+        self._session = _session(path, threads)
+        self.model_path = path
+
+    def _batch_proba(self, input_ids, mask) -> np.ndarray:  # torch tensors on the CPU
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": mask.numpy()}
+        return self._session.run(None, feeds)[0].astype(np.float64)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """P(positive) for each (already cleaned) text, in input order."""
+        return self.classifier.predict_proba_with(self._batch_proba, texts, batch_size)
+
+
+def export_finetuned(classifier: FinetunedClassifier, path: Path, identity: str) -> dict:
+    """Export the classifier's network with its softmax to `path`, verified against torch."""
+    import torch
+
+    network = classifier.network
+
+    class PositiveProbability(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, input_ids, attention_mask):
+            return torch.softmax(self.network(input_ids, attention_mask), dim=-1)[:, 1]
+
+    if classifier.device.type != "cpu":
+        raise OnnxExportError("only a classifier loaded on the CPU can be exported")
+    inputs = classifier._collate(classifier._encode(list(PROBE_TEXTS)))
+    return _export_verified(PositiveProbability().eval(), inputs, path, identity)
+
+
+# ------------------------------------------------------------------- shared machinery
+def _export_verified(module, inputs: tuple, path: Path, identity: str) -> dict:
+    """Export `module(*inputs)` to `path` and keep it only if ONNX Runtime matches torch.
+
+    The file appears atomically, after the check, with a manifest holding its sha256; a
+    mismatch raises `OnnxExportError` and leaves nothing behind.
+    """
+    import onnxruntime as ort
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    staging = Path(staging_name)
+    output = "output"
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            # The tracer warns about Python-level branches in the attention code; they depend
+            # on shapes the exported graph keeps dynamic, which the parity check confirms.
+            warnings.simplefilter("ignore")
+            expected = module(*inputs).numpy()
+            torch.onnx.export(
+                module,
+                inputs,
+                str(staging),
+                input_names=list(_INPUTS),
+                output_names=[output],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "sequence"},
+                    "attention_mask": {0: "batch", 1: "sequence"},
+                    output: {0: "batch"},
+                },
+                opset_version=_OPSET,
+                dynamo=False,
+            )
+        session = ort.InferenceSession(str(staging), providers=["CPUExecutionProvider"])
+        feeds = {
+            name: tensor.numpy().astype(np.int64)
+            for name, tensor in zip(_INPUTS, inputs, strict=True)
+        }
+        error = float(np.abs(session.run(None, feeds)[0] - expected).max())
+        if not np.isfinite(error) or error > PARITY_TOLERANCE:
+            raise OnnxExportError(
+                f"ONNX export of {identity} differs from torch by {error:.2e} "
+                f"(tolerance {PARITY_TOLERANCE:.0e}); serve with the torch runtime instead"
+            )
+        record = {
+            "identity": identity,
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+            "opset": _OPSET,
+            "max_abs_difference_vs_torch": error,
+            "sha256": _sha256(staging),
+        }
+        # mkstemp makes the file private; the cache is shared with e.g. a container's user.
+        os.chmod(staging, 0o644)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+    manifest = path.with_suffix(".json")
+    staged_manifest = manifest.with_name(f".{manifest.name}.{os.getpid()}")
+    staged_manifest.write_text(json.dumps(record, indent=2, sort_keys=True))
+    os.replace(staged_manifest, manifest)
+    return record
+
+
+def _graph_path(cache_dir: Path, name: str, identity: str) -> Path:
+    """Where the graph for `identity` (under this torch) lives in the cache."""
+    import torch
+
+    key = f"{identity}|torch={torch.__version__}|format={_EXPORT_FORMAT}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[-40:]
+    return cache_dir / f"{stem}-{digest}.onnx"
+
+
+def _cached(path: Path) -> bool:
+    """True when `path` and its manifest exist and the file still has the recorded hash.
+
+    A truncated or edited file is rebuilt rather than trusted.
+    """
+    manifest = path.with_suffix(".json")
+    if not (path.is_file() and manifest.is_file()):
+        return False
+    return json.loads(manifest.read_text()).get("sha256") == _sha256(path)
+
+
+def _session(path: Path, threads: int | None):  # -> onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.inter_op_num_threads = 1
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def serving_encoder(name: str, device: str | None, runtime: ServingRuntime) -> TextEncoder:
+    """The sentence encoder a serving process should use for `name`."""
+    if use_onnx(runtime.name, device):
+        try:
+            return OnnxTextEncoder(name, cache_dir=runtime.cache_dir, threads=runtime.threads)
+        except OnnxExportError as error:
+            runtime.fallback(error)
+    return TextEncoder(name, device=device)
+
+
+def serving_finetuned(
+    classifier: FinetunedClassifier, weights_file: Path, runtime: ServingRuntime
+) -> FinetunedClassifier | OnnxFinetunedClassifier:
+    """A loaded fine-tuned classifier, moved onto ONNX Runtime where `runtime` says so."""
+    if use_onnx(runtime.name, str(classifier.device)):
+        cache_dir = runtime.cache_dir or Path(tempfile.gettempdir())
+        try:
+            return OnnxFinetunedClassifier(classifier, weights_file, cache_dir, runtime.threads)
+        except OnnxExportError as error:
+            runtime.fallback(error)
+    return classifier
