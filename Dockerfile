@@ -1,4 +1,4 @@
-# One image for the Dagster webserver, the daemon and (later) the app. Build context: the repo.
+# One image for the Dagster webserver, the daemon and the app. Build context: the repo.
 # Everything is installed at build time, the dbt manifest included; nothing is downloaded at
 # run time. State lives on the volume mounted at /data.
 FROM python:3.11-slim
