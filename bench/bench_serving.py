@@ -57,8 +57,8 @@ import pandas as pd
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.model_bundle import ModelCard, data_fingerprint, save_bundle
 from sentiment_assets.lib.settings import Settings, load_settings
-from sentiment_assets.lib.synthetic import SyntheticConfig, generate_month
-from sentiment_assets.lib.text import clean_text, map_label
+from sentiment_assets.lib.synthetic import labelled_sample
+from sentiment_assets.lib.text import clean_text
 from sentiment_assets.lib.training import (
     EMBEDDING_LOGREG,
     FAMILIES,
@@ -99,27 +99,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------------- the models
-def synthetic_tweets(n: int, seed: int, month: date) -> pd.DataFrame:
-    frame = generate_month(SyntheticConfig(seed=seed, tweets_per_month=n, drift={}), month)
-    frame = frame.drop_duplicates("tweet_id")
-    frame["y"] = frame["label"].map(map_label)
-    frame["text"] = frame["text"].map(clean_text)
-    keep = frame["y"].notna() & frame["text"].str.len().between(1, 1000)
-    return frame[keep].reset_index(drop=True)
-
-
 def register(settings: Settings, bundle: Path, card: ModelCard) -> registry.VersionInfo:
     import mlflow
     from mlflow.tracking import MlflowClient
 
     experiment_id = registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifacts_dir)
     with mlflow.start_run(experiment_id=experiment_id, run_name=card.version) as run:
-        mlflow.log_artifacts(str(bundle), artifact_path=registry.BUNDLE_ARTIFACT_PATH)
-        return registry.register_version(
+        return registry.register_bundle(
             MlflowClient(settings.mlflow_tracking_uri),
             run.info.run_id,
             run.info.artifact_uri,
-            tags={"family": card.family, "trained_through": card.trained_through},
+            bundle,
+            card,
         )
 
 
@@ -130,7 +121,7 @@ def build_models(
     from sentiment_assets.lib.finetune import FinetuneParams
 
     texts = frame["text"].tolist()
-    labels = frame["y"].to_numpy(dtype=int)
+    labels = frame["label"].to_numpy(dtype=int)
     ids = frame["tweet_id"].tolist()
     holdout = holdout_mask(ids, 0.1)
     params = LogRegParams(seed=args.seed)
@@ -339,10 +330,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     )
     print(f"building one model per family in {home} ...", flush=True)
-    train = synthetic_tweets(args.train_tweets, args.seed, MONTH)
+    train = labelled_sample(args.train_tweets, args.seed, MONTH)
     versions = build_models(settings, train, args)
     # Texts the models never saw, one distinct tweet per call (no cache can help).
-    pool = synthetic_tweets(max(args.batch, args.single + 50), args.seed + 1, date(2024, 2, 1))
+    pool = labelled_sample(max(args.batch, args.single + 50), args.seed + 1, date(2024, 2, 1))
     raw_texts = pool["text"].tolist()
     singles = raw_texts[: args.single]
     batch = (raw_texts * (args.batch // len(raw_texts) + 1))[: args.batch]

@@ -123,7 +123,7 @@ class OnnxTextEncoder(TextEncoder):
     ) -> None:
         if threads is not None and threads < 1:
             raise ValueError("threads must be >= 1 or None")
-        self._cache_dir = Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir())
+        self._cache_dir = _cache_dir(cache_dir)
         self._threads = threads
         super().__init__(name, device="cpu", batch_size=batch_size, max_length=max_length)
 
@@ -178,13 +178,13 @@ class OnnxFinetunedClassifier:
         self,
         classifier: FinetunedClassifier,
         weights_file: Path,
-        cache_dir: Path | str,
+        cache_dir: Path | str | None = None,
         threads: int | None = None,
     ) -> None:
         self.classifier = classifier
         # The weights' hash names the graph: every fine-tuned version has weights of its own.
         identity = f"finetuned:{_sha256(weights_file)}:max_length={classifier.max_length}"
-        path = _graph_path(Path(cache_dir), "finetuned", identity)
+        path = _graph_path(_cache_dir(cache_dir), "finetuned", identity)
         if not _cached(path):
             export_finetuned(classifier, path, identity)
         self._session = _session(path, threads)
@@ -295,6 +295,11 @@ def _graph_path(cache_dir: Path, name: str, identity: str) -> Path:
     return cache_dir / f"{stem}-{digest}.onnx"
 
 
+def _cache_dir(value: Path | str | None) -> Path:
+    """Where exports go; without a configured folder, the system's temp folder."""
+    return Path(value) if value is not None else Path(tempfile.gettempdir())
+
+
 def _cached(path: Path) -> bool:
     """True when `path` and its manifest exist and the file still has the recorded hash.
 
@@ -340,9 +345,10 @@ def serving_finetuned(
 ) -> FinetunedClassifier | OnnxFinetunedClassifier:
     """A loaded fine-tuned classifier, moved onto ONNX Runtime where `runtime` says so."""
     if use_onnx(runtime.name, str(classifier.device)):
-        cache_dir = runtime.cache_dir or Path(tempfile.gettempdir())
         try:
-            return OnnxFinetunedClassifier(classifier, weights_file, cache_dir, runtime.threads)
+            return OnnxFinetunedClassifier(
+                classifier, weights_file, runtime.cache_dir, runtime.threads
+            )
         except OnnxExportError as error:
             runtime.fallback(error)
     return classifier

@@ -12,11 +12,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+if TYPE_CHECKING:
+    from sentiment_assets.lib.model_bundle import ModelCard
 
 REGISTERED_MODEL = "tweet-sentiment"
 CHAMPION_ALIAS = "champion"
@@ -83,6 +87,20 @@ def register_version(
         tags=tags,
     )
     return VersionInfo.of(version)
+
+
+def register_bundle(
+    client: MlflowClient, run_id: str, artifact_uri: str, bundle: Path, card: ModelCard
+) -> VersionInfo:
+    """Log a saved bundle as the run's `model/` artifacts and register it as a new version,
+    tagged with the card's family, month and bundle version."""
+    client.log_artifacts(run_id, str(bundle), artifact_path=BUNDLE_ARTIFACT_PATH)
+    tags = {
+        "family": card.family,
+        "trained_through": card.trained_through,
+        "bundle_version": card.version,
+    }
+    return register_version(client, run_id, artifact_uri, tags)
 
 
 def all_versions(client: MlflowClient) -> list[VersionInfo]:

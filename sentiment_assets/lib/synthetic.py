@@ -22,6 +22,8 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
+from sentiment_assets.lib.text import clean_text, map_label
+
 COLUMNS = ["tweet_id", "created_at", "text", "label", "user_name"]
 LABEL_NEGATIVE = "0"
 LABEL_POSITIVE = "4"
@@ -523,3 +525,24 @@ def generate_month(config: SyntheticConfig, month: date) -> pd.DataFrame:
     # Spread the appended duplicates through the month instead of leaving them at the end.
     rng.shuffle(rows)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def labelled_sample(n: int, seed: int, month: date) -> pd.DataFrame:
+    """About `n` drift-free synthetic tweets for `month` as a model trains on them.
+
+    One row per id, text cleaned like ``tweets_clean`` (1 to 1000 characters), label 0/1;
+    unlabelled rows are dropped. Columns: tweet_id, text, label. For benchmarks and tests
+    that need a small real model without running the pipeline.
+    """
+    frame = generate_month(SyntheticConfig(seed=seed, tweets_per_month=n, drift={}), month)
+    frame = frame.drop_duplicates("tweet_id")
+    labels = frame["label"].map(map_label)
+    texts = frame["text"].map(clean_text)
+    keep = labels.notna() & texts.str.len().between(1, 1000)
+    return pd.DataFrame(
+        {
+            "tweet_id": frame.loc[keep, "tweet_id"].to_numpy(),
+            "text": texts[keep].to_numpy(),
+            "label": labels[keep].to_numpy(dtype=int),
+        }
+    )

@@ -21,8 +21,7 @@ from sentiment_assets.lib import registry
 from sentiment_assets.lib.encoder import TextEncoder
 from sentiment_assets.lib.model_bundle import ModelCard, data_fingerprint, save_bundle
 from sentiment_assets.lib.settings import Settings, load_settings
-from sentiment_assets.lib.synthetic import SyntheticConfig, generate_month
-from sentiment_assets.lib.text import clean_text, map_label
+from sentiment_assets.lib.synthetic import labelled_sample
 from sentiment_assets.lib.training import (
     EMBEDDING_LOGREG,
     TFIDF_LOGREG,
@@ -44,13 +43,9 @@ class Corpus:
 
 
 def synthetic_corpus(n: int = 400, seed: int = 11) -> Corpus:
-    frame = generate_month(SyntheticConfig(seed=seed, tweets_per_month=n, drift={}), MONTH)
-    frame = frame.drop_duplicates("tweet_id")
-    frame["y"] = frame["label"].map(map_label)
-    frame["text"] = frame["text"].map(clean_text)
-    frame = frame[frame["y"].notna() & (frame["text"].str.len().between(1, 1000))]
+    frame = labelled_sample(n, seed, MONTH)
     return Corpus(
-        frame["tweet_id"].tolist(), frame["text"].tolist(), frame["y"].to_numpy(dtype=int)
+        frame["tweet_id"].tolist(), frame["text"].tolist(), frame["label"].to_numpy(dtype=int)
     )
 
 
@@ -137,16 +132,8 @@ def _log_and_register(settings: Settings, bundle: Path, card: ModelCard) -> regi
         )
         client = MlflowClient(settings.mlflow_tracking_uri)
         with mlflow.start_run(experiment_id=experiment_id, run_name=card.version) as run:
-            mlflow.log_artifacts(str(bundle), artifact_path=registry.BUNDLE_ARTIFACT_PATH)
-            return registry.register_version(
-                client,
-                run.info.run_id,
-                run.info.artifact_uri,
-                tags={
-                    "family": card.family,
-                    "trained_through": card.trained_through,
-                    "bundle_version": card.version,
-                },
+            return registry.register_bundle(
+                client, run.info.run_id, run.info.artifact_uri, bundle, card
             )
     finally:
         mlflow.set_tracking_uri(previous)

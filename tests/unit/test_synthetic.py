@@ -20,8 +20,10 @@ from sentiment_assets.lib.synthetic import (
     config_from_env,
     default_config,
     generate_month,
+    labelled_sample,
     months,
 )
+from sentiment_assets.lib.text import clean_text
 
 JAN, FEB, MAR = date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)
 TOKEN = re.compile(r"[a-z0-9]+")
@@ -201,3 +203,14 @@ def test_invalid_knobs_are_refused() -> None:
         MonthDrift(positive_rate=1.5)
     with pytest.raises(ValueError):
         SyntheticConfig(bad_row_rate=-0.1)
+
+
+def test_labelled_sample_is_what_a_model_trains_on() -> None:
+    frame = labelled_sample(300, seed=3, month=JAN)
+    assert list(frame.columns) == ["tweet_id", "text", "label"]
+    assert 200 < len(frame) <= 300  # unlabelled and broken rows are gone, nothing is added
+    assert frame["tweet_id"].is_unique
+    assert set(frame["label"]) == {0, 1}
+    assert frame["text"].map(clean_text).equals(frame["text"])  # already cleaned
+    assert frame["text"].str.len().between(1, 1000).all()
+    pd.testing.assert_frame_equal(frame, labelled_sample(300, seed=3, month=JAN))

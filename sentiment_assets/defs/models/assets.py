@@ -250,18 +250,8 @@ def sentiment_model(
                         "bundle_version": card.version,
                     }
                 )
-                mlflow_api.log_artifacts(
-                    str(directory), artifact_path=registry.BUNDLE_ARTIFACT_PATH
-                )
-                version = registry.register_version(
-                    client,
-                    run.info.run_id,
-                    run.info.artifact_uri,
-                    tags={
-                        "family": family,
-                        "trained_through": month.isoformat(),
-                        "bundle_version": card.version,
-                    },
+                version = registry.register_bundle(
+                    client, run.info.run_id, run.info.artifact_uri, directory, card
                 )
             context.log.info(
                 f"{family} through {month:%Y-%m}: registered version {version.version}, "
