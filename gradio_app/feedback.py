@@ -16,16 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gradio_app.model_holder import Prediction
+from sentiment_assets.lib.settings import FEEDBACK_FILE
 
 SCHEMA_VERSION = 1
 PREDICTIONS_FILE = "predictions.jsonl"
-FEEDBACK_FILE = "feedback.jsonl"
 BATCHES_FILE = "batches.jsonl"
 LABEL_VALUES = {"negative": 0, "positive": 1}
-
-
-def feedback_dir(home: Path) -> Path:
-    return home / "feedback"
 
 
 def _now() -> str:

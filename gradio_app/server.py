@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
 from gradio_app.config import AppConfig
-from gradio_app.feedback import FeedbackStore, feedback_dir
+from gradio_app.feedback import FeedbackStore
 from gradio_app.model_holder import ModelHolder, NoModelError, registry_holder
 from gradio_app.telemetry import CONTENT_TYPE, Telemetry
 from gradio_app.ui import AppContext, build_blocks
@@ -148,7 +148,7 @@ def create_app(
         config=config,
         holder=holder,
         telemetry=telemetry,
-        feedback=FeedbackStore(feedback_dir(settings.home)),
+        feedback=FeedbackStore(settings.feedback_dir),
         workdir=workdir,
     )
     blocks = build_blocks(context)

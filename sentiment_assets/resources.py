@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 
 from sentiment_assets.lib import warehouse
+from sentiment_assets.lib.settings import HomeLayout
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -29,31 +30,11 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
 
 
-class PlatformResource(dg.ConfigurableResource):
-    """Where the platform's files live and which tweets it reads."""
+class PlatformResource(dg.ConfigurableResource, HomeLayout):
+    """Where the platform's files live (the folders of `HomeLayout`) and which tweets it reads."""
 
     home: str
     source: str
-
-    @property
-    def models_dir(self) -> Path:
-        return Path(self.home) / "models"
-
-    @property
-    def registry_cache_dir(self) -> Path:
-        return Path(self.home) / "registry_cache"
-
-    @property
-    def published_dir(self) -> Path:
-        return Path(self.home) / "published"
-
-    @property
-    def landing_dir(self) -> Path:
-        return Path(self.home) / "landing"
-
-    @property
-    def feedback_dir(self) -> Path:
-        return Path(self.home) / "feedback"
 
 
 @functools.lru_cache(maxsize=4)

@@ -18,42 +18,58 @@ DEFAULT_HOME = REPO_ROOT / ".sentiment"
 SYNTHETIC_SOURCE = "synthetic"
 
 
+# The app appends corrections here (under HomeLayout.feedback_dir); `user_feedback` reads them.
+FEEDBACK_FILE = "feedback.jsonl"
+
+
+class HomeLayout:
+    """Where each kind of state lives under the platform's home folder (`self.home`).
+
+    Mixed into `Settings` and into the Dagster `PlatformResource`, so every process derives
+    the same folders from the same home.
+    """
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(self.home) / "dagster_home"
+
+    @property
+    def landing_dir(self) -> Path:
+        return Path(self.home) / "landing"
+
+    @property
+    def published_dir(self) -> Path:
+        return Path(self.home) / "published"
+
+    @property
+    def models_dir(self) -> Path:
+        return Path(self.home) / "models"
+
+    @property
+    def registry_cache_dir(self) -> Path:
+        return Path(self.home) / "registry_cache"
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        return Path(self.home) / "onnx_cache"
+
+    @property
+    def feedback_dir(self) -> Path:
+        return Path(self.home) / "feedback"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return Path(self.home) / "mlartifacts"
+
+
 @dataclass(frozen=True)
-class Settings:
+class Settings(HomeLayout):
     home: Path
     duckdb_path: Path
     source: str
     mlflow_tracking_uri: str
     encoder: str
     device: str | None
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.home / "dagster_home"
-
-    @property
-    def landing_dir(self) -> Path:
-        return self.home / "landing"
-
-    @property
-    def published_dir(self) -> Path:
-        return self.home / "published"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.home / "models"
-
-    @property
-    def registry_cache_dir(self) -> Path:
-        return self.home / "registry_cache"
-
-    @property
-    def onnx_cache_dir(self) -> Path:
-        return self.home / "onnx_cache"
-
-    @property
-    def mlflow_artifacts_dir(self) -> Path:
-        return self.home / "mlartifacts"
 
     @property
     def is_synthetic(self) -> bool:

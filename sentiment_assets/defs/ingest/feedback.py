@@ -15,6 +15,7 @@ from datetime import datetime, time
 
 import dagster as dg
 
+from sentiment_assets.lib.settings import FEEDBACK_FILE
 from sentiment_assets.partitions import monthly_partitions, partition_month
 from sentiment_assets.resources import PlatformResource
 
@@ -47,7 +48,7 @@ def user_feedback(
     context: dg.AssetExecutionContext, platform: PlatformResource
 ) -> dg.MaterializeResult:
     month = partition_month(context)
-    records = read_feedback(platform.feedback_dir / "feedback.jsonl")
+    records = read_feedback(platform.feedback_dir / FEEDBACK_FILE)
     target = platform.landing_dir / FEEDBACK_LANDING_FILE
     if not records:
         return dg.MaterializeResult(metadata={"feedback_rows": 0})
