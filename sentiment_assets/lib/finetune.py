@@ -28,8 +28,6 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from sentiment_assets.lib.augment import restore_emoticons
-
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "finetune.json"
 FORMAT_VERSION = 1
@@ -60,9 +58,6 @@ class FinetuneParams:
     seed: int = 0
     # Freeze the embeddings and the first N transformer layers (0 = train everything).
     freeze_layers: int = 0
-    # Share of training rows that get a label-consistent emoticon appended (see
-    # lib/augment.py): Sentiment140's own emoticons were stripped, served tweets keep theirs.
-    emoticon_rate: float = 0.0
     # None: CUDA when available, else CPU.
     device: str | None = None
 
@@ -81,8 +76,6 @@ class FinetuneParams:
             raise ValueError("max_length must be >= 2")
         if self.freeze_layers < 0:
             raise ValueError("freeze_layers must be >= 0")
-        if not 0.0 <= self.emoticon_rate <= 1.0:
-            raise ValueError("emoticon_rate must be in [0, 1]")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneParams:
@@ -238,10 +231,7 @@ class FinetunedClassifier:
         _seed_everything(params.seed)
 
         keep = stratified_subsample(y_all, params.max_train_samples, params.seed)
-        kept_texts, augmented = restore_emoticons(
-            [texts[i] for i in keep], y_all[keep], params.emoticon_rate, params.seed
-        )
-        ids = self._encode(kept_texts)
+        ids = self._encode([texts[i] for i in keep])
         y = torch.as_tensor(y_all[keep])
         n = len(ids)
 
@@ -327,7 +317,6 @@ class FinetunedClassifier:
             "epochs": step / steps_per_epoch,
             "samples": n,
             "samples_offered": len(y_all),
-            "emoticons_restored": augmented,
             "positive_rate": float(y.float().mean()),
             "seconds": time.perf_counter() - started,
             # Mean of the last few steps: a single batch's loss is too noisy to compare.
