@@ -250,6 +250,79 @@ def test_the_gate_blocks_a_worse_challenger(built):
     assert decision == "rejected"
 
 
+def passing_versions(meta: dict) -> set[str]:
+    rate = meta["min_behaviour_pass_rate"]
+    return {
+        version
+        for version, score in meta["minimum_functionality_by_version"].items()
+        if int(score.split("/")[0]) >= rate * int(score.split("/")[1])
+    }
+
+
+def test_the_challenger_is_chosen_among_models_that_read_plain_tweets(built):
+    _, results, _ = built
+    for month, result in results.items():
+        meta = materialization_metadata(result, "model_challenger")
+        assert len(meta["minimum_functionality_by_version"]) == len(FAMILIES), month
+        passing = passing_versions(meta)
+        if passing:
+            assert meta["challenger_version"] in passing, (month, meta)
+        assert (
+            meta["challenger_minimum_functionality"].split(" ")[0]
+            == (meta["minimum_functionality_by_version"][meta["challenger_version"]])
+        )
+
+
+def test_the_floor_vetoes_a_challenger_that_misreads_plain_tweets(built):
+    """A better holdout score cannot carry a model below the floor past a champion above it."""
+    settings, _, _ = built
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_home(monkeypatch, settings.home)
+        client = MlflowClient(settings.mlflow_tracking_uri)
+        before = registry.champion(client)
+        definitions = defs()
+        run_config = {
+            "ops": {
+                # Every family in turn, with a margin no score gap can exceed: only the
+                # floor can reject.
+                "model_challenger": {"config": {"family": None, "margin": 1.0}}
+            }
+        }
+        outcomes = {}
+        for family in FAMILIES:
+            run_config["ops"]["model_challenger"]["config"]["family"] = family
+            result = dg.materialize(
+                list(definitions.assets),
+                selection=[dg.AssetKey("model_challenger")],
+                partition_key="2024-03-01",
+                resources=definitions.resources,
+                instance=dg.DagsterInstance.get(),
+                run_config=run_config,
+                raise_on_error=False,
+            )
+            meta = materialization_metadata(result, "model_challenger")
+            (check,) = result.get_asset_check_evaluations()
+            outcomes[family] = (meta, check)
+        after = registry.champion(client)
+    assert after.version == before.version  # model_champion was not selected
+    first = outcomes[FAMILIES[0]][0]
+    correct, total = first["champion_minimum_functionality"].split(" ")[0].split("/")
+    champion_passes = int(correct) >= first["min_behaviour_pass_rate"] * int(total)
+    vetoed = [
+        f
+        for f, (meta, _) in outcomes.items()
+        if meta["challenger_version"] not in passing_versions(meta)
+        and meta["challenger_version"] != before.version
+    ]
+    if not champion_passes or not vetoed:
+        pytest.skip("no family fell below the floor against a champion above it this run")
+    for family in vetoed:
+        meta, check = outcomes[family]
+        assert meta["decision"] == "rejected", (family, meta["reason"])
+        assert "misreads plain tweets" in meta["reason"]
+        assert not check.passed
+
+
 def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,

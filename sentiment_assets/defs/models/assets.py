@@ -23,6 +23,7 @@ from sentiment_assets.lib.embedding_store import load_tweets
 from sentiment_assets.lib.metrics import classification_metrics
 from sentiment_assets.lib.model_bundle import (
     ModelCard,
+    Predictor,
     data_fingerprint,
     load_predictor,
     save_bundle,
@@ -295,17 +296,19 @@ def sentiment_model(
     return dg.MaterializeResult(metadata=metadata)
 
 
+def load_version(info: registry.VersionInfo, cache_dir: Path, text_encoder: Any) -> Predictor:
+    """A registered version, ready to score; embedding models share `text_encoder`."""
+    return load_predictor(registry.download_bundle(info, cache_dir), encoder=text_encoder)
+
+
 def score_version(
-    info: registry.VersionInfo,
-    cache_dir: Path,
+    predictor: Predictor,
     duckdb_path: Path,
     frame: pd.DataFrame,
     months: list[date],
-    text_encoder: Any,
     keep: np.ndarray | None = None,
 ) -> tuple[dict, float]:
-    """Metrics of one registered version on `frame` (rows of `months`, optionally masked)."""
-    predictor = load_predictor(registry.download_bundle(info, cache_dir), encoder=text_encoder)
+    """Metrics of one loaded version on `frame` (rows of `months`, optionally masked)."""
     embeddings = None
     if predictor.card.encoder_fingerprint:
         _, embeddings = load_tweets(duckdb_path, months, predictor.card.encoder_fingerprint)
@@ -360,14 +363,8 @@ def model_evaluation(
     rows = []
     metadata: dict[str, object] = {"eval_month": month.isoformat(), "n": len(frame)}
     for info in versions:
-        result, ms_per_tweet = score_version(
-            info,
-            platform.registry_cache_dir,
-            warehouse.path,
-            frame,
-            [month],
-            encoder.get(),
-        )
+        predictor = load_version(info, platform.registry_cache_dir, encoder.get())
+        result, ms_per_tweet = score_version(predictor, warehouse.path, frame, [month])
         if info.run_id:
             for name in ("accuracy", "macro_f1"):
                 client.log_metric(info.run_id, f"next_month_{name}", result[name])

@@ -1,23 +1,28 @@
 """model_challenger (scored against the champion, behind a blocking check) and model_champion.
 
-The challenger and the champion are scored on the same rows: the fixed hash holdout of the
-challenger's training window, which no model ever trains on. If the challenger is worse by
-more than the margin, the blocking check fails, the run stops there and model_champion is
-not materialized, so the `champion` alias cannot move. Every decision is a row in
-metrics.promotions.
+The challenger is the month's best version on validation among those that clear the
+minimum-functionality floor (lib/behaviour.py), or the best outright when none does. It and
+the champion are scored on the same rows: the fixed hash holdout of the challenger's training
+window, which no model ever trains on. If the challenger is worse by more than the margin, or
+misreads the plain tweets of the floor while the champion does not, the blocking check
+fails, the run stops there and model_champion is not materialized, so the `champion` alias
+cannot move. Every decision is a row in metrics.promotions.
 """
 
+from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.defs.models.assets import score_version
+from sentiment_assets.defs.models.assets import load_version, score_version
 from sentiment_assets.lib import registry
+from sentiment_assets.lib.behaviour import DEFAULT_MIN_PASS_RATE, SuiteResult, run_suite
 from sentiment_assets.lib.embedding_store import load_tweets
+from sentiment_assets.lib.model_bundle import Predictor
 from sentiment_assets.lib.months import trailing_window
-from sentiment_assets.lib.promotion import REJECTED, decide, promotion_row
+from sentiment_assets.lib.promotion import REJECTED, behaviour_veto, decide, promotion_row
 from sentiment_assets.lib.publish import publish_champion, publish_history
 from sentiment_assets.lib.training import HOLDOUT_FRACTION, holdout_mask
 from sentiment_assets.lib.warehouse import append_rows
@@ -33,11 +38,23 @@ class PromotionConfig(dg.Config):
     metric: str = "macro_f1"
     margin: float = 0.0
     window_months: int = 3
+    # Share of the minimum-functionality tweets a challenger must get right (0 turns the
+    # floor off): it steers the choice of challenger and vetoes one below a champion above.
+    min_behaviour_pass_rate: float = DEFAULT_MIN_PASS_RATE
 
 
 def pick_challenger(
-    client: MlflowClient, month: date, family: str | None
-) -> tuple[registry.VersionInfo, dict[str, float]]:
+    client: MlflowClient,
+    month: date,
+    family: str | None,
+    behaviour: Callable[[registry.VersionInfo], SuiteResult],
+    min_pass_rate: float,
+) -> tuple[registry.VersionInfo, dict[str, float], dict[str, SuiteResult]]:
+    """The best version on validation macro-F1 among those that clear the floor.
+
+    When none clears it, the best one outright: the gate then decides whether it may
+    replace the champion. Ties go to the older version.
+    """
     candidates = registry.latest_versions_trained_through(client, month.isoformat())
     if family:
         candidates = [c for c in candidates if c.family == family]
@@ -50,8 +67,10 @@ def pick_challenger(
         c.version: client.get_run(c.run_id).data.metrics.get("val_macro_f1", float("-inf"))
         for c in candidates
     }
-    best = max(candidates, key=lambda c: (validation[c.version], -int(c.version)))
-    return best, validation
+    suites = {c.version: behaviour(c) for c in candidates}
+    eligible = [c for c in candidates if suites[c.version].passes(min_pass_rate)]
+    best = max(eligible or candidates, key=lambda c: (validation[c.version], -int(c.version)))
+    return best, validation, suites
 
 
 @dg.asset(
@@ -74,8 +93,25 @@ def model_challenger(
     platform: PlatformResource,
 ) -> dg.MaterializeResult:
     month = partition_month(context)
+    if not 0.0 <= config.min_behaviour_pass_rate <= 1.0:
+        raise dg.Failure(
+            f"min_behaviour_pass_rate must be in [0, 1], got {config.min_behaviour_pass_rate}"
+        )
+    text_encoder = encoder.get()
+    predictors: dict[str, Predictor] = {}
+
+    def predictor(info: registry.VersionInfo) -> Predictor:
+        if info.version not in predictors:
+            predictors[info.version] = load_version(info, platform.registry_cache_dir, text_encoder)
+        return predictors[info.version]
+
+    def behaviour(info: registry.VersionInfo) -> SuiteResult:
+        return run_suite(predictor(info).predict_proba)
+
     client = MlflowClient()
-    challenger, validation = pick_challenger(client, month, config.family)
+    challenger, validation, suites = pick_challenger(
+        client, month, config.family, behaviour, config.min_behaviour_pass_rate
+    )
     current = registry.champion(client)
 
     window = trailing_window(month, config.window_months, earliest=MONTHS[0])
@@ -87,22 +123,22 @@ def model_challenger(
             f"only {len(frame)} holdout rows in {[str(m) for m in window]}: too few to compare "
             "models; widen window_months or ingest more data"
         )
-    text_encoder = encoder.get()
 
     def score(info: registry.VersionInfo) -> float:
-        result, _ = score_version(
-            info, platform.registry_cache_dir, warehouse.path, frame, window, text_encoder, keep
-        )
+        result, _ = score_version(predictor(info), warehouse.path, frame, window, keep)
         return result[config.metric]
 
     challenger_score = score(challenger)
     champion_score = score(current) if current else None
+    challenger_suite = suites[challenger.version]
+    champion_suite = behaviour(current) if current else None
     decision = decide(
         challenger.version,
         challenger_score,
         current.version if current else None,
         champion_score,
         config.margin,
+        behaviour_veto(challenger_suite, champion_suite, config.min_behaviour_pass_rate),
     )
     context.log.info(
         f"promotion of version {challenger.version}: {decision.decision}: {decision.reason}"
@@ -139,6 +175,12 @@ def model_challenger(
         "margin": config.margin,
         "n_eval": len(frame),
         "validation_macro_f1_by_version": dg.MetadataValue.json(validation),
+        "challenger_minimum_functionality": challenger_suite.summary(),
+        "champion_minimum_functionality": champion_suite.summary() if champion_suite else "none",
+        "minimum_functionality_by_version": dg.MetadataValue.json(
+            {version: f"{r.correct}/{r.total}" for version, r in suites.items()}
+        ),
+        "min_behaviour_pass_rate": config.min_behaviour_pass_rate,
     }
     return dg.MaterializeResult(
         metadata=metadata,
@@ -147,7 +189,15 @@ def model_challenger(
                 check_name=GATE_CHECK,
                 passed=decision.passes,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={k: metadata[k] for k in ("challenger_score", "champion_score", "margin")},
+                metadata={
+                    k: metadata[k]
+                    for k in (
+                        "challenger_score",
+                        "champion_score",
+                        "margin",
+                        "challenger_minimum_functionality",
+                    )
+                },
                 description=decision.reason,
             )
         ],
