@@ -243,7 +243,7 @@ def test_champion_gets_the_obvious_cases_right(champion: TrainedModel) -> None:
 def test_champion_clears_the_promotion_floor(champion: TrainedModel) -> None:
     """The promotion gate's minimum-functionality suite: the champion must clear its floor.
 
-    Measured: 20/20 right.
+    Measured: 19/20 right (the miss: 'feeling sick and tired' at 0.77).
     """
     result = run_suite(champion.predictor.predict_proba)
     assert result.passes(DEFAULT_MIN_PASS_RATE), result.summary()
