@@ -1,8 +1,9 @@
 """The MLflow model registry as the platform uses it: versions, the `champion` alias, bundles.
 
 A version's source is the run's `model/` artifact folder: our bundle (card.json plus skops
-or safetensors weights), not an MLflow flavour, because flavours pickle by default. Serving
-downloads that folder once per version into a local cache and loads it with `Predictor`.
+or safetensors weights), not an MLflow flavour, because flavours pickle by default. The local
+cache keeps one copy per version: training moves its bundle in once the version exists, and
+any other version is downloaded once, the first time something loads it with `Predictor`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,14 +136,46 @@ def set_champion(client: MlflowClient, version: str) -> VersionInfo:
     return info
 
 
+def cached_bundle_path(cache_dir: Path, version: str) -> Path:
+    return cache_dir / f"v{version}"
+
+
+@contextmanager
+def staging_dir(cache_dir: Path, prefix: str) -> Iterator[Path]:
+    """A fresh hidden folder in the cache (same file system, so renames out of it are
+    atomic), removed on exit with whatever was not moved out."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=cache_dir))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def adopt_bundle(bundle: Path, info: VersionInfo, cache_dir: Path) -> Path:
+    """Move a just-registered bundle into the cache as the version's local copy.
+
+    The trainer already holds the files MLflow stored, so the cache takes them instead of
+    downloading them again: one local copy per version, not two. A rename, so readers see
+    the whole folder or none of it.
+    """
+    target = cached_bundle_path(cache_dir, info.version)
+    try:
+        os.replace(bundle, target)
+    except OSError:
+        # Someone fetched the version first (a non-empty target refuses the rename).
+        if not (target / "card.json").exists():
+            raise
+        shutil.rmtree(bundle, ignore_errors=True)
+    return target
+
+
 def download_bundle(info: VersionInfo, cache_dir: Path) -> Path:
     """The version's bundle folder, fetched once; concurrent callers never see half a copy."""
-    target = cache_dir / f"v{info.version}"
+    target = cached_bundle_path(cache_dir, info.version)
     if (target / "card.json").exists():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".v{info.version}-", dir=cache_dir))
-    try:
+    with staging_dir(cache_dir, f"v{info.version}") as staging:
         local = Path(
             mlflow.artifacts.download_artifacts(artifact_uri=info.source, dst_path=staging)
         )
@@ -149,8 +184,6 @@ def download_bundle(info: VersionInfo, cache_dir: Path) -> Path:
         except OSError:
             if not (target / "card.json").exists():
                 raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

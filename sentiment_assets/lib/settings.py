@@ -42,10 +42,6 @@ class HomeLayout:
         return Path(self.home) / "published"
 
     @property
-    def models_dir(self) -> Path:
-        return Path(self.home) / "models"
-
-    @property
     def registry_cache_dir(self) -> Path:
         return Path(self.home) / "registry_cache"
 

@@ -1,5 +1,6 @@
 """Three synthetic months built end to end through Dagster, against a real instance."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -152,9 +153,34 @@ def test_forward_chained_metrics_are_recorded(built):
 
 def test_model_bundles_hold_no_pickles(built):
     settings, _, _ = built
-    files = [p for p in (settings.home / "models").rglob("*") if p.is_file()]
-    assert any(p.name == "model.skops" for p in files)
-    assert not [p for p in files if p.suffix in {".pkl", ".pickle", ".joblib"}]
+    for root in (settings.registry_cache_dir, settings.mlflow_artifacts_dir):
+        files = [p for p in root.rglob("*") if p.is_file()]
+        assert any(p.name == "model.skops" for p in files), root
+        assert any(p.name == "model.safetensors" for p in files), root
+        assert not [p for p in files if p.suffix in {".pkl", ".pickle", ".joblib"}], root
+
+
+def file_digests(folder) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_each_version_has_one_local_copy_equal_to_the_registry(built, tmp_path):
+    """Training moves its bundle into the cache: no second folder, no leftover staging."""
+    settings, _, _ = built
+    assert not (settings.home / "models").exists()
+    entries = sorted(p.name for p in settings.registry_cache_dir.iterdir())
+    assert not [name for name in entries if name.startswith(".")], entries
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    versions = registry.all_versions(client)
+    assert entries == sorted(f"v{v.version}" for v in versions)
+    for info in versions[:: len(FAMILIES) + 1]:  # a spread of families and months
+        fetched = registry.download_bundle(info, tmp_path / f"fresh-{info.version}")
+        local = registry.cached_bundle_path(settings.registry_cache_dir, info.version)
+        assert file_digests(local) == file_digests(fetched), info
 
 
 def test_every_training_is_an_mlflow_run_and_a_registry_version(built):

@@ -13,7 +13,7 @@ FOLDERS = [name for name, value in vars(HomeLayout).items() if isinstance(value,
 def test_settings_and_the_dagster_resource_agree_on_every_folder(tmp_path: Path) -> None:
     settings = load_settings({"SENTIMENT_HOME": str(tmp_path)})
     resource = PlatformResource(home=str(settings.home), source=settings.source)
-    assert len(FOLDERS) >= 8
+    assert len(FOLDERS) >= 7
     for name in FOLDERS:
         folder = getattr(settings, name)
         assert folder == getattr(resource, name), name

@@ -212,14 +212,19 @@ def sentiment_model(
                     else None,
                     metrics={"validation": fit.validation, "train_seconds": fit.train_seconds},
                 )
-                directory = save_bundle(
-                    platform.models_dir / family / f"{month:%Y-%m}", card, fit.estimator
-                )
-                predictor = load_predictor(directory, encoder=text_encoder)
-                sample = frame["text"].iloc[:LATENCY_SAMPLE].tolist()
-                started = time.perf_counter()
-                predictor.predict_proba_clean(sample)
-                latency_ms = 1000 * (time.perf_counter() - started) / max(len(sample), 1)
+                # The bundle is staged inside the registry cache and, once registered, moved
+                # in as that version's local copy: no second copy to download or to keep.
+                with registry.staging_dir(platform.registry_cache_dir, family) as staging:
+                    directory = save_bundle(staging / "bundle", card, fit.estimator)
+                    predictor = load_predictor(directory, encoder=text_encoder)
+                    sample = frame["text"].iloc[:LATENCY_SAMPLE].tolist()
+                    started = time.perf_counter()
+                    predictor.predict_proba_clean(sample)
+                    latency_ms = 1000 * (time.perf_counter() - started) / max(len(sample), 1)
+                    version = registry.register_bundle(
+                        client, run.info.run_id, run.info.artifact_uri, directory, card
+                    )
+                    registry.adopt_bundle(directory, version, platform.registry_cache_dir)
 
                 mlflow_api.log_params({**params, "family": family, "window_months": len(window)})
                 mlflow_api.log_params(
@@ -250,9 +255,6 @@ def sentiment_model(
                         "data_fingerprint": fingerprint,
                         "bundle_version": card.version,
                     }
-                )
-                version = registry.register_bundle(
-                    client, run.info.run_id, run.info.artifact_uri, directory, card
                 )
             context.log.info(
                 f"{family} through {month:%Y-%m}: registered version {version.version}, "
