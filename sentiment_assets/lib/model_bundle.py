@@ -79,6 +79,9 @@ def save_bundle(directory: Path, card: ModelCard, estimator: object) -> Path:
     """Write the bundle to a sibling temp folder and swap it in, so readers never see half."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    # mkdtemp makes the folder private (0700); a bundle is shared with the app, which may
+    # run as another user, so it gets a folder's usual mode once it is renamed into place.
+    os.chmod(staging, 0o755)
     if card.family == FINETUNED_TRANSFORMER:
         estimator.save(staging)  # type: ignore[attr-defined]
     else:

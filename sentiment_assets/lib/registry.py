@@ -160,13 +160,22 @@ def adopt_bundle(bundle: Path, info: VersionInfo, cache_dir: Path) -> Path:
     the whole folder or none of it.
     """
     target = cached_bundle_path(cache_dir, info.version)
+    card = (bundle / "card.json").read_bytes()
     try:
         os.replace(bundle, target)
+        return target
     except OSError:
-        # Someone fetched the version first (a non-empty target refuses the rename).
-        if not (target / "card.json").exists():
-            raise
-        shutil.rmtree(bundle, ignore_errors=True)
+        existing = target / "card.json"
+        if existing.exists() and existing.read_bytes() == card:
+            # Someone fetched this very version first: keep theirs.
+            shutil.rmtree(bundle, ignore_errors=True)
+            return target
+    # A different bundle under the same number: left over from a registry that was reset
+    # (numbers start again at 1). The bundle just registered is the truth for this number.
+    retired = Path(tempfile.mkdtemp(prefix=f".v{info.version}-retired-", dir=cache_dir))
+    os.replace(target, retired / "bundle")
+    os.replace(bundle, target)
+    shutil.rmtree(retired, ignore_errors=True)
     return target
 
 

@@ -1,3 +1,4 @@
+import stat
 from pathlib import Path
 
 import pytest
@@ -31,13 +32,24 @@ def test_adopting_moves_the_bundle_in_as_the_version_and_the_cache_serves_it(tmp
     assert download_bundle(INFO, cache) == adopted
 
 
-def test_a_copy_fetched_first_wins_and_the_staged_one_is_dropped(tmp_path):
+def test_a_copy_of_the_same_version_fetched_first_is_kept(tmp_path):
     cache = tmp_path / "cache"
-    bundle_in(cache / "v7", "fetched")
+    bundle_in(cache / "v7", "card of version 7")
+    before = (cache / "v7").stat().st_ino
     with staging_dir(cache, "tfidf_logreg") as staging:
-        adopted = adopt_bundle(bundle_in(staging / "bundle", "trained"), INFO, cache)
+        adopted = adopt_bundle(bundle_in(staging / "bundle", "card of version 7"), INFO, cache)
         assert not (staging / "bundle").exists()
-    assert (adopted / "card.json").read_text() == "fetched"
+    assert adopted.stat().st_ino == before  # theirs, untouched
+    assert sorted(p.name for p in cache.iterdir()) == ["v7"]
+
+
+def test_a_stale_copy_under_the_same_number_is_replaced(tmp_path):
+    """A registry reset restarts numbering: the old cache entry v7 is another model."""
+    cache = tmp_path / "cache"
+    bundle_in(cache / "v7", "a model from before the reset")
+    with staging_dir(cache, "tfidf_logreg") as staging:
+        adopted = adopt_bundle(bundle_in(staging / "bundle", "the new version 7"), INFO, cache)
+    assert (adopted / "card.json").read_text() == "the new version 7"
     assert sorted(p.name for p in cache.iterdir()) == ["v7"]
 
 
@@ -47,3 +59,15 @@ def test_staging_is_removed_when_the_step_fails(tmp_path):
         bundle_in(staging / "bundle", "half written")
         raise RuntimeError("training failed")
     assert list(cache.iterdir()) == []
+
+
+def test_a_saved_bundle_is_readable_by_other_users(tmp_path):
+    # The app may run as another user than the trainer; mkdtemp alone would leave 0700.
+    from sklearn.linear_model import LogisticRegression
+
+    from sentiment_assets.lib.model_bundle import ModelCard, save_bundle
+
+    card = ModelCard("tfidf_logreg", "2024-01-01", "2024-01-01", {"C": 1.0}, "abc")
+    bundle = save_bundle(tmp_path / "bundle", card, LogisticRegression())
+    assert stat.S_IMODE(bundle.stat().st_mode) == 0o755
+    assert all(p.stat().st_mode & stat.S_IROTH for p in bundle.iterdir())

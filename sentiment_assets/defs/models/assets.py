@@ -214,6 +214,7 @@ def sentiment_model(
                 )
                 # The bundle is staged inside the registry cache and, once registered, moved
                 # in as that version's local copy: no second copy to download or to keep.
+                # Registration comes last, so a version always has its run's numbers.
                 with registry.staging_dir(platform.registry_cache_dir, family) as staging:
                     directory = save_bundle(staging / "bundle", card, fit.estimator)
                     predictor = load_predictor(directory, encoder=text_encoder)
@@ -221,41 +222,42 @@ def sentiment_model(
                     started = time.perf_counter()
                     predictor.predict_proba_clean(sample)
                     latency_ms = 1000 * (time.perf_counter() - started) / max(len(sample), 1)
+                    mlflow_api.log_params(
+                        {**params, "family": family, "window_months": len(window)}
+                    )
+                    mlflow_api.log_params(
+                        {
+                            "encoder": text_encoder.fingerprint if uses_encoder else "none",
+                            "device": str(text_encoder.device),
+                            "window_start": window[0].isoformat(),
+                        }
+                    )
+                    mlflow_api.log_metrics(
+                        {
+                            "val_accuracy": fit.validation.get("accuracy", float("nan")),
+                            "val_macro_f1": fit.validation.get("macro_f1", float("nan")),
+                            "train_seconds": fit.train_seconds,
+                            "inference_ms_per_tweet": latency_ms,
+                            "n_train": fit.n_train,
+                            "n_validation": fit.n_validation,
+                        }
+                    )
+                    mlflow_api.set_tags(
+                        {
+                            "family": family,
+                            "partition_key": context.partition_key,
+                            "trained_through": month.isoformat(),
+                            "dagster_run_id": context.run_id,
+                            "code_version": code_version(),
+                            "rows_labelled": str(len(frame)),
+                            "data_fingerprint": fingerprint,
+                            "bundle_version": card.version,
+                        }
+                    )
                     version = registry.register_bundle(
                         client, run.info.run_id, run.info.artifact_uri, directory, card
                     )
                     registry.adopt_bundle(directory, version, platform.registry_cache_dir)
-
-                mlflow_api.log_params({**params, "family": family, "window_months": len(window)})
-                mlflow_api.log_params(
-                    {
-                        "encoder": text_encoder.fingerprint if uses_encoder else "none",
-                        "device": str(text_encoder.device),
-                        "window_start": window[0].isoformat(),
-                    }
-                )
-                mlflow_api.log_metrics(
-                    {
-                        "val_accuracy": fit.validation.get("accuracy", float("nan")),
-                        "val_macro_f1": fit.validation.get("macro_f1", float("nan")),
-                        "train_seconds": fit.train_seconds,
-                        "inference_ms_per_tweet": latency_ms,
-                        "n_train": fit.n_train,
-                        "n_validation": fit.n_validation,
-                    }
-                )
-                mlflow_api.set_tags(
-                    {
-                        "family": family,
-                        "partition_key": context.partition_key,
-                        "trained_through": month.isoformat(),
-                        "dagster_run_id": context.run_id,
-                        "code_version": code_version(),
-                        "rows_labelled": str(len(frame)),
-                        "data_fingerprint": fingerprint,
-                        "bundle_version": card.version,
-                    }
-                )
             context.log.info(
                 f"{family} through {month:%Y-%m}: registered version {version.version}, "
                 f"validation {fit.validation}"
