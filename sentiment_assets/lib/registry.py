@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -140,11 +141,31 @@ def cached_bundle_path(cache_dir: Path, version: str) -> Path:
     return cache_dir / f"v{version}"
 
 
+# Hidden entries of the cache live for one download or one save-and-register (seconds to
+# minutes); one this old was left by a process that was killed.
+ABANDONED_STAGING_S = 3600
+
+
+def sweep_abandoned(cache_dir: Path, now: float | None = None) -> list[str]:
+    """Remove hidden staging folders older than ABANDONED_STAGING_S; returns their names."""
+    cutoff = (time.time() if now is None else now) - ABANDONED_STAGING_S
+    removed = []
+    for entry in cache_dir.glob(".*"):
+        try:
+            if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+        except FileNotFoundError:
+            continue  # another process swept or finished it first
+    return removed
+
+
 @contextmanager
 def staging_dir(cache_dir: Path, prefix: str) -> Iterator[Path]:
     """A fresh hidden folder in the cache (same file system, so renames out of it are
     atomic), removed on exit with whatever was not moved out."""
     cache_dir.mkdir(parents=True, exist_ok=True)
+    sweep_abandoned(cache_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=cache_dir))
     try:
         yield staging

@@ -1,14 +1,18 @@
+import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from sentiment_assets.lib.registry import (
+    ABANDONED_STAGING_S,
     VersionInfo,
     adopt_bundle,
     cached_bundle_path,
     download_bundle,
     staging_dir,
+    sweep_abandoned,
 )
 
 INFO = VersionInfo("7", "tfidf_logreg", "2024-01-01", None, "unused")
@@ -71,3 +75,17 @@ def test_a_saved_bundle_is_readable_by_other_users(tmp_path):
     bundle = save_bundle(tmp_path / "bundle", card, LogisticRegression())
     assert stat.S_IMODE(bundle.stat().st_mode) == 0o755
     assert all(p.stat().st_mode & stat.S_IROTH for p in bundle.iterdir())
+
+
+def test_staging_left_by_a_killed_process_is_swept_and_live_staging_is_not(tmp_path):
+    cache = tmp_path / "cache"
+    abandoned = bundle_in(cache / ".finetuned_transformer-dead", "half written")
+    live = bundle_in(cache / ".v3-fresh", "downloading")
+    kept = bundle_in(cache / "v3", "a cached version")
+    old = time.time() - ABANDONED_STAGING_S - 60
+    os.utime(abandoned, (old, old))
+    os.utime(kept, (old, old))  # old but not hidden: a cache entry, never swept
+    assert sweep_abandoned(cache) == [abandoned.name]
+    assert not abandoned.exists() and live.exists() and kept.exists()
+    with staging_dir(cache, "tfidf_logreg"):
+        assert live.exists()  # younger than the cutoff
