@@ -146,9 +146,9 @@ def cached_bundle_path(cache_dir: Path, version: str) -> Path:
 ABANDONED_STAGING_S = 3600
 
 
-def sweep_abandoned(cache_dir: Path, now: float | None = None) -> list[str]:
+def sweep_abandoned(cache_dir: Path) -> list[str]:
     """Remove hidden staging folders older than ABANDONED_STAGING_S; returns their names."""
-    cutoff = (time.time() if now is None else now) - ABANDONED_STAGING_S
+    cutoff = time.time() - ABANDONED_STAGING_S
     removed = []
     for entry in cache_dir.glob(".*"):
         try:
@@ -187,16 +187,17 @@ def adopt_bundle(bundle: Path, info: VersionInfo, cache_dir: Path) -> Path:
         return target
     except OSError:
         existing = target / "card.json"
-        if existing.exists() and existing.read_bytes() == card:
+        if not existing.exists():
+            raise
+        if existing.read_bytes() == card:
             # Someone fetched this very version first: keep theirs.
             shutil.rmtree(bundle, ignore_errors=True)
             return target
     # A different bundle under the same number: left over from a registry that was reset
     # (numbers start again at 1). The bundle just registered is the truth for this number.
-    retired = Path(tempfile.mkdtemp(prefix=f".v{info.version}-retired-", dir=cache_dir))
-    os.replace(target, retired / "bundle")
-    os.replace(bundle, target)
-    shutil.rmtree(retired, ignore_errors=True)
+    with staging_dir(cache_dir, f"v{info.version}-retired") as retired:
+        os.replace(target, retired / "bundle")
+        os.replace(bundle, target)
     return target
 
 

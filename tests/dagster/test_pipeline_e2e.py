@@ -276,14 +276,16 @@ def test_the_gate_blocks_a_worse_challenger(built):
     assert decision == "rejected"
 
 
+def clears_floor(score: str, rate: float) -> bool:
+    """`score` as the metadata writes it ("17/20" or "17/20 right ..."), by SuiteResult's rule."""
+    correct, total = (int(n) for n in score.split(" ")[0].split("/"))
+    return correct / total >= rate
+
+
 def passing_versions(meta: dict) -> set[str]:
     rate = meta["min_behaviour_pass_rate"]
-    passing = set()
-    for version, score in meta["minimum_functionality_by_version"].items():
-        correct, total = (int(n) for n in score.split("/"))
-        if correct / total >= rate:  # the rule SuiteResult.passes applies
-            passing.add(version)
-    return passing
+    scores = meta["minimum_functionality_by_version"]
+    return {version for version, score in scores.items() if clears_floor(score, rate)}
 
 
 def test_the_challenger_is_chosen_among_models_that_read_plain_tweets(built):
@@ -334,8 +336,9 @@ def test_the_floor_vetoes_a_challenger_that_misreads_plain_tweets(built):
         after = registry.champion(client)
     assert after.version == before.version  # model_champion was not selected
     first = outcomes[FAMILIES[0]][0]
-    correct, total = first["champion_minimum_functionality"].split(" ")[0].split("/")
-    champion_passes = int(correct) / int(total) >= first["min_behaviour_pass_rate"]
+    champion_passes = clears_floor(
+        first["champion_minimum_functionality"], first["min_behaviour_pass_rate"]
+    )
     vetoed = [
         f
         for f, (meta, _) in outcomes.items()
