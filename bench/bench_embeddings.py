@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import sentiment_assets  # noqa: F401  (offline before sentence-transformers loads)
 
 # fmt: off
 _WORDS = (

@@ -46,11 +46,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
 import numpy as np
 import pandas as pd
 
@@ -118,7 +113,7 @@ def build_models(
     settings: Settings, frame: pd.DataFrame, args: argparse.Namespace
 ) -> dict[str, registry.VersionInfo]:
     from sentiment_assets.lib.encoder import TextEncoder
-    from sentiment_assets.lib.finetune import FinetuneParams
+    from sentiment_assets.lib.training import FinetuneParams
 
     texts = frame["text"].tolist()
     labels = frame["label"].to_numpy(dtype=int)

@@ -7,9 +7,9 @@ Modules: `model_holder` (the hot-reloaded champion, no gradio), `ui` (the Blocks
 
 import os
 
-# Read once by gradio, huggingface_hub and mlflow at import, so set before any submodule
-# imports them. The app runs offline, phones nowhere, and logs no progress bars.
+import sentiment_assets  # noqa: F401  (keeps transformers offline before anything loads it)
+
+# Read once by gradio and mlflow at import, so set before any submodule imports them. The
+# app phones nowhere and logs no progress bars.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -135,18 +135,3 @@ class FeedbackStore:
                 "latency_ms": round(prediction.latency_ms, 3),
             },
         )
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Every complete line of a JSONL file; a torn last line (a crash mid-write) is skipped."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows

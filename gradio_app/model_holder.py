@@ -24,7 +24,7 @@ import numpy as np
 
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.batch_io import LABEL_NAMES
-from sentiment_assets.lib.onnx_serving import ServingRuntime, serving_encoder
+from sentiment_assets.lib.serving import load_champion, serving_runtime
 from sentiment_assets.lib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -273,29 +273,24 @@ def registry_holder(
     """A holder that follows `tweet-sentiment@champion` in the settings' MLflow registry.
 
     `encoder_runtime` and `threads` choose how the transformer families run (see
-    `onnx_serving.use_onnx`); exported ONNX graphs are cached under the settings' home.
+    `onnx_serving.use_onnx`); exported ONNX graphs are cached under the settings' home, and
+    consecutive champions share one sentence encoder.
     """
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(settings.mlflow_tracking_uri)
-    runtime = ServingRuntime(
+    runtime = serving_runtime(
+        settings,
         encoder_runtime,
-        settings.onnx_cache_dir,
         threads,
         on_fallback=lambda why: log.warning("serving on torch: %s", why),
     )
-    encoders = EncoderCache(settings.device, runtime)
 
     def lookup() -> registry.VersionInfo | None:
         return registry.champion(client)
 
     def loader(info: registry.VersionInfo) -> Scorer:
-        from sentiment_assets.lib.model_bundle import load_predictor, read_card
-
-        bundle = registry.download_bundle(info, settings.registry_cache_dir)
-        card = read_card(bundle)
-        encoder = encoders.get(card.encoder, card.encoder_fingerprint)
-        return load_predictor(bundle, device=settings.device, encoder=encoder, runtime=runtime)
+        return load_champion(settings, runtime, info).predictor
 
     return ModelHolder(
         lookup,
@@ -305,33 +300,3 @@ def registry_holder(
         on_swap=on_swap,
         on_failure=on_failure,
     )
-
-
-class EncoderCache:
-    """One sentence encoder per app: consecutive embedding champions share it.
-
-    Loading MiniLM takes seconds and ~100 MB; a new monthly model almost always uses the same
-    encoder, so the swap then costs only the small logistic-regression head.
-    """
-
-    def __init__(self, device: str | None, runtime: ServingRuntime) -> None:
-        self._device = device
-        self._runtime = runtime
-        self._encoder: object | None = None
-        self._lock = threading.Lock()
-
-    def get(self, name: str | None, fingerprint: str | None) -> object | None:
-        if not name or not fingerprint:
-            return None  # the family embeds nothing (tfidf) or brings its own (fine-tuned)
-        with self._lock:
-            encoder = self._encoder
-            if getattr(encoder, "fingerprint", None) != fingerprint:
-                encoder = serving_encoder(name, self._device, self._runtime)
-                if encoder.fingerprint != fingerprint:
-                    # Embeddings from another encoder would be silently wrong: refuse.
-                    raise RuntimeError(
-                        f"the model was trained on encoder '{fingerprint}', "
-                        f"but '{name}' here is '{encoder.fingerprint}'"
-                    )
-                self._encoder = encoder
-            return encoder

@@ -26,7 +26,8 @@ from gradio_app.feedback import FeedbackStore
 from gradio_app.model_holder import ModelHolder, NoModelError, registry_holder
 from gradio_app.telemetry import CONTENT_TYPE, Telemetry
 from gradio_app.ui import AppContext, build_blocks
-from sentiment_assets.lib.settings import Settings, load_settings
+from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.settings import Settings
 
 # Liveness probes must work without credentials; nothing they return is sensitive.
 OPEN_PATHS = frozenset({"/healthz"})
@@ -124,7 +125,7 @@ def create_app(
     An app without a champion still starts: it says so on every page and in /healthz, and
     picks the champion up as soon as the pipeline registers one.
     """
-    settings = settings or load_settings()
+    settings = settings or current_settings()
     config = config or AppConfig()
     if config.threads is not None:
         import torch  # loaded with any model anyway (skops imports it)

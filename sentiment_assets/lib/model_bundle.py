@@ -14,11 +14,13 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sentiment_assets.lib.months import parse_month_range
 from sentiment_assets.lib.text import clean_text
 from sentiment_assets.lib.training import (
     EMBEDDING_LOGREG,
@@ -66,6 +68,11 @@ class ModelCard:
         )
         digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
         return f"{self.family}-{self.trained_through[:7]}-{digest}"
+
+    def window(self) -> list[date]:
+        """The months the model learned from (its holdout rows excepted), oldest first: the
+        reference for drift and the rows on which a challenger meets the champion."""
+        return parse_month_range(f"{self.window_start}..{self.trained_through}")
 
 
 def data_fingerprint(tweet_ids: list[str], labels: np.ndarray) -> str:
@@ -171,12 +178,19 @@ class Predictor:
 
     def _load_encoder(self) -> object:
         if self._runtime is not None:
-            from sentiment_assets.lib.onnx_serving import serving_encoder
+            encoder = self._runtime.encoder(self.card.encoder, self._device)
+        else:
+            from sentiment_assets.lib.encoder import TextEncoder
 
-            return serving_encoder(self.card.encoder, self._device, self._runtime)
-        from sentiment_assets.lib.encoder import TextEncoder
-
-        return TextEncoder(self.card.encoder, device=self._device)
+            encoder = TextEncoder(self.card.encoder, device=self._device)
+        if encoder.fingerprint != self.card.encoder_fingerprint:
+            # Embeddings from another encoder would be silently wrong: refuse.
+            raise RuntimeError(
+                f"version {self.card.version} was trained on encoder "
+                f"'{self.card.encoder_fingerprint}', but '{self.card.encoder}' here is "
+                f"'{encoder.fingerprint}'"
+            )
+        return encoder
 
     def predict_proba_clean(
         self, cleaned_texts: list[str], embeddings: np.ndarray | None = None

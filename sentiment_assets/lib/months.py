@@ -9,12 +9,23 @@ def month_start(day: date) -> date:
     return day.replace(day=1)
 
 
+def add_months(month: date, n: int) -> date:
+    """The first of the month `n` calendar months after `month`'s (before it when negative)."""
+    total = month.year * 12 + (month.month - 1) + n
+    return date(total // 12, total % 12 + 1, 1)
+
+
+def months_between(start: date, month: date) -> int:
+    """How many calendar months `month` lies after `start` (negative before it)."""
+    return (month.year - start.year) * 12 + (month.month - start.month)
+
+
 def next_month(month: date) -> date:
-    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return add_months(month, 1)
 
 
 def previous_month(month: date) -> date:
-    return date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
+    return add_months(month, -1)
 
 
 def parse_month_range(value: str) -> list[date]:

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sentiment_assets.lib.atomic import replacing, write_text
 from sentiment_assets.lib.encoder import (
     DEFAULT_ENCODER,
     TextEncoder,
@@ -87,13 +88,17 @@ class ServingRuntime:
 
     Exports are cached in `cache_dir`; `threads` is ONNX Runtime's intra-op thread count
     (None = one per core); under "auto" a failed export falls back to torch after telling
-    `on_fallback` why.
+    `on_fallback` why. One runtime keeps one sentence encoder per (name, device): loading
+    MiniLM takes seconds and ~100 MB, and consecutive embedding champions almost always
+    share it, so a champion swap then costs only the small logistic-regression head.
     """
 
     name: str = "auto"
     cache_dir: Path | None = None
     threads: int | None = None
     on_fallback: Callable[[str], None] | None = None
+    _encoders: dict = field(default_factory=dict, compare=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def fallback(self, error: OnnxExportError) -> None:
         """Re-raise where ONNX was insisted on; otherwise report and let torch serve."""
@@ -101,6 +106,13 @@ class ServingRuntime:
             raise error
         if self.on_fallback is not None:
             self.on_fallback(str(error))
+
+    def encoder(self, name: str, device: str | None) -> TextEncoder:
+        """The sentence encoder for `name`, loaded on first use and then shared."""
+        with self._lock:
+            if (name, device) not in self._encoders:
+                self._encoders[name, device] = serving_encoder(name, device, self)
+            return self._encoders[name, device]
 
 
 # ------------------------------------------------------------------------- the encoder
@@ -229,12 +241,8 @@ def _export_verified(module, inputs: tuple, path: Path, identity: str) -> dict:
     import onnxruntime as ort
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    staging = Path(staging_name)
     output = "output"
-    try:
+    with replacing(path, suffix=".onnx") as staging:
         with warnings.catch_warnings(), torch.inference_mode():
             # The tracer warns about Python-level branches in the attention code; they depend
             # on shapes the exported graph keeps dynamic, which the parity check confirms.
@@ -273,15 +281,7 @@ def _export_verified(module, inputs: tuple, path: Path, identity: str) -> dict:
             "max_abs_difference_vs_torch": error,
             "sha256": _sha256(staging),
         }
-        # mkstemp makes the file private; the cache is shared with e.g. a container's user.
-        os.chmod(staging, 0o644)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
-    manifest = path.with_suffix(".json")
-    staged_manifest = manifest.with_name(f".{manifest.name}.{os.getpid()}")
-    staged_manifest.write_text(json.dumps(record, indent=2, sort_keys=True))
-    os.replace(staged_manifest, manifest)
+    write_text(path.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True))
     return record
 
 

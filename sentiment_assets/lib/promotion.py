@@ -1,17 +1,28 @@
-"""The promotion rule: when a challenger may replace the champion."""
+"""The promotion rule (when a challenger may replace the champion) and the record of every
+change of champion: promotion, rejection, rollback."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
 
+import duckdb
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
+from sentiment_assets.lib import registry
 from sentiment_assets.lib.behaviour import SuiteResult
+from sentiment_assets.lib.publish import publish_champion, publish_history
+from sentiment_assets.lib.registry import VersionInfo
+from sentiment_assets.lib.warehouse import append_rows
 
 PROMOTED = "promoted"
 REJECTED = "rejected"
 KEPT = "kept"
 ROLLBACK = "rollback"
+# The decisions that put a new version in place: a rollback's history.
+CHAMPION_MADE_BY = (PROMOTED, ROLLBACK)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,79 @@ def behaviour_veto(
     )
 
 
-def promotion_row(**values: object) -> pd.DataFrame:
-    """One metrics.promotions row (columns by name; the ones not given stay NULL)."""
-    return pd.DataFrame([{**values, "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None)}])
+@dataclass(frozen=True)
+class PromotionRecord:
+    """One decision about the champion: a row of metrics.promotions.
+
+    The challenger writes it once (its scores and the gate's verdict); whoever acts on it
+    (the champion step, the rollback command) records it with `record_champion_change`.
+    """
+
+    model_version: str
+    model_family: str
+    trained_through: date | None
+    decision: str
+    reason: str
+    champion_version: str | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
+    metric: str | None = None
+    margin: float | None = None
+    eval_month: date | None = None
+    n_eval: int | None = None
+    dagster_run_id: str | None = None
+
+    @property
+    def moves_champion(self) -> bool:
+        return self.decision != REJECTED
+
+    def as_json(self) -> dict:
+        return {k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> PromotionRecord:
+        values = dict(data)
+        for name in _DATE_FIELDS:
+            if values.get(name):
+                values[name] = date.fromisoformat(values[name])
+        return cls(**values)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{**asdict(self), "created_at": _utc_now()}])
+
+
+_DATE_FIELDS = ("trained_through", "eval_month")
+
+
+def _utc_now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def record_champion_change(
+    record: PromotionRecord,
+    client: MlflowClient,
+    con: duckdb.DuckDBPyConnection,
+    published_dir: Path,
+) -> VersionInfo | None:
+    """Act on a decision and record it: move the `champion` alias (unless the challenger was
+    rejected), append the row to metrics.promotions, and publish both for the app.
+
+    Returns the champion's version info when the alias moved.
+    """
+    info = registry.set_champion(client, record.model_version) if record.moves_champion else None
+    append_rows(con, "metrics.promotions", record.frame())
+    publish_history(con, published_dir)
+    if info is not None:
+        publish_champion(published_dir, info, record.decision)
+    return info
+
+
+def previous_champion(con: duckdb.DuckDBPyConnection, current: str | None) -> str | None:
+    """The latest version made champion (promoted or rolled back to) other than `current`."""
+    history = con.execute(
+        "SELECT model_version FROM metrics.promotions WHERE list_contains(?, decision) "
+        "ORDER BY created_at",
+        [list(CHAMPION_MADE_BY)],
+    ).fetchall()
+    earlier = [version for (version,) in history if version != current]
+    return earlier[-1] if earlier else None

@@ -3,20 +3,19 @@
 The app must never open the live warehouse: DuckDB admits one writing process, and a reader
 holding the file would block the pipeline. After every write to the metric history the
 pipeline copies the history tables to Parquet files under SENTIMENT_HOME/published/history,
-each written to a temp name and swapped in with os.replace, so a reader sees the previous
-snapshot or the new one, never a torn file.
+each written atomically (lib/atomic.py), so a reader sees the previous snapshot or the new
+one, never a torn file.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from sentiment_assets.lib.atomic import replacing, write_text
 from sentiment_assets.lib.registry import VersionInfo
 
 HISTORY_TABLES = {
@@ -36,9 +35,8 @@ def publish_history(con: duckdb.DuckDBPyConnection, published_dir: Path) -> dict
     target_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name, table in HISTORY_TABLES.items():
-        staging = target_dir / f".{name}-{os.getpid()}.parquet"
-        con.execute(f"COPY (SELECT * FROM {table}) TO '{staging}' (FORMAT parquet)")
-        os.replace(staging, target_dir / f"{name}.parquet")
+        with replacing(target_dir / f"{name}.parquet", suffix=".parquet") as staging:
+            con.execute(f"COPY (SELECT * FROM {table}) TO '{staging}' (FORMAT parquet)")
         counts[name] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return counts
 
@@ -53,9 +51,4 @@ def publish_champion(published_dir: Path, info: VersionInfo, decision: str) -> P
         "promoted_at": datetime.now(UTC).isoformat(),
         "decision": decision,
     }
-    target = published_dir / "champion.json"
-    fd, staging = tempfile.mkstemp(prefix=".champion-", dir=published_dir)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(staging, target)
-    return target
+    return write_text(published_dir / "champion.json", json.dumps(payload, indent=2))

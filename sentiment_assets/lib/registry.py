@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,10 @@ class VersionInfo:
             run_id=model_version.run_id,
             source=model_version.source,
         )
+
+    @property
+    def trained_month(self) -> date | None:
+        return date.fromisoformat(self.trained_through) if self.trained_through else None
 
 
 def configure(tracking_uri: str, artifacts_dir: Path) -> str:
@@ -131,8 +136,12 @@ def champion(client: MlflowClient) -> VersionInfo | None:
         return None
 
 
+def version_info(client: MlflowClient, version: str) -> VersionInfo:
+    return VersionInfo.of(client.get_model_version(REGISTERED_MODEL, version))
+
+
 def set_champion(client: MlflowClient, version: str) -> VersionInfo:
-    info = VersionInfo.of(client.get_model_version(REGISTERED_MODEL, version))
+    info = version_info(client, version)
     client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION_ALIAS, info.version)
     return info
 

@@ -1,14 +1,20 @@
-"""Loading the registry's champion for prediction (the CLI and the app share this)."""
+"""Loading registered versions, for scoring (the Dagster steps) or serving (the CLI, the app).
+
+Every caller goes through `load_version`: the version's bundle is fetched once into the local
+registry cache, then loaded with the same text cleaning and embedding as in training.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.model_bundle import Predictor, load_predictor
+from sentiment_assets.lib.onnx_serving import ServingRuntime
 from sentiment_assets.lib.settings import Settings
 
 
@@ -20,6 +26,24 @@ class NoChampionError(RuntimeError):
 class LoadedChampion:
     info: registry.VersionInfo
     predictor: Predictor
+
+
+def load_version(
+    info: registry.VersionInfo,
+    cache_dir: Path,
+    *,
+    encoder: object = None,
+    device: str | None = None,
+    runtime: ServingRuntime | None = None,
+) -> Predictor:
+    """A registered version, ready to score.
+
+    `encoder`: a sentence encoder the caller already holds; an embedding model trained on it
+    shares it (any other model ignores it). `runtime`: how a serving process runs the
+    transformers (ONNX Runtime or torch); None scores exactly as training did, with torch.
+    """
+    bundle = registry.download_bundle(info, cache_dir)
+    return load_predictor(bundle, device=device, encoder=encoder, runtime=runtime)
 
 
 def champion_info(settings: Settings) -> registry.VersionInfo:
@@ -35,16 +59,24 @@ def champion_info(settings: Settings) -> registry.VersionInfo:
     return info
 
 
+def serving_runtime(
+    settings: Settings,
+    encoder_runtime: str = "auto",
+    threads: int | None = None,
+    on_fallback: Callable[[str], None] | None = None,
+) -> ServingRuntime:
+    """How a serving process runs transformers, its exports cached under the settings' home."""
+    return ServingRuntime(encoder_runtime, settings.onnx_cache_dir, threads, on_fallback)
+
+
 def load_champion(
     settings: Settings,
+    runtime: ServingRuntime,
     info: registry.VersionInfo | None = None,
-    encoder_runtime: str = "auto",
-    on_fallback: Callable[[str], None] | None = None,
 ) -> LoadedChampion:
-    """The champion, ready to score; its transformer (if any) runs per `encoder_runtime`."""
-    from sentiment_assets.lib.onnx_serving import ServingRuntime
-
+    """The champion (or `info`), ready to serve on `runtime`."""
     info = info or champion_info(settings)
-    bundle = registry.download_bundle(info, settings.registry_cache_dir)
-    runtime = ServingRuntime(encoder_runtime, settings.onnx_cache_dir, on_fallback=on_fallback)
-    return LoadedChampion(info, load_predictor(bundle, device=settings.device, runtime=runtime))
+    predictor = load_version(
+        info, settings.registry_cache_dir, device=settings.device, runtime=runtime
+    )
+    return LoadedChampion(info, predictor)

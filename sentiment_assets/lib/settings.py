@@ -1,33 +1,52 @@
-"""Where the platform keeps its state, read once from the environment.
+"""Where the platform keeps its state and how it behaves, resolved once from the environment.
 
 Every process (Dagster, dbt, the CLI, the app) derives its paths from the same variables so
 that they all agree on one absolute DuckDB file: two relative paths resolved from different
-working directories would silently give two warehouses.
+working directories would silently give two warehouses. This module only interprets a
+mapping; reading the process environment is the job of `sentiment_assets.environment`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+
+from sentiment_assets.lib import synthetic
+from sentiment_assets.lib.months import parse_month_range
+from sentiment_assets.lib.sources import SYNTHETIC_SOURCE, months_in_source
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_HOME = REPO_ROOT / ".sentiment"
-SYNTHETIC_SOURCE = "synthetic"
-
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+# A drift retrain learns from the drifted month alone: the months before it describe a world
+# that has just changed.
+DEFAULT_RETRAIN_WINDOW_MONTHS = 1
+# A month retrained less than this long ago is not retrained again on a new drift report.
+DEFAULT_RETRAIN_COOLDOWN_SECONDS = 6 * 3600.0
 
 # The app appends corrections here (under HomeLayout.feedback_dir); `user_feedback` reads them.
 FEEDBACK_FILE = "feedback.jsonl"
 
+# Variables passed on to child processes as they were given (paths are exported resolved).
+PASSED_ON = (
+    "SENTIMENT_ENCODER",
+    "SENTIMENT_DEVICE",
+    "SENTIMENT_MONTHS",
+    "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS",
+    "SENTIMENT_RETRAIN_COOLDOWN_SECONDS",
+    "MLFLOW_UI_URL",
+)
+SYNTHETIC_PREFIX = "SENTIMENT_SYNTHETIC_"
+
 
 class HomeLayout:
-    """Where each kind of state lives under the platform's home folder (`self.home`).
+    """Where each kind of state lives under the platform's home folder (`self.home`)."""
 
-    Mixed into `Settings` and into the Dagster `PlatformResource`, so every process derives
-    the same folders from the same home.
-    """
+    home: Path
 
     @property
     def dagster_home(self) -> Path:
@@ -64,16 +83,61 @@ class Settings(HomeLayout):
     duckdb_path: Path
     source: str
     mlflow_tracking_uri: str
-    encoder: str
-    device: str | None
+    encoder: str = DEFAULT_ENCODER
+    device: str | None = None
+    # SENTIMENT_MONTHS: an explicit partition range; None derives it from the source.
+    months: tuple[date, ...] | None = None
+    synthetic: synthetic.SyntheticConfig = field(default_factory=synthetic.SyntheticConfig)
+    retrain_window_months: int = DEFAULT_RETRAIN_WINDOW_MONTHS
+    retrain_cooldown_seconds: float = DEFAULT_RETRAIN_COOLDOWN_SECONDS
+    # Where people open MLflow: the links in Dagster's metadata point here.
+    mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
+    # The variables these settings were read from, to hand the same ones to child processes.
+    variables: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_synthetic(self) -> bool:
         return self.source == SYNTHETIC_SOURCE
 
+    def partition_months(self) -> list[date]:
+        """The months the platform builds: SENTIMENT_MONTHS, else those of the source."""
+        if self.months is not None:
+            return list(self.months)
+        if self.is_synthetic:
+            return synthetic.months(self.synthetic)
+        found = months_in_source(self.source)
+        if not found:
+            raise ValueError(f"SENTIMENT_SOURCE={self.source!r} holds no row with a usable date")
+        return found
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
+    def environment(self) -> dict[str, str]:
+        """The variables child processes (dbt, the webserver, the daemon) need to see: from
+        them `load_settings` rebuilds these very settings."""
+        return {
+            **self.variables,
+            "SENTIMENT_HOME": str(self.home),
+            "DUCKDB_PATH": str(self.duckdb_path),
+            "SENTIMENT_SOURCE": self.source,
+            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            "DAGSTER_HOME": str(self.dagster_home),
+        }
+
+
+def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Settings from environment variables (`env`); unset or empty ones keep the defaults."""
     home = Path(env.get("SENTIMENT_HOME") or DEFAULT_HOME).expanduser().resolve()
     duckdb_path = Path(env.get("DUCKDB_PATH") or home / "warehouse.duckdb").expanduser().resolve()
     source = env.get("SENTIMENT_SOURCE") or SYNTHETIC_SOURCE
@@ -81,23 +145,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # A relative path means "relative to where the user typed the command", not to
         # whichever directory a Dagster subprocess happens to start in.
         source = str(Path(source).expanduser().absolute())
+    months = env.get("SENTIMENT_MONTHS") or None
+    window = int(
+        _number(env, "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS", DEFAULT_RETRAIN_WINDOW_MONTHS, int)
+    )
+    if window < 1:
+        raise ValueError("SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS must be at least 1")
+    variables = {
+        name: value
+        for name, value in env.items()
+        if value and (name in PASSED_ON or name.startswith(SYNTHETIC_PREFIX))
+    }
     return Settings(
         home=home,
         duckdb_path=duckdb_path,
         source=source,
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
-        encoder=env.get("SENTIMENT_ENCODER") or "all-MiniLM-L6-v2",
+        encoder=env.get("SENTIMENT_ENCODER") or DEFAULT_ENCODER,
         device=env.get("SENTIMENT_DEVICE") or None,
+        months=tuple(parse_month_range(months)) if months else None,
+        synthetic=synthetic.config_from_env(env),
+        retrain_window_months=window,
+        retrain_cooldown_seconds=_number(
+            env, "SENTIMENT_RETRAIN_COOLDOWN_SECONDS", DEFAULT_RETRAIN_COOLDOWN_SECONDS, float
+        ),
+        mlflow_ui_url=env.get("MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI_URL,
+        variables=variables,
     )
-
-
-def export_environment(settings: Settings) -> dict[str, str]:
-    """The variables child processes (dbt, the webserver, the daemon) need to see."""
-    return {
-        "SENTIMENT_HOME": str(settings.home),
-        "DUCKDB_PATH": str(settings.duckdb_path),
-        "SENTIMENT_SOURCE": settings.source,
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "DAGSTER_HOME": str(settings.dagster_home),
-        "HF_HUB_OFFLINE": "1",
-    }

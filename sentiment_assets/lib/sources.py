@@ -18,7 +18,6 @@ import glob
 import hashlib
 import json
 import math
-import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -44,18 +43,10 @@ RAW_COLUMNS = [
     "source_row",
 ]
 REJECTED_COLUMNS = ["month", "source", "source_row", "raw_record", "reason"]
-REJECT_REASONS = (
-    "malformed_row",
-    "invalid_encoding",
-    "missing_date",
-    "unparseable_date",
-    "empty_text",
-    "bad_label",
-    "text_too_long",
-)
 ACCEPTED_LABELS = frozenset({"0", "1", "2", "4", "negative", "positive", "neutral"})
 SUPPORTED_EXTENSIONS = (".csv", ".parquet", ".jsonl", ".ndjson")
-SYNTHETIC = "synthetic"
+# The seeded generator instead of files (SENTIMENT_SOURCE=synthetic, the offline default).
+SYNTHETIC_SOURCE = "synthetic"
 
 # Sentiment140's 6 columns: the names of the original README and of the Kaggle copy.
 SENTIMENT140_FIELDS = ("polarity", "id", "date", "query", "user", "text")
@@ -103,9 +94,10 @@ def load_month(
 ) -> IngestResult:
     """Accepted and rejected rows of ``source`` that belong to ``month`` (any day of it)."""
     month = date(month.year, month.month, 1)
-    if source == SYNTHETIC:
-        config = synthetic if synthetic is not None else syn.config_from_env(os.environ)
-        frame = _validate(_synthetic_records(config, month), max_text_chars, SYNTHETIC)
+    if source == SYNTHETIC_SOURCE:
+        frame = _validate(
+            _synthetic_records(_required(synthetic), month), max_text_chars, SYNTHETIC_SOURCE
+        )
         # Generated rows belong to the month they were generated for, dated or not.
         frame["month"] = [month] * len(frame)
         return _split(frame, month)
@@ -123,13 +115,18 @@ def months_in_source(source: str, synthetic: SyntheticConfig | None = None) -> l
     Months whose rows were all rejected count too; otherwise those rejects would never be
     recorded anywhere and rows would be lost silently.
     """
-    if source == SYNTHETIC:
-        config = synthetic if synthetic is not None else syn.config_from_env(os.environ)
-        return syn.months(config)
+    if source == SYNTHETIC_SOURCE:
+        return syn.months(_required(synthetic))
     found: set[date] = set()
     for frame in _attributed_frames(source, 1000):
         found.update(m for m in frame["month"].unique() if m is not None)
     return sorted(found)
+
+
+def _required(config: SyntheticConfig | None) -> SyntheticConfig:
+    if config is None:
+        raise ValueError("the synthetic source needs its SyntheticConfig (Settings.synthetic)")
+    return config
 
 
 def source_files(source: str) -> list[Path]:

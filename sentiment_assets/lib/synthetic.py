@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
+from sentiment_assets.lib.months import add_months, month_start, months_between
 from sentiment_assets.lib.text import clean_text, map_label
 
 COLUMNS = ["tweet_id", "created_at", "text", "label", "user_name"]
@@ -79,7 +80,7 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         # Partitions are keyed by the first day of the month, so normalise once here.
-        object.__setattr__(self, "start_month", _first_of_month(self.start_month))
+        object.__setattr__(self, "start_month", month_start(self.start_month))
         if self.n_months < 0:
             raise ValueError("n_months must be >= 0")
         if self.tweets_per_month < 0:
@@ -96,24 +97,13 @@ def default_config() -> SyntheticConfig:
     return SyntheticConfig()
 
 
-def _first_of_month(day: date) -> date:
-    return date(day.year, day.month, 1)
-
-
-def _add_months(month: date, n: int) -> date:
-    total = month.year * 12 + (month.month - 1) + n
-    return date(total // 12, total % 12 + 1, 1)
-
-
 def month_index(config: SyntheticConfig, month: date) -> int:
     """Months since config.start_month (negative before it)."""
-    month = _first_of_month(month)
-    start = config.start_month
-    return (month.year - start.year) * 12 + (month.month - start.month)
+    return months_between(config.start_month, month)
 
 
 def months(config: SyntheticConfig) -> list[date]:
-    return [_add_months(config.start_month, i) for i in range(config.n_months)]
+    return [add_months(config.start_month, i) for i in range(config.n_months)]
 
 
 def config_from_env(env: Mapping[str, str]) -> SyntheticConfig:
@@ -477,7 +467,7 @@ def generate_month(config: SyntheticConfig, month: date) -> pd.DataFrame:
     Includes deliberate dirt: ~LABEL_NOISE flipped labels, a few exact duplicates (same id),
     one contradictory duplicate (same id, other label) and round(bad_row_rate * n) broken rows.
     """
-    month = _first_of_month(month)
+    month = month_start(month)
     knobs = config.drift_for(month)
     rng = _rng_for(config.seed, month, "rows")
     users = _user_pool(config.seed)
@@ -489,7 +479,7 @@ def generate_month(config: SyntheticConfig, month: date) -> pd.DataFrame:
     # Seconds spread uniformly over the calendar month.
     start = datetime(month.year, month.month, 1)
     span = int(
-        (datetime.combine(_add_months(month, 1), datetime.min.time()) - start).total_seconds()
+        (datetime.combine(add_months(month, 1), datetime.min.time()) - start).total_seconds()
     )
     prefix = f"syn{config.seed}-{month:%Y%m}"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -15,9 +15,6 @@ from sklearn.pipeline import Pipeline
 
 from sentiment_assets.lib.metrics import classification_metrics
 
-if TYPE_CHECKING:
-    from sentiment_assets.lib.finetune import FinetuneParams
-
 TFIDF_LOGREG = "tfidf_logreg"
 EMBEDDING_LOGREG = "embedding_logreg"
 FINETUNED_TRANSFORMER = "finetuned_transformer"
@@ -25,6 +22,9 @@ FAMILIES = (TFIDF_LOGREG, EMBEDDING_LOGREG, FINETUNED_TRANSFORMER)
 # Share of tweets (chosen by id hash) that no model trains on: validation, the promotion
 # comparison and the drift reference's out-of-sample scores all use these rows.
 HOLDOUT_FRACTION = 0.2
+# Months a model learns from, ending with the month it is trained through. A model's own
+# window is on its card; this is the default the lineage graph shows.
+DEFAULT_WINDOW_MONTHS = 3
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,50 @@ class LogRegParams:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    """Fine-tuning knobs. The defaults are the pipeline's: a short CPU run (about a minute
+    for a demo month); raise them, or train on a GPU, for real quality."""
+
+    epochs: int = 1
+    # Hard cap on optimizer steps; training stops when reached even mid-epoch.
+    max_steps: int | None = None
+    # CPU budget: larger inputs are subsampled deterministically, stratified by label.
+    max_train_samples: int | None = 800
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 48
+    seed: int = 0
+    # Freeze the embeddings and the first N transformer layers (0 = train everything).
+    freeze_layers: int = 2
+    # None: CUDA when available, else CPU.
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError("epochs must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1 or None")
+        if self.max_train_samples is not None and self.max_train_samples < 2:
+            raise ValueError("max_train_samples must be >= 2 or None")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError("warmup_ratio must be in [0, 1)")
+        if self.max_length < 2:
+            raise ValueError("max_length must be >= 2")
+        if self.freeze_layers < 0:
+            raise ValueError("freeze_layers must be >= 0")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinetuneParams:
+        """Rebuild from JSON, ignoring keys a newer/older version may have added."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -63,6 +107,11 @@ def holdout_mask(tweet_ids: Sequence[str], fraction: float) -> np.ndarray:
         dtype=bool,
         count=len(tweet_ids),
     )
+
+
+def in_holdout(tweet_ids: Sequence[str]) -> np.ndarray:
+    """The platform's holdout: HOLDOUT_FRACTION of the tweets, the same ones everywhere."""
+    return holdout_mask(tweet_ids, HOLDOUT_FRACTION)
 
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:

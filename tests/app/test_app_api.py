@@ -18,8 +18,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from gradio_app.config import AppConfig
-from gradio_app.feedback import read_jsonl
 from sentiment_assets.lib import registry
+from sentiment_assets.lib.feedback import read_jsonl
 from sentiment_assets.lib.model_bundle import load_predictor
 from sentiment_assets.lib.publish import publish_history
 from sentiment_assets.lib.warehouse import ensure_schema

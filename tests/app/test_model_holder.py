@@ -14,7 +14,7 @@ from gradio_app.model_holder import ModelHolder, NoModelError, registry_holder
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.encoder import TextEncoder
 from sentiment_assets.lib.model_bundle import load_predictor
-from sentiment_assets.lib.serving import load_champion
+from sentiment_assets.lib.serving import load_champion, serving_runtime
 from tests.app.champions import home_settings, register_embedding, set_champion, synthetic_corpus
 
 
@@ -190,6 +190,6 @@ def test_an_embedding_champion_is_served_on_onnx_runtime_with_torch_scores(
     np.testing.assert_allclose(onnx_answer.scores, torch_answer.scores, atol=1e-4)
     assert onnx_answer.labels == torch_answer.labels
     # `sentiment predict` loads the champion the same way.
-    loaded = load_champion(settings)
+    loaded = load_champion(settings, serving_runtime(settings))
     assert (loaded.info.version, loaded.predictor.runtime) == (version.version, "onnxruntime")
     np.testing.assert_allclose(loaded.predictor.predict_proba(texts), onnx_answer.scores, rtol=1e-6)

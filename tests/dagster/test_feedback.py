@@ -6,9 +6,9 @@ import dagster as dg
 
 from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.ingest.feedback import user_feedback
-from sentiment_assets.lib.settings import load_settings
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.warehouse import connect
-from sentiment_assets.resources import PlatformResource, WarehouseResource
 from tests.conftest import use_home
 
 
@@ -26,7 +26,7 @@ def feedback_record(prediction_id: str, text: str, label: int) -> str:
 
 def test_corrections_become_labelled_rows_of_the_month(tmp_path, monkeypatch):
     home = use_home(monkeypatch, tmp_path / "home")
-    settings = load_settings()
+    settings = current_settings()
     (home / "feedback").mkdir(parents=True)
     (home / "feedback" / "feedback.jsonl").write_text(
         "\n".join(
@@ -42,7 +42,7 @@ def test_corrections_become_labelled_rows_of_the_month(tmp_path, monkeypatch):
     )
     resources = {
         "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
-        "platform": PlatformResource(home=str(home), source="synthetic"),
+        "platform": PlatformResource.of(settings),
     }
     with dg.instance_for_test() as instance:
         first = dg.materialize(

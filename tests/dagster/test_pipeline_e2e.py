@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.cli import build_months, only_the_gate_failed, prepare_environment
+from sentiment_assets.build import build_months, only_the_gate_failed, prepare_environment
 from sentiment_assets.definitions import defs
 from sentiment_assets.lib import registry, synthetic
 from sentiment_assets.lib.training import FAMILIES

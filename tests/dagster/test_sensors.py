@@ -6,10 +6,12 @@ import dagster as dg
 import pytest
 
 from sentiment_assets.defs.ingest.assets import raw_tweets
-from sentiment_assets.defs.monitoring.sensors import COOLDOWN_ENV, drift_sensor, new_data_sensor
-from sentiment_assets.lib.settings import load_settings
-from sentiment_assets.resources import PlatformResource, WarehouseResource
+from sentiment_assets.defs.monitoring.sensors import drift_sensor, new_data_sensor
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.environment import current_settings
 from tests.conftest import use_home
+
+COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"
 
 
 @pytest.fixture
@@ -26,7 +28,12 @@ def report(instance: dg.DagsterInstance, asset: str, partition: str, **metadata)
 
 
 def tick(sensor, instance, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    """One evaluation, with the platform resource of the current environment's settings."""
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"platform": PlatformResource.of(current_settings())},
+    )
     result = sensor(context)
     if isinstance(result, dg.SkipReason):
         return [], cursor
@@ -54,6 +61,15 @@ def test_drift_requests_one_retrain_once(instance, monkeypatch):
     assert request.job_name in (None, "retrain_job")
     again, _ = tick(drift_sensor, instance, cursor)
     assert again == [], "the same drift event must not retrain twice"
+
+
+def test_a_retrain_configures_only_the_training_window(instance, monkeypatch):
+    monkeypatch.setenv(COOLDOWN_ENV, "0")
+    monkeypatch.setenv("SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS", "2")
+    report(instance, "drift_report", "2024-03-01", drifted=True)
+    (request,), _ = tick(drift_sensor, instance)
+    # The challenger and the drift report read the window from the new model's card.
+    assert request.run_config == {"ops": {"sentiment_model": {"config": {"window_months": 2}}}}
 
 
 def test_a_newer_drift_of_the_same_month_retrains_again(instance, monkeypatch):
@@ -95,7 +111,7 @@ GOOD_ROWS = "text,created_at,label\nlove this new phone,2024-02-10 10:00:00,posi
 
 def test_new_data_sensor_requests_the_files_months_once(instance, tmp_path, monkeypatch):
     use_home(monkeypatch, tmp_path / "home")
-    landing = load_settings().landing_dir
+    landing = current_settings().landing_dir
     landing.mkdir(parents=True)
     (landing / "february.csv").write_text(GOOD_ROWS)
     requests, cursor = tick(new_data_sensor, instance)
@@ -107,8 +123,8 @@ def test_new_data_sensor_requests_the_files_months_once(instance, tmp_path, monk
 
 
 def test_a_malformed_file_fails_its_run_clearly_and_is_not_retried(instance, tmp_path, monkeypatch):
-    home = use_home(monkeypatch, tmp_path / "home")
-    settings = load_settings()
+    use_home(monkeypatch, tmp_path / "home")
+    settings = current_settings()
     settings.landing_dir.mkdir(parents=True)
     bad = settings.landing_dir / "broken.csv"
     bad.write_text("text,when\nhello,yesterday\n")
@@ -121,7 +137,7 @@ def test_a_malformed_file_fails_its_run_clearly_and_is_not_retried(instance, tmp
         partition_key=requests[0].partition_key,
         resources={
             "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
-            "platform": PlatformResource(home=str(home), source="synthetic"),
+            "platform": PlatformResource.of(settings),
         },
         instance=instance,
         raise_on_error=False,

@@ -16,11 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment_assets.lib.finetune import (
-    FinetunedClassifier,
-    FinetuneParams,
-    stratified_subsample,
-)
+from sentiment_assets.lib.finetune import FinetunedClassifier, stratified_subsample
+from sentiment_assets.lib.training import FinetuneParams
 
 THINGS = [
     "phone", "movie", "song", "pizza", "game", "book", "weather", "coffee", "show",

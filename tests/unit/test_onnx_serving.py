@@ -11,7 +11,7 @@ import pytest
 
 from sentiment_assets.lib import onnx_serving
 from sentiment_assets.lib.encoder import TextEncoder
-from sentiment_assets.lib.finetune import WEIGHTS_FILE, FinetunedClassifier, FinetuneParams
+from sentiment_assets.lib.finetune import WEIGHTS_FILE, FinetunedClassifier
 from sentiment_assets.lib.model_bundle import ModelCard, load_predictor, save_bundle
 from sentiment_assets.lib.onnx_serving import (
     OnnxExportError,
@@ -21,7 +21,7 @@ from sentiment_assets.lib.onnx_serving import (
     serving_encoder,
     serving_finetuned,
 )
-from sentiment_assets.lib.training import FINETUNED_TRANSFORMER
+from sentiment_assets.lib.training import FINETUNED_TRANSFORMER, FinetuneParams
 from tests.unit.test_encoder import TEXTS
 
 

@@ -322,12 +322,11 @@ def test_synthetic_source_matches_generator_and_quarantines_bad_rows() -> None:
     assert load_month("synthetic", date(2024, 2, 1), synthetic=clean).rejected.empty
 
 
-def test_synthetic_source_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SENTIMENT_SYNTHETIC_START", "2023-11-01")
-    monkeypatch.setenv("SENTIMENT_SYNTHETIC_MONTHS", "3")
-    monkeypatch.setenv("SENTIMENT_SYNTHETIC_TWEETS_PER_MONTH", "120")
-    assert months_in_source("synthetic") == [date(2023, 11, 1), date(2023, 12, 1), date(2024, 1, 1)]
-    assert load_month("synthetic", date(2023, 12, 1)).rows_in == 120
+def test_synthetic_source_needs_its_config() -> None:
+    with pytest.raises(ValueError, match="SyntheticConfig"):
+        load_month("synthetic", date(2024, 1, 1))
+    with pytest.raises(ValueError, match="SyntheticConfig"):
+        months_in_source("synthetic")
 
 
 # --- the real Sentiment140 files (path from the environment, never copied into the repo) --------

@@ -3,11 +3,12 @@
 import dagster as dg
 import pandas as pd
 
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.landing import landing_files, quarantine
 from sentiment_assets.lib.sources import load_month
 from sentiment_assets.lib.warehouse import replace_month
+from sentiment_assets.lineage import RAW_TWEETS
 from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
-from sentiment_assets.resources import PlatformResource, WarehouseResource
 
 REJECT_RATE_CHECK = "reject_rate_below_threshold"
 
@@ -24,7 +25,7 @@ class IngestConfig(dg.Config):
     pool=DUCKDB_POOL,
     group_name="ingest",
     kinds={"python", "duckdb"},
-    check_specs=[dg.AssetCheckSpec(REJECT_RATE_CHECK, asset="raw_tweets")],
+    check_specs=[dg.AssetCheckSpec(REJECT_RATE_CHECK, asset=RAW_TWEETS)],
     description="Tweets of one month from SENTIMENT_SOURCE; rejected rows go to "
     "raw.rejected_tweets with their reason. Re-materialising a month replaces it.",
 )
@@ -35,9 +36,17 @@ def raw_tweets(
     platform: PlatformResource,
 ) -> dg.MaterializeResult:
     month = partition_month(context)
-    results = [load_month(platform.source, month, max_text_chars=config.max_text_chars)]
+    settings = platform.settings
+    results = [
+        load_month(
+            settings.source,
+            month,
+            max_text_chars=config.max_text_chars,
+            synthetic=settings.synthetic,
+        )
+    ]
     broken = []
-    for path in landing_files(platform.landing_dir):
+    for path in landing_files(settings.landing_dir):
         try:
             results.append(load_month(str(path), month, max_text_chars=config.max_text_chars))
         except Exception as error:  # any unreadable file: quarantine it, report it, go on
@@ -75,7 +84,7 @@ def raw_tweets(
             "rows_labelled": labelled,
             "reject_rate": reject_rate,
             "rejects_by_reason": dg.MetadataValue.json({k: int(v) for k, v in reasons.items()}),
-            "source": platform.source,
+            "source": settings.source,
             "landing_files": len(results) - 1,
         },
         check_results=[

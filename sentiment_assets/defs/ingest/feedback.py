@@ -9,32 +9,17 @@ counted twice.
 """
 
 import json
-import os
-import tempfile
 from datetime import datetime, time
 
 import dagster as dg
 
+from sentiment_assets.defs.platform.resources import PlatformResource
+from sentiment_assets.lib.atomic import write_text
+from sentiment_assets.lib.feedback import latest_corrections
 from sentiment_assets.lib.settings import FEEDBACK_FILE
 from sentiment_assets.partitions import monthly_partitions, partition_month
-from sentiment_assets.resources import PlatformResource
 
 FEEDBACK_LANDING_FILE = "user_feedback.jsonl"
-
-
-def read_feedback(path) -> list[dict]:
-    """Valid feedback records, the latest correction per prediction winning."""
-    if not path.exists():
-        return []
-    latest: dict[str, dict] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from a crash; the next write completes the file
-        if record.get("label") in (0, 1) and str(record.get("text", "")).strip():
-            latest[record.get("prediction_id") or record["feedback_id"]] = record
-    return list(latest.values())
 
 
 @dg.asset(
@@ -48,8 +33,9 @@ def user_feedback(
     context: dg.AssetExecutionContext, platform: PlatformResource
 ) -> dg.MaterializeResult:
     month = partition_month(context)
-    records = read_feedback(platform.feedback_dir / FEEDBACK_FILE)
-    target = platform.landing_dir / FEEDBACK_LANDING_FILE
+    settings = platform.settings
+    records = latest_corrections(settings.feedback_dir / FEEDBACK_FILE)
+    target = settings.landing_dir / FEEDBACK_LANDING_FILE
     if not records:
         return dg.MaterializeResult(metadata={"feedback_rows": 0})
     created_at = datetime.combine(month.replace(day=15), time(12, 0)).isoformat(sep=" ")
@@ -65,11 +51,8 @@ def user_feedback(
         )
         for r in records
     ]
-    platform.landing_dir.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=".feedback-", dir=platform.landing_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.replace(staging, target)
+    # Atomic: new_data_sensor may fingerprint the landing folder at any moment.
+    write_text(target, "\n".join(lines) + "\n")
     context.log.info(f"{len(records)} corrections written to {target} for {month:%Y-%m}")
     return dg.MaterializeResult(
         metadata={"feedback_rows": len(records), "landing_file": dg.MetadataValue.path(str(target))}

@@ -3,31 +3,38 @@
 The challenger is the month's best version on validation among those that clear the
 minimum-functionality floor (lib/behaviour.py), or the best outright when none does. It and
 the champion are scored on the same rows: the fixed hash holdout of the challenger's training
-window, which no model ever trains on. If the challenger is worse by more than the margin, or
-misreads the plain tweets of the floor while the champion does not, the blocking check
-fails, the run stops there and model_champion is not materialized, so the `champion` alias
-cannot move. Every decision is a row in metrics.promotions.
+window (from its card), which no model ever trains on. If the challenger is worse by more
+than the margin, or misreads the plain tweets of the floor while the champion does not, the
+blocking check fails, the run stops there and model_champion is not materialized, so the
+`champion` alias cannot move. The challenger writes its decision once, as a PromotionRecord
+in its metadata; model_champion acts on that record. Every decision is a row in
+metrics.promotions.
 """
 
+import dataclasses
 from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
-import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.defs.models.assets import load_version, score_version
+from sentiment_assets.defs.embeddings.resources import EncoderResource
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.behaviour import DEFAULT_MIN_PASS_RATE, SuiteResult, run_suite
-from sentiment_assets.lib.embedding_store import load_tweets
+from sentiment_assets.lib.evaluation import holdout_rows, score_version
 from sentiment_assets.lib.model_bundle import Predictor
-from sentiment_assets.lib.months import trailing_window
-from sentiment_assets.lib.promotion import REJECTED, behaviour_veto, decide, promotion_row
-from sentiment_assets.lib.publish import publish_champion, publish_history
-from sentiment_assets.lib.training import HOLDOUT_FRACTION, holdout_mask
-from sentiment_assets.lib.warehouse import append_rows
-from sentiment_assets.partitions import DUCKDB_POOL, MONTHS, monthly_partitions, partition_month
-from sentiment_assets.resources import EncoderResource, PlatformResource, WarehouseResource
+from sentiment_assets.lib.promotion import (
+    REJECTED,
+    Decision,
+    PromotionRecord,
+    behaviour_veto,
+    decide,
+    record_champion_change,
+)
+from sentiment_assets.lib.serving import load_version
+from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHALLENGER, SENTIMENT_MODEL
+from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
 
 GATE_CHECK = "challenger_not_worse_than_champion"
 
@@ -37,7 +44,6 @@ class PromotionConfig(dg.Config):
     family: str | None = None
     metric: str = "macro_f1"
     margin: float = 0.0
-    window_months: int = 3
     # Share of the minimum-functionality tweets a challenger must get right (0 turns the
     # floor off): it steers the choice of challenger and vetoes one below a champion above.
     min_behaviour_pass_rate: float = DEFAULT_MIN_PASS_RATE
@@ -73,15 +79,76 @@ def pick_challenger(
     return best, validation, suites
 
 
+class VersionCache:
+    """Each version the step looks at, loaded once (a fine-tuned network is ~90 MB)."""
+
+    def __init__(self, cache_dir, text_encoder) -> None:
+        self._cache_dir = cache_dir
+        self._encoder = text_encoder
+        self._loaded: dict[str, Predictor] = {}
+
+    def get(self, info: registry.VersionInfo) -> Predictor:
+        if info.version not in self._loaded:
+            self._loaded[info.version] = load_version(info, self._cache_dir, encoder=self._encoder)
+        return self._loaded[info.version]
+
+    def keep_only(self, *versions: str) -> None:
+        for version in [v for v in self._loaded if v not in versions]:
+            del self._loaded[version]
+
+
+def _decision_metadata(
+    record: PromotionRecord,
+    validation: dict[str, float],
+    suites: dict[str, SuiteResult],
+    challenger_suite: SuiteResult,
+    champion_suite: SuiteResult | None,
+    min_pass_rate: float,
+) -> dict[str, object]:
+    metadata: dict[str, object] = {
+        "decision_record": dg.MetadataValue.json(record.as_json()),
+        "challenger_version": record.model_version,
+        "challenger_family": record.model_family,
+        "challenger_score": record.challenger_score,
+        "decision": record.decision,
+        "reason": record.reason,
+        "metric": record.metric,
+        "margin": record.margin,
+        "n_eval": record.n_eval,
+        "validation_macro_f1_by_version": dg.MetadataValue.json(validation),
+        "challenger_minimum_functionality": challenger_suite.summary(),
+        "minimum_functionality_by_version": dg.MetadataValue.json(
+            {version: f"{r.correct}/{r.total}" for version, r in suites.items()}
+        ),
+        "min_behaviour_pass_rate": min_pass_rate,
+    }
+    if record.champion_version is not None:
+        metadata["champion_version"] = record.champion_version
+        metadata["champion_score"] = record.champion_score
+        metadata["champion_minimum_functionality"] = champion_suite.summary()
+    return metadata
+
+
+def _gate_result(decision: Decision, metadata: dict[str, object]) -> dg.AssetCheckResult:
+    shown = ("challenger_score", "champion_score", "margin", "challenger_minimum_functionality")
+    return dg.AssetCheckResult(
+        check_name=GATE_CHECK,
+        passed=decision.passes,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={k: metadata[k] for k in shown if k in metadata},
+        description=decision.reason,
+    )
+
+
 @dg.asset(
     partitions_def=monthly_partitions,
     # After drift_report: the month's drift is judged against the champion it had before
     # this month's promotion, not against a champion trained on the month itself.
-    deps=["sentiment_model", "drift_report"],
+    deps=[SENTIMENT_MODEL, DRIFT_REPORT],
     pool=DUCKDB_POOL,
     group_name="models",
     kinds={"mlflow"},
-    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset="model_challenger", blocking=True)],
+    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset=MODEL_CHALLENGER, blocking=True)],
     description="The month's best new version, scored against the current champion on the "
     "same holdout rows; the blocking check is the promotion gate.",
 )
@@ -97,39 +164,29 @@ def model_challenger(
         raise dg.Failure(
             f"min_behaviour_pass_rate must be in [0, 1], got {config.min_behaviour_pass_rate}"
         )
-    text_encoder = encoder.get()
-    predictors: dict[str, Predictor] = {}
-
-    def predictor(info: registry.VersionInfo) -> Predictor:
-        if info.version not in predictors:
-            predictors[info.version] = load_version(info, platform.registry_cache_dir, text_encoder)
-        return predictors[info.version]
+    settings = platform.settings
+    versions = VersionCache(settings.registry_cache_dir, encoder.get())
 
     def behaviour(info: registry.VersionInfo) -> SuiteResult:
-        return run_suite(predictor(info).predict_proba)
+        return run_suite(versions.get(info).predict_proba)
 
     client = MlflowClient()
     challenger, validation, suites = pick_challenger(
         client, month, config.family, behaviour, config.min_behaviour_pass_rate
     )
     current = registry.champion(client)
-    # Only the challenger and the champion are scored from here: free the other candidates
-    # (a fine-tuned network is ~90 MB).
-    for version in [v for v in predictors if v != challenger.version]:
-        del predictors[version]
+    versions.keep_only(challenger.version, *([current.version] if current else []))
 
-    window = trailing_window(month, config.window_months, earliest=MONTHS[0])
-    labelled, _ = load_tweets(warehouse.path, window)
-    keep = holdout_mask(labelled["tweet_id"].tolist(), HOLDOUT_FRACTION)
-    frame = labelled[keep].reset_index(drop=True)
+    window = versions.get(challenger).card.window()
+    frame, keep = holdout_rows(warehouse.path, window)
     if len(frame) < 10 or frame["label"].nunique() < 2:
         raise dg.Failure(
             f"only {len(frame)} holdout rows in {[str(m) for m in window]}: too few to compare "
-            "models; widen window_months or ingest more data"
+            "models; train on a wider window or ingest more data"
         )
 
     def score(info: registry.VersionInfo) -> float:
-        result, _ = score_version(predictor(info), warehouse.path, frame, window, keep)
+        result, _ = score_version(versions.get(info), warehouse.path, frame, window, keep)
         return result[config.metric]
 
     challenger_score = score(challenger)
@@ -147,70 +204,34 @@ def model_challenger(
     context.log.info(
         f"promotion of version {challenger.version}: {decision.decision}: {decision.reason}"
     )
-    details = {
-        "model_version": challenger.version,
-        "model_family": challenger.family,
-        "trained_through": month,
-        "decision": decision.decision,
-        "champion_version": current.version if current else None,
-        "champion_score": champion_score,
-        "challenger_score": challenger_score,
-        "metric": config.metric,
-        "margin": config.margin,
-        "eval_month": month,
-        "n_eval": len(frame),
-        "reason": decision.reason,
-        "dagster_run_id": context.run_id,
-    }
+    record = PromotionRecord(
+        model_version=challenger.version,
+        model_family=challenger.family,
+        trained_through=month,
+        decision=decision.decision,
+        reason=decision.reason,
+        champion_version=current.version if current else None,
+        champion_score=champion_score,
+        challenger_score=challenger_score,
+        metric=config.metric,
+        margin=config.margin,
+        eval_month=month,
+        n_eval=len(frame),
+        dagster_run_id=context.run_id,
+    )
     if decision.decision == REJECTED:
         # The gate stops the run before model_champion, so the rejection is recorded here.
         with warehouse.connect() as con:
-            append_rows(con, "metrics.promotions", promotion_row(**details))
-            publish_history(con, platform.published_dir)
-    metadata = {
-        "challenger_version": challenger.version,
-        "challenger_family": challenger.family,
-        "challenger_score": challenger_score,
-        "champion_version": current.version if current else "none",
-        "champion_score": champion_score if champion_score is not None else float("nan"),
-        "decision": decision.decision,
-        "reason": decision.reason,
-        "metric": config.metric,
-        "margin": config.margin,
-        "n_eval": len(frame),
-        "validation_macro_f1_by_version": dg.MetadataValue.json(validation),
-        "challenger_minimum_functionality": challenger_suite.summary(),
-        "champion_minimum_functionality": champion_suite.summary() if champion_suite else "none",
-        "minimum_functionality_by_version": dg.MetadataValue.json(
-            {version: f"{r.correct}/{r.total}" for version, r in suites.items()}
-        ),
-        "min_behaviour_pass_rate": config.min_behaviour_pass_rate,
-    }
-    return dg.MaterializeResult(
-        metadata=metadata,
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=GATE_CHECK,
-                passed=decision.passes,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    k: metadata[k]
-                    for k in (
-                        "challenger_score",
-                        "champion_score",
-                        "margin",
-                        "challenger_minimum_functionality",
-                    )
-                },
-                description=decision.reason,
-            )
-        ],
+            record_champion_change(record, client, con, settings.published_dir)
+    metadata = _decision_metadata(
+        record, validation, suites, challenger_suite, champion_suite, config.min_behaviour_pass_rate
     )
+    return dg.MaterializeResult(metadata=metadata, check_results=[_gate_result(decision, metadata)])
 
 
 @dg.asset(
     partitions_def=monthly_partitions,
-    deps=["model_challenger"],
+    deps=[MODEL_CHALLENGER],
     pool=DUCKDB_POOL,
     group_name="models",
     kinds={"mlflow"},
@@ -224,42 +245,19 @@ def model_champion(
 ) -> dg.MaterializeResult:
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("model_challenger"), asset_partitions=[context.partition_key]
+            asset_key=dg.AssetKey(MODEL_CHALLENGER), asset_partitions=[context.partition_key]
         ),
         limit=1,
     ).records
     if not records:
         raise dg.Failure(f"model_challenger has no materialization for {context.partition_key}")
-    meta = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
-    if meta["decision"] == REJECTED:
-        raise dg.Failure(f"the latest challenger was rejected: {meta['reason']}")
-    client = MlflowClient()
-    info = registry.set_champion(client, str(meta["challenger_version"]))
-    champion_score = meta["champion_score"]
+    decision_record = records[0].asset_materialization.metadata["decision_record"].value
+    record = PromotionRecord.from_json(decision_record)
+    if not record.moves_champion:
+        raise dg.Failure(f"the latest challenger was rejected: {record.reason}")
+    record = dataclasses.replace(record, dagster_run_id=context.run_id)
     with warehouse.connect() as con:
-        append_rows(
-            con,
-            "metrics.promotions",
-            promotion_row(
-                model_version=info.version,
-                model_family=info.family,
-                trained_through=date.fromisoformat(info.trained_through),
-                decision=meta["decision"],
-                champion_version=None
-                if meta["champion_version"] == "none"
-                else meta["champion_version"],
-                champion_score=None if pd.isna(champion_score) else champion_score,
-                challenger_score=meta["challenger_score"],
-                metric=meta["metric"],
-                margin=meta["margin"],
-                eval_month=partition_month(context),
-                n_eval=meta["n_eval"],
-                reason=meta["reason"],
-                dagster_run_id=context.run_id,
-            ),
-        )
-        publish_history(con, platform.published_dir)
-    published = publish_champion(platform.published_dir, info, meta["decision"])
+        info = record_champion_change(record, MlflowClient(), con, platform.settings.published_dir)
     context.log.info(
         f"champion is now version {info.version} ({info.family}, {info.trained_through})"
     )
@@ -268,7 +266,9 @@ def model_champion(
             "champion_version": info.version,
             "family": info.family,
             "trained_through": info.trained_through,
-            "decision": meta["decision"],
-            "published": dg.MetadataValue.path(str(published)),
+            "decision": record.decision,
+            "published": dg.MetadataValue.path(
+                str(platform.settings.published_dir / "champion.json")
+            ),
         }
     )

@@ -9,36 +9,23 @@ raises. A later step of the same Dagster run resumes it and ends it again.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version as package_version
 
 import dagster as dg
 import mlflow
-from dagster_mlflow import mlflow_tracking
-from dagster_mlflow.resources import CONFIG_SCHEMA
 from mlflow.entities import RunStatus
 
-from sentiment_assets.lib.registry import EXPERIMENT_NAME, configure
-from sentiment_assets.lib.settings import load_settings
-
-MLFLOW_UI_URL_ENV = "MLFLOW_UI_URL"
+from sentiment_assets.lib.registry import run_url
 
 
-@dg.resource(config_schema=CONFIG_SCHEMA)
-def platform_mlflow(init_context: dg.InitResourceContext):
-    """dagster-mlflow's tracking resource, with the experiment created under SENTIMENT_HOME.
-
-    Without this, `mlflow.set_experiment` on a SQLite store would put artifacts in ./mlruns
-    relative to whichever directory the process started in.
-    """
-    settings = load_settings()
-    configure(
-        init_context.resource_config.get("mlflow_tracking_uri") or settings.mlflow_tracking_uri,
-        settings.mlflow_artifacts_dir,
-    )
-    return mlflow_tracking.resource_fn(init_context)
+def code_version() -> str:
+    return package_version("sentiment-assets")
 
 
-def mlflow_resource_config(tracking_uri: str) -> dict:
-    return {"experiment_name": EXPERIMENT_NAME, "mlflow_tracking_uri": tracking_uri}
+def run_link(ui_base: str, run_id: str) -> dg.MetadataValue:
+    """A clickable link to an MLflow run, for Dagster metadata."""
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    return dg.MetadataValue.url(run_url(ui_base, experiment_id, run_id))
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """drift_report: one month's tweets against the data the current champion was trained on."""
 
+import dataclasses
 import json
 from datetime import date
 
@@ -8,44 +9,41 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from sentiment_assets.defs.embeddings.resources import EncoderResource
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib import drift, registry
 from sentiment_assets.lib.embedding_store import load_tweets
-from sentiment_assets.lib.model_bundle import load_predictor
-from sentiment_assets.lib.months import parse_month_range
+from sentiment_assets.lib.model_bundle import Predictor
 from sentiment_assets.lib.publish import publish_history
-from sentiment_assets.lib.training import HOLDOUT_FRACTION, holdout_mask
+from sentiment_assets.lib.serving import load_version
+from sentiment_assets.lib.training import in_holdout
 from sentiment_assets.lib.warehouse import replace_rows
+from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
 from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
-from sentiment_assets.resources import EncoderResource, PlatformResource, WarehouseResource
 
 DRIFT_CHECKS = [f"drift_{name}" for name in drift.STATISTICS]
+_DEFAULTS = drift.DriftThresholds()
 
 
 class DriftConfig(dg.Config):
-    """Thresholds of the drift tests (defaults measured by `make drift-power`)."""
+    """Thresholds of the drift tests (lib/drift.py's defaults, measured by `make drift-power`)."""
 
-    alpha: float = 0.01
-    permutations: int = 1000
-    max_subsample: int = 1000
-    accuracy_tolerance: float = 0.03
-    min_samples: int = 200
+    alpha: float = _DEFAULTS.alpha
+    permutations: int = _DEFAULTS.permutations
+    max_subsample: int = _DEFAULTS.max_subsample
+    accuracy_tolerance: float = _DEFAULTS.accuracy_tolerance
+    min_samples: int = _DEFAULTS.min_samples
+    psi_bins: int = _DEFAULTS.psi_bins
+    vocab_min_count: int = _DEFAULTS.vocab_min_count
+    keyword_min_count: int = _DEFAULTS.keyword_min_count
+    top_keywords: int = _DEFAULTS.top_keywords
+    seed: int = _DEFAULTS.seed
     # The reference is subsampled to keep a report to seconds; it is the champion's window.
     max_reference_rows: int = 4000
-    seed: int = 0
 
     def thresholds(self) -> drift.DriftThresholds:
-        return drift.DriftThresholds(
-            alpha=self.alpha,
-            permutations=self.permutations,
-            max_subsample=self.max_subsample,
-            accuracy_tolerance=self.accuracy_tolerance,
-            min_samples=self.min_samples,
-            seed=self.seed,
-        )
-
-
-def reference_months(window_start: str, trained_through: str) -> list[date]:
-    return parse_month_range(f"{window_start}..{trained_through}")
+        names = [f.name for f in dataclasses.fields(drift.DriftThresholds)]
+        return drift.DriftThresholds(**{name: getattr(self, name) for name in names})
 
 
 def _check_results(results: list[drift.StatResult], note: str | None = None):
@@ -73,13 +71,58 @@ def _check_results(results: list[drift.StatResult], note: str | None = None):
         )
 
 
+def _sample(
+    frame: pd.DataFrame,
+    vectors: np.ndarray,
+    predictor: Predictor,
+    fingerprint: str,
+    scored: np.ndarray,
+) -> drift.DriftSample:
+    """One side of the comparison; the champion scores only the `scored` rows (NaN elsewhere)."""
+    scores = np.full(len(frame), np.nan)
+    if scored.any():
+        embeddings = vectors[scored] if predictor.card.encoder_fingerprint == fingerprint else None
+        scores[scored] = predictor.predict_proba_clean(
+            frame.loc[scored, "text"].tolist(), embeddings
+        )
+    return drift.DriftSample(
+        vectors, scores, frame["text"].tolist(), frame["label"].to_numpy(dtype=float)
+    )
+
+
+def _report_rows(
+    results: list[drift.StatResult], month: date, reference: str, champion: str, run_id: str
+) -> pd.DataFrame:
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    return pd.DataFrame(
+        [
+            {
+                "month": month,
+                "reference": reference,
+                "statistic": r.statistic,
+                "kind": r.kind,
+                "value": r.value,
+                "threshold": r.threshold,
+                "p_value": r.p_value,
+                "drifted": r.drifted,
+                "severity": r.severity,
+                "detail": json.dumps(r.detail, default=str),
+                "champion_version": champion,
+                "dagster_run_id": run_id,
+                "created_at": now,
+            }
+            for r in results
+        ]
+    )
+
+
 @dg.asset(
     partitions_def=monthly_partitions,
-    deps=["tweets_clean", "tweet_embeddings"],
+    deps=[TWEETS_CLEAN, TWEET_EMBEDDINGS],
     pool=DUCKDB_POOL,
     group_name="monitoring",
     kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec(name, asset="drift_report") for name in DRIFT_CHECKS],
+    check_specs=[dg.AssetCheckSpec(name, asset=DRIFT_REPORT) for name in DRIFT_CHECKS],
     description="The month against the champion's training window: embedding drift "
     "(mean distance, MMD), prediction drift (KS, PSI, positive rate), label-prior drift, "
     "accuracy drop and vocabulary drift, each with value, threshold and verdict, in "
@@ -98,11 +141,10 @@ def drift_report(
         yield dg.MaterializeResult(metadata={"drifted": False, "note": "no champion yet"})
         yield from _check_results([], note="no champion yet")
         return
-    predictor = load_predictor(
-        registry.download_bundle(champion, platform.registry_cache_dir), encoder=encoder.get()
-    )
-    card = predictor.card
-    window = reference_months(card.window_start, card.trained_through)
+    settings = platform.settings
+    text_encoder = encoder.get()
+    predictor = load_version(champion, settings.registry_cache_dir, encoder=text_encoder)
+    window = predictor.card.window()
     if month in window:
         note = f"{month:%Y-%m} is part of the champion's training window: nothing to compare"
         yield dg.MaterializeResult(
@@ -111,7 +153,7 @@ def drift_report(
         yield from _check_results([], note=note)
         return
 
-    fingerprint = encoder.get().fingerprint
+    fingerprint = text_encoder.fingerprint
     reference, ref_vectors = load_tweets(warehouse.path, window, fingerprint, labelled_only=False)
     if len(reference) > config.max_reference_rows:
         keep = np.sort(
@@ -121,57 +163,21 @@ def drift_report(
         )
         reference, ref_vectors = reference.iloc[keep].reset_index(drop=True), ref_vectors[keep]
     current, cur_vectors = load_tweets(warehouse.path, [month], fingerprint, labelled_only=False)
-
-    def champion_scores(frame: pd.DataFrame, vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        scores = np.full(len(frame), np.nan)
-        if rows.any():
-            embeddings = vectors[rows] if card.encoder_fingerprint == fingerprint else None
-            scores[rows] = predictor.predict_proba_clean(
-                frame.loc[rows, "text"].tolist(), embeddings
-            )
-        return scores
-
     # The champion trained on the reference rows outside the holdout: only its holdout scores
     # are out of sample, so only those describe its reference behaviour honestly.
-    reference_holdout = holdout_mask(reference["tweet_id"].tolist(), HOLDOUT_FRACTION)
     results = drift.drift_report(
-        drift.DriftSample(
+        _sample(
+            reference,
             ref_vectors,
-            champion_scores(reference, ref_vectors, reference_holdout),
-            reference["text"].tolist(),
-            reference["label"].to_numpy(dtype=float),
+            predictor,
+            fingerprint,
+            in_holdout(reference["tweet_id"].tolist()),
         ),
-        drift.DriftSample(
-            cur_vectors,
-            champion_scores(current, cur_vectors, np.ones(len(current), dtype=bool)),
-            current["text"].tolist(),
-            current["label"].to_numpy(dtype=float),
-        ),
+        _sample(current, cur_vectors, predictor, fingerprint, np.ones(len(current), dtype=bool)),
         config.thresholds(),
     )
-    combined = results[-1]
     reference_name = f"champion v{champion.version} window {window[0]:%Y-%m}..{window[-1]:%Y-%m}"
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    rows = pd.DataFrame(
-        [
-            {
-                "month": month,
-                "reference": reference_name,
-                "statistic": r.statistic,
-                "kind": r.kind,
-                "value": r.value,
-                "threshold": r.threshold,
-                "p_value": r.p_value,
-                "drifted": r.drifted,
-                "severity": r.severity,
-                "detail": json.dumps(r.detail, default=str),
-                "champion_version": champion.version,
-                "dagster_run_id": context.run_id,
-                "created_at": now,
-            }
-            for r in results
-        ]
-    )
+    rows = _report_rows(results, month, reference_name, champion.version, context.run_id)
     with warehouse.connect() as con:
         replace_rows(
             con,
@@ -180,10 +186,10 @@ def drift_report(
             "month = ? AND champion_version = ?",
             [month, champion.version],
         )
-        publish_history(con, platform.published_dir)
+        publish_history(con, settings.published_dir)
 
+    combined = results[-1]
     vocabulary = next(r for r in results if r.statistic == drift.VOCABULARY_OOV)
-    keywords = vocabulary.detail.get("new_keywords") or []
     summary = rows[["statistic", "value", "threshold", "p_value", "drifted", "severity"]]
     context.log.info(f"{month:%Y-%m} vs {reference_name}: drifted={combined.drifted}")
     yield dg.MaterializeResult(
@@ -194,7 +200,7 @@ def drift_report(
             "n_reference": len(reference),
             "n_current": len(current),
             "statistics": dg.MetadataValue.md(summary.to_markdown(index=False)),
-            "new_keywords": dg.MetadataValue.json(keywords),
+            "new_keywords": dg.MetadataValue.json(vocabulary.detail.get("new_keywords") or []),
         }
     )
     yield from _check_results(results)

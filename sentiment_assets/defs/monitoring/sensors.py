@@ -7,12 +7,12 @@ Both start RUNNING (the daemon evaluates them; toggle them in the UI under Autom
 """
 
 import json
-import os
 import time
 
 import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
+from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.lib.landing import file_fingerprint, landing_files
 from sentiment_assets.lib.retrain_policy import (
     DriftEvent,
@@ -20,30 +20,28 @@ from sentiment_assets.lib.retrain_policy import (
     plan_retrains,
     run_key,
 )
-from sentiment_assets.lib.settings import load_settings
+from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.sources import months_in_source
+from sentiment_assets.lineage import (
+    DRIFT_REPORT,
+    MODEL_CHALLENGER,
+    MODEL_CHAMPION,
+    RAW_TWEETS,
+    SENTIMENT_MODEL,
+)
 from sentiment_assets.partitions import monthly_partitions
 
-COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"
-DEFAULT_COOLDOWN_SECONDS = 6 * 3600
-RETRAIN_WINDOW_ENV = "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS"
 
-
-def retrain_run_config() -> dict:
-    """A drift retrain learns from the drifted month alone by default: the months before it
-    describe a world that has just changed. The promotion gate compares on the same window."""
-    window = int(os.environ.get(RETRAIN_WINDOW_ENV, "1"))
-    return {
-        "ops": {
-            "sentiment_model": {"config": {"window_months": window}},
-            "model_challenger": {"config": {"window_months": window}},
-        }
-    }
+def retrain_run_config(settings: Settings) -> dict:
+    """A drift retrain trains on `retrain_window_months` (the drifted month alone by default:
+    the months before it describe a world that has just changed). The new model's card
+    records that window, and the promotion gate compares on it."""
+    return {"ops": {SENTIMENT_MODEL: {"config": {"window_months": settings.retrain_window_months}}}}
 
 
 retrain_job = dg.define_asset_job(
     "retrain_job",
-    selection=dg.AssetSelection.assets("sentiment_model", "model_challenger", "model_champion"),
+    selection=dg.AssetSelection.assets(SENTIMENT_MODEL, MODEL_CHALLENGER, MODEL_CHAMPION),
     partitions_def=monthly_partitions,
     description="Retrain one month's models, then run the promotion gate and move the "
     "champion if the challenger passes. Started by drift_sensor.",
@@ -53,11 +51,7 @@ retrain_job = dg.define_asset_job(
 )
 
 # Everything that depends on a month's raw data, for new_data_sensor's runs.
-INGEST_SELECTION = dg.AssetSelection.assets("raw_tweets").downstream()
-
-
-def cooldown_seconds() -> float:
-    return float(os.environ.get(COOLDOWN_ENV, DEFAULT_COOLDOWN_SECONDS))
+INGEST_SELECTION = dg.AssetSelection.assets(RAW_TWEETS).downstream()
 
 
 def latest_storage_ids(instance: dg.DagsterInstance, asset: str, partitions: set[str]) -> dict:
@@ -79,11 +73,12 @@ def latest_storage_ids(instance: dg.DagsterInstance, asset: str, partitions: set
     description="Requests retrain_job for a month whose new drift_report is drifted "
     "(run_key holds the drift event's storage id; cooldown and staleness guards).",
 )
-def drift_sensor(context: dg.SensorEvaluationContext):
+def drift_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource):
+    settings = platform.settings
     cursor = SensorCursor.parse(context.cursor)
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("drift_report"), after_storage_id=cursor.after_storage_id
+            asset_key=dg.AssetKey(DRIFT_REPORT), after_storage_id=cursor.after_storage_id
         ),
         limit=100,
         ascending=True,
@@ -105,9 +100,9 @@ def drift_sensor(context: dg.SensorEvaluationContext):
     plan = plan_retrains(
         events,
         cursor,
-        latest_storage_ids(context.instance, "sentiment_model", {e.partition for e in events}),
+        latest_storage_ids(context.instance, SENTIMENT_MODEL, {e.partition for e in events}),
         now=time.time(),
-        cooldown_seconds=cooldown_seconds(),
+        cooldown_seconds=settings.retrain_cooldown_seconds,
     )
     for event, reason in plan.skipped:
         context.log.info(f"drift_report {event.partition} (#{event.storage_id}): {reason}")
@@ -115,7 +110,7 @@ def drift_sensor(context: dg.SensorEvaluationContext):
         dg.RunRequest(
             run_key=run_key(event),
             partition_key=event.partition,
-            run_config=retrain_run_config(),
+            run_config=retrain_run_config(settings),
             tags={
                 "sentiment/trigger": "drift",
                 "sentiment/drift_storage_id": str(event.storage_id),
@@ -133,8 +128,8 @@ def drift_sensor(context: dg.SensorEvaluationContext):
     description="Requests raw_tweets and everything downstream for the months of each new "
     "or changed file in SENTIMENT_HOME/landing.",
 )
-def new_data_sensor(context: dg.SensorEvaluationContext):
-    settings = load_settings()
+def new_data_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource):
+    settings = platform.settings
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     valid_keys = set(monthly_partitions.get_partition_keys())
     requests = []

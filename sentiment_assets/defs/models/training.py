@@ -1,0 +1,334 @@
+"""sentiment_model: every family trained on a month's trailing window, tracked and registered.
+
+Each trained model is an MLflow run nested under the Dagster run's MLflow run, and a version
+of the registered model `tweet-sentiment` tagged with its family and month. Its window is
+on its card: drift and promotion read it from there.
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import dagster as dg
+import mlflow as mlflow_api
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from sentiment_assets.defs.embeddings.resources import EncoderResource
+from sentiment_assets.defs.models.tracking import code_version, run_link, tracked_step
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.lib import registry
+from sentiment_assets.lib.embedding_store import load_tweets
+from sentiment_assets.lib.encoder import TextEncoder
+from sentiment_assets.lib.model_bundle import (
+    ModelCard,
+    data_fingerprint,
+    load_predictor,
+    save_bundle,
+)
+from sentiment_assets.lib.months import trailing_window
+from sentiment_assets.lib.training import (
+    DEFAULT_WINDOW_MONTHS,
+    EMBEDDING_LOGREG,
+    FAMILIES,
+    TFIDF_LOGREG,
+    FinetuneParams,
+    FitResult,
+    LogRegParams,
+    fit_embedding_logreg,
+    fit_finetuned_transformer,
+    fit_tfidf_logreg,
+    in_holdout,
+)
+from sentiment_assets.lib.warehouse import replace_rows
+from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
+from sentiment_assets.partitions import GPU_POOL, MONTHS, monthly_partitions, partition_month
+
+# The lineage graph shows the default window; a run may configure another (a drift retrain
+# does), and the model's card records the one it used.
+TRAINING_WINDOW_MAPPING = dg.TimeWindowPartitionMapping(
+    start_offset=1 - DEFAULT_WINDOW_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+LATENCY_SAMPLE = 200
+# TrainConfig's finetune_<name> fields, each defaulting to FinetuneParams' <name>.
+FINETUNE_KNOBS = (
+    "epochs",
+    "max_train_samples",
+    "max_length",
+    "learning_rate",
+    "freeze_layers",
+    "batch_size",
+)
+
+
+class TrainConfig(dg.Config):
+    families: list[str] = list(FAMILIES)  # noqa: RUF012 (pydantic copies it)
+    window_months: int = DEFAULT_WINDOW_MONTHS
+    seed: int = 0
+    C: float = LogRegParams.C
+    # The fine-tuned transformer's budget: the library's CPU-sized defaults; raise it (or
+    # run on a GPU) for real quality.
+    finetune_epochs: int = FinetuneParams.epochs
+    finetune_max_train_samples: int = FinetuneParams.max_train_samples
+    finetune_max_length: int = FinetuneParams.max_length
+    finetune_learning_rate: float = FinetuneParams.learning_rate
+    finetune_freeze_layers: int = FinetuneParams.freeze_layers
+    finetune_batch_size: int = FinetuneParams.batch_size
+
+    def logreg(self) -> LogRegParams:
+        return LogRegParams(C=self.C, seed=self.seed)
+
+    def finetune(self, device: str | None) -> FinetuneParams:
+        knobs = {name: getattr(self, f"finetune_{name}") for name in FINETUNE_KNOBS}
+        return FinetuneParams(**knobs, seed=self.seed, device=device)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The window's labelled rows, the holdout among them, and their embeddings if needed."""
+
+    month: date
+    window: list[date]
+    frame: pd.DataFrame
+    vectors: np.ndarray | None
+    holdout: np.ndarray
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.frame["label"].to_numpy(dtype=int)
+
+    @property
+    def fingerprint(self) -> str:
+        return data_fingerprint(self.frame["tweet_id"].tolist(), self.labels)
+
+
+@dataclass(frozen=True)
+class TrainedVersion:
+    family: str
+    fit: FitResult
+    version: registry.VersionInfo
+    card: ModelCard
+    run_id: str
+    latency_ms: float
+
+
+def _fit(
+    family: str, data: TrainingData, config: TrainConfig, text_encoder: TextEncoder, log: Any
+) -> tuple[FitResult, dict]:
+    if family == TFIDF_LOGREG:
+        params = config.logreg()
+        fit = fit_tfidf_logreg(data.frame["text"].tolist(), data.labels, data.holdout, params)
+        return fit, params.as_dict()
+    if family == EMBEDDING_LOGREG:
+        params = config.logreg()
+        return fit_embedding_logreg(
+            data.vectors, data.labels, data.holdout, params
+        ), params.as_dict()
+    finetune = config.finetune(text_encoder.device)
+
+    def progress(step: dict) -> None:
+        if step["step"] % 10 == 0 or step["step"] == step["total_steps"]:
+            log.info(
+                f"fine-tuning step {step['step']}/{step['total_steps']} loss {step['loss']:.3f}"
+            )
+
+    fit = fit_finetuned_transformer(
+        data.frame["text"].tolist(),
+        data.labels,
+        data.holdout,
+        finetune,
+        text_encoder.path,
+        progress=progress,
+    )
+    return fit, {k: v for k, v in finetune.__dict__.items() if v is not None}
+
+
+def _model_card(
+    family: str, data: TrainingData, fit: FitResult, params: dict, text_encoder: TextEncoder
+) -> ModelCard:
+    return ModelCard(
+        family=family,
+        trained_through=data.month.isoformat(),
+        window_start=data.window[0].isoformat(),
+        params=params,
+        data_fingerprint=data.fingerprint,
+        encoder=text_encoder.name if family != TFIDF_LOGREG else None,
+        encoder_fingerprint=text_encoder.fingerprint if family == EMBEDDING_LOGREG else None,
+        metrics={"validation": fit.validation, "train_seconds": fit.train_seconds},
+    )
+
+
+def _log_run(
+    context: dg.AssetExecutionContext,
+    data: TrainingData,
+    card: ModelCard,
+    fit: FitResult,
+    params: dict,
+    text_encoder: TextEncoder,
+    latency_ms: float,
+) -> None:
+    uses_encoder = card.family != TFIDF_LOGREG
+    mlflow_api.log_params({**params, "family": card.family, "window_months": len(data.window)})
+    mlflow_api.log_params(
+        {
+            "encoder": text_encoder.fingerprint if uses_encoder else "none",
+            "device": str(text_encoder.device),
+            "window_start": card.window_start,
+        }
+    )
+    mlflow_api.log_metrics(
+        {
+            "val_accuracy": fit.validation.get("accuracy", float("nan")),
+            "val_macro_f1": fit.validation.get("macro_f1", float("nan")),
+            "train_seconds": fit.train_seconds,
+            "inference_ms_per_tweet": latency_ms,
+            "n_train": fit.n_train,
+            "n_validation": fit.n_validation,
+        }
+    )
+    mlflow_api.set_tags(
+        {
+            "family": card.family,
+            "partition_key": context.partition_key,
+            "trained_through": card.trained_through,
+            "dagster_run_id": context.run_id,
+            "code_version": code_version(),
+            "rows_labelled": str(len(data.frame)),
+            "data_fingerprint": card.data_fingerprint,
+            "bundle_version": card.version,
+        }
+    )
+
+
+def _train_and_register(
+    context: dg.AssetExecutionContext,
+    family: str,
+    data: TrainingData,
+    config: TrainConfig,
+    text_encoder: TextEncoder,
+    platform: PlatformResource,
+) -> TrainedVersion:
+    """Fit one family and register it; the bundle is staged inside the registry cache and,
+    once registered, moved in as that version's local copy (no second copy to download).
+    Registration comes last, so a version always has its run's numbers."""
+    with mlflow_api.start_run(run_name=f"{family} {data.month:%Y-%m}", nested=True) as run:
+        fit, params = _fit(family, data, config, text_encoder, context.log)
+        card = _model_card(family, data, fit, params, text_encoder)
+        cache_dir = platform.settings.registry_cache_dir
+        with registry.staging_dir(cache_dir, family) as staging:
+            directory = save_bundle(staging / "bundle", card, fit.estimator)
+            predictor = load_predictor(directory, encoder=text_encoder)
+            sample = data.frame["text"].iloc[:LATENCY_SAMPLE].tolist()
+            started = time.perf_counter()
+            predictor.predict_proba_clean(sample)
+            latency_ms = 1000 * (time.perf_counter() - started) / max(len(sample), 1)
+            _log_run(context, data, card, fit, params, text_encoder, latency_ms)
+            version = registry.register_bundle(
+                MlflowClient(), run.info.run_id, run.info.artifact_uri, directory, card
+            )
+            registry.adopt_bundle(directory, version, cache_dir)
+    context.log.info(
+        f"{family} through {data.month:%Y-%m}: registered version {version.version}, "
+        f"validation {fit.validation}"
+    )
+    return TrainedVersion(family, fit, version, card, run.info.run_id, latency_ms)
+
+
+def _training_row(trained: TrainedVersion, data: TrainingData, run_id: str) -> dict:
+    fit = trained.fit
+    return {
+        "model_family": trained.family,
+        "model_version": trained.version.version,
+        "trained_through": data.month,
+        "window_start": data.window[0],
+        "n_train": fit.n_train,
+        "n_validation": fit.n_validation,
+        "val_accuracy": fit.validation.get("accuracy"),
+        "val_macro_f1": fit.validation.get("macro_f1"),
+        "train_seconds": fit.train_seconds,
+        "inference_ms_per_tweet": trained.latency_ms,
+        "model_uri": trained.version.source,
+        "mlflow_run_id": trained.run_id,
+        "bundle_version": trained.card.version,
+        "dagster_run_id": run_id,
+        "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+    }
+
+
+def _family_metadata(trained: TrainedVersion, ui_url: str) -> dict[str, object]:
+    fit, family = trained.fit, trained.family
+    return {
+        f"{family}/registered_version": trained.version.version,
+        f"{family}/val_accuracy": fit.validation.get("accuracy", float("nan")),
+        f"{family}/val_macro_f1": fit.validation.get("macro_f1", float("nan")),
+        f"{family}/train_seconds": round(fit.train_seconds, 3),
+        f"{family}/inference_ms_per_tweet": round(trained.latency_ms, 3),
+        f"{family}/mlflow_run": run_link(ui_url, trained.run_id),
+    }
+
+
+@dg.asset(
+    partitions_def=monthly_partitions,
+    deps=[
+        dg.AssetDep(TWEETS_CLEAN, partition_mapping=TRAINING_WINDOW_MAPPING),
+        dg.AssetDep(TWEET_EMBEDDINGS, partition_mapping=TRAINING_WINDOW_MAPPING),
+        # The month's drift is measured before its model is trained, so a drift report is
+        # never newer than the model built in the same run (drift_sensor treats it as stale).
+        DRIFT_REPORT,
+    ],
+    # Training is the GPU work: one job at a time on the accelerator. Its warehouse access is
+    # two short connections, which wait for the DuckDB lock instead of holding the pool.
+    pool=GPU_POOL,
+    group_name="models",
+    kinds={"scikitlearn", "pytorch", "mlflow"},
+    description="One model per family trained on the trailing window ending with this month, "
+    "rows of the fixed hash holdout excluded; logged to MLflow and registered as a version "
+    "of `tweet-sentiment`.",
+)
+def sentiment_model(
+    context: dg.AssetExecutionContext,
+    config: TrainConfig,
+    warehouse: WarehouseResource,
+    encoder: EncoderResource,
+    platform: PlatformResource,
+    mlflow: dg.ResourceParam[Any],
+) -> dg.MaterializeResult:
+    month = partition_month(context)
+    unknown = sorted(set(config.families) - set(FAMILIES))
+    if unknown or not config.families:
+        raise dg.Failure(f"families must be a non-empty subset of {list(FAMILIES)}: {unknown}")
+    window = trailing_window(month, config.window_months, earliest=MONTHS[0])
+    text_encoder = encoder.get()
+    frame, vectors = load_tweets(
+        warehouse.path,
+        window,
+        text_encoder.fingerprint if EMBEDDING_LOGREG in config.families else None,
+    )
+    if frame.empty:
+        raise dg.Failure(f"no labelled tweets in {[str(m) for m in window]}: nothing to train on")
+    data = TrainingData(month, window, frame, vectors, in_holdout(frame["tweet_id"].tolist()))
+    ui_url = platform.settings.mlflow_ui_url
+    metadata: dict[str, object] = {
+        "window": ", ".join(f"{m:%Y-%m}" for m in window),
+        "n_labelled": len(frame),
+        "n_holdout": int(data.holdout.sum()),
+        "positive_share": float(data.labels.mean()),
+    }
+    rows = []
+    with tracked_step(mlflow, context) as parent_run_id:
+        metadata["mlflow_parent_run"] = run_link(ui_url, parent_run_id)
+        for family in config.families:
+            trained = _train_and_register(context, family, data, config, text_encoder, platform)
+            metadata.update(_family_metadata(trained, ui_url))
+            rows.append(_training_row(trained, data, context.run_id))
+    with warehouse.connect() as con:
+        replace_rows(
+            con,
+            "metrics.training_runs",
+            pd.DataFrame(rows),
+            "dagster_run_id = ? AND trained_through = ?",
+            [context.run_id, month],
+        )
+    return dg.MaterializeResult(metadata=metadata)

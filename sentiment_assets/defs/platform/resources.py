@@ -1,0 +1,59 @@
+"""The resources every domain shares: the warehouse file and the platform's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from sentiment_assets.environment import current_settings, export
+from sentiment_assets.lib import warehouse
+from sentiment_assets.lib.settings import Settings, load_settings
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file; every connection is short-lived."""
+
+    database: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.database)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.path) as con:
+            warehouse.ensure_schema(con)
+            yield con
+
+
+class PlatformResource(dg.ConfigurableResource):
+    """The process's `Settings` (folders, source, retrain policy), as the variables that
+    describe them, so assets, sensors and launched runs all read the same ones."""
+
+    variables: dict[str, str]
+
+    @classmethod
+    def of(cls, settings: Settings) -> PlatformResource:
+        return cls(variables=settings.environment())
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.variables)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    settings = current_settings()
+    # dbt runs as a subprocess and reads DUCKDB_PATH from its environment: export the one
+    # absolute path this process resolved so dbt and Dagster can never open different files.
+    export(settings)
+    return dg.Definitions(
+        resources={
+            "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
+            "platform": PlatformResource.of(settings),
+        }
+    )

@@ -1,0 +1,41 @@
+"""Files that appear whole or not at all: written under a hidden name, then renamed in.
+
+Readers in other processes (the app, a second run, the sensors) may open any of these files
+at any moment; a rename within one folder is atomic, so they see the old file or the new
+one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# mkstemp makes files private (0600); these are shared with the app, which may run as
+# another user (a container), so they get a file's usual mode.
+SHARED_FILE_MODE = 0o644
+
+
+@contextmanager
+def replacing(target: Path, suffix: str = "") -> Iterator[Path]:
+    """A hidden staging path beside `target`: write it in the block, and on a clean exit it
+    replaces `target`. On an error nothing is left behind and `target` is untouched."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    staging = Path(name)
+    try:
+        yield staging
+        os.chmod(staging, SHARED_FILE_MODE)
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def write_text(target: Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `target` atomically."""
+    with replacing(target) as staging:
+        staging.write_text(text, encoding="utf-8")
+    return target

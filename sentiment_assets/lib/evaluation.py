@@ -1,0 +1,48 @@
+"""Scoring a loaded version on warehouse rows: forward-chaining evaluation and the promotion
+comparison both measure models this way."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sentiment_assets.lib.embedding_store import load_tweets
+from sentiment_assets.lib.metrics import classification_metrics
+from sentiment_assets.lib.model_bundle import Predictor
+from sentiment_assets.lib.training import in_holdout
+
+
+def score_version(
+    predictor: Predictor,
+    duckdb_path: Path,
+    frame: pd.DataFrame,
+    months: list[date],
+    keep: np.ndarray | None = None,
+) -> tuple[dict, float]:
+    """Metrics of one loaded version on `frame` (the labelled rows of `months`, optionally
+    masked by `keep`) and its milliseconds per tweet; embedding models read the stored
+    vectors instead of encoding again."""
+    embeddings = None
+    if predictor.card.encoder_fingerprint:
+        _, embeddings = load_tweets(duckdb_path, months, predictor.card.encoder_fingerprint)
+        if keep is not None:
+            embeddings = embeddings[keep]
+    texts = frame["text"].tolist()
+    started = time.perf_counter()
+    scores = predictor.predict_proba_clean(texts, embeddings)
+    ms_per_tweet = 1000 * (time.perf_counter() - started) / max(len(texts), 1)
+    return classification_metrics(
+        frame["label"].to_numpy(dtype=int), np.asarray(scores)
+    ), ms_per_tweet
+
+
+def holdout_rows(duckdb_path: Path, months: list[date]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The labelled holdout rows of `months` (no model ever trains on them) and the mask
+    that picks them out of all labelled rows of those months."""
+    labelled, _ = load_tweets(duckdb_path, months)
+    keep = in_holdout(labelled["tweet_id"].tolist())
+    return labelled[keep].reset_index(drop=True), keep
