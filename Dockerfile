@@ -5,7 +5,6 @@ FROM python:3.11-slim
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
-    HF_HUB_OFFLINE=1 \
     SENTIMENT_HOME=/data \
     DUCKDB_PATH=/data/warehouse.duckdb \
     DAGSTER_HOME=/data/dagster_home

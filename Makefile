@@ -6,8 +6,6 @@ PIP := $(VENV)/bin/pip
 export SENTIMENT_HOME ?= $(CURDIR)/.sentiment
 export DUCKDB_PATH ?= $(SENTIMENT_HOME)/warehouse.duckdb
 export DAGSTER_HOME ?= $(SENTIMENT_HOME)/dagster_home
-export HF_HUB_OFFLINE := 1
-export TOKENIZERS_PARALLELISM := false
 HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
 

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sentiment_assets.lib.settings import load_settings
+
 ASSETS = "raw_tweets,stg_tweets,tweets_clean,tweet_embeddings"
 
 
@@ -60,22 +62,20 @@ def main() -> None:
     parser.add_argument("--tweets", type=int, default=1500)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="bench-remat-"))
-    env = {
-        **os.environ,
-        "SENTIMENT_HOME": str(home),
-        "DUCKDB_PATH": str(home / "warehouse.duckdb"),
-        "DAGSTER_HOME": str(home / "dagster_home"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "SENTIMENT_SOURCE": "synthetic",
-        "SENTIMENT_SYNTHETIC_MONTHS": "1",
-        "SENTIMENT_SYNTHETIC_TWEETS_PER_MONTH": str(args.tweets),
-        "HF_HUB_OFFLINE": "1",
-    }
+    settings = load_settings(
+        {
+            "SENTIMENT_HOME": str(home),
+            "SENTIMENT_SOURCE": "synthetic",
+            "SENTIMENT_SYNTHETIC_MONTHS": "1",
+            "SENTIMENT_SYNTHETIC_TWEETS_PER_MONTH": str(args.tweets),
+        }
+    )
+    env = {**os.environ, **settings.environment()}
     env.pop("SENTIMENT_MONTHS", None)
     month = "2024-01-01"
     first_wall = build(env, month)
     second_wall = build(env, month)
-    first, second = embedding_timings(home / "dagster_home")[-2:]
+    first, second = embedding_timings(settings.dagster_home)[-2:]
     result = {
         "tweets_per_month": args.tweets,
         "first": {**first, "run_wall_seconds": round(first_wall, 2)},

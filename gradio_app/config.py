@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sentiment_assets.lib.onnx_serving import RUNTIMES
+from sentiment_assets.lib.settings import read_number
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -52,16 +53,10 @@ class AppConfig:
 
 
 def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
     try:
-        value = cast(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
-    return value
+        return read_number(env, name, default, cast, positive=True)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def load_config(env: Mapping[str, str] | None = None) -> AppConfig:

@@ -21,17 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_ASSETS = ["raw_tweets", "stg_tweets", "tweets_clean", "tweet_embeddings", "drift_report"]
-FIRST_MONTH_ASSETS = [
-    "raw_tweets",
-    "stg_tweets",
-    "tweets_clean",
-    "tweet_embeddings",
-    "drift_report",
-    "sentiment_model",
-    "model_challenger",
-    "model_champion",
-]
+from sentiment_assets.lineage import (
+    DRIFT_REPORT,
+    MODEL_CHALLENGER,
+    MODEL_CHAMPION,
+    RAW_TWEETS,
+    SENTIMENT_MODEL,
+    STG_TWEETS,
+    TWEET_EMBEDDINGS,
+    TWEETS_CLEAN,
+)
+
+DATA_ASSETS = [RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEET_EMBEDDINGS, DRIFT_REPORT]
+FIRST_MONTH_ASSETS = [*DATA_ASSETS, SENTIMENT_MODEL, MODEL_CHALLENGER, MODEL_CHAMPION]
 # The statistics shown in the table (all of them are in metrics.drift_reports).
 SHOWN = ["embedding_mean_distance", "prediction_ks", "label_prior", "performance_drop"]
 MIN_RECOVERY = 0.05
@@ -128,6 +130,68 @@ def demo_environment(home: Path, env: dict[str, str]) -> dict[str, str]:
     }
 
 
+def retrains_requested(settings, instance, cursor: str | None) -> tuple[list, str | None]:
+    """One tick of drift_sensor against the persistent instance: its requests, its cursor."""
+    import dagster as dg
+
+    from sentiment_assets.defs.monitoring.sensors import drift_sensor
+    from sentiment_assets.defs.platform.resources import PlatformResource
+
+    result = drift_sensor(
+        dg.build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources={"platform": PlatformResource.of(settings)},
+        )
+    )
+    if isinstance(result, dg.SkipReason):
+        return [], cursor
+    return list(result.run_requests or []), result.cursor
+
+
+def launch(retrain_job, requests: list, instance) -> set[str]:
+    """Run each requested retrain as the daemon would; the months retrained."""
+    for request in requests:
+        print(
+            f"== drift_sensor requested retrain_job for {request.partition_key} "
+            f"(run_key {request.run_key})",
+            flush=True,
+        )
+        launched = retrain_job.execute_in_process(
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            tags=request.tags,
+            instance=instance,
+            raise_on_error=False,
+        )
+        print(f"   retrain run {launched.run_id}: {'success' if launched.success else 'failed'}")
+    return {request.partition_key for request in requests}
+
+
+def failures(
+    rows: list[MonthRow], drift_months: set[str], flagged: set[str], retrained: set[str]
+) -> list[str]:
+    """What the demo promised and did not do."""
+    found = [
+        f"the injected drift month {key} was not flagged and retrained"
+        for key in sorted(drift_months)
+        if key not in flagged or key not in retrained
+    ]
+    undrifted = (flagged | retrained) - drift_months
+    if undrifted:
+        found.append(f"undrifted months were flagged or retrained: {sorted(undrifted)}")
+    for row in rows:
+        if (
+            f"{row.month}-01" in drift_months
+            and row.accuracy_after < row.accuracy_before + MIN_RECOVERY
+        ):
+            found.append(
+                f"{row.month}: accuracy did not recover ({row.accuracy_before:.3f} -> "
+                f"{row.accuracy_after:.3f}, needs +{MIN_RECOVERY})"
+            )
+    return found
+
+
 def run(home: Path) -> int:
     if home.exists():
         shutil.rmtree(home)
@@ -145,8 +209,6 @@ def run(home: Path) -> int:
     from mlflow.tracking import MlflowClient
 
     from sentiment_assets.definitions import defs
-    from sentiment_assets.defs.monitoring.sensors import drift_sensor
-    from sentiment_assets.defs.platform.resources import PlatformResource
     from sentiment_assets.lib import registry, synthetic
 
     config = settings.synthetic
@@ -176,39 +238,9 @@ def run(home: Path) -> int:
         stats, verdict = drift_stats(settings, month)
         if verdict == "DRIFT":
             flagged.add(key)
-        result = drift_sensor(
-            dg.build_sensor_context(
-                instance=instance,
-                cursor=cursor,
-                resources={"platform": PlatformResource.of(settings)},
-            )
-        )
-        requests = [] if isinstance(result, dg.SkipReason) else list(result.run_requests or [])
-        if not isinstance(result, dg.SkipReason):
-            cursor = result.cursor
-        for request in requests:
-            print(
-                f"== drift_sensor requested retrain_job for {request.partition_key} "
-                f"(run_key {request.run_key})",
-                flush=True,
-            )
-            launched = retrain_job.execute_in_process(
-                partition_key=request.partition_key,
-                run_config=request.run_config,
-                tags=request.tags,
-                instance=instance,
-                raise_on_error=False,
-            )
-            retrained.add(request.partition_key)
-            print(
-                f"   retrain run {launched.run_id}: {'success' if launched.success else 'failed'}"
-            )
+        requests, cursor = retrains_requested(settings, instance, cursor)
+        retrained |= launch(retrain_job, requests, instance)
         after = registry.champion(client)
-        accuracy_after = (
-            accuracy_before
-            if after.version == before.version
-            else holdout_accuracy(settings, month, after)
-        )
         rows.append(
             MonthRow(
                 month=f"{month:%Y-%m}",
@@ -218,31 +250,18 @@ def run(home: Path) -> int:
                 champion_before=before.version,
                 champion_after=after.version,
                 accuracy_before=accuracy_before,
-                accuracy_after=accuracy_after,
+                accuracy_after=accuracy_before
+                if after.version == before.version
+                else holdout_accuracy(settings, month, after),
             )
         )
     table = format_table(rows)
     print("\n" + table + "\n(* = statistic beyond its threshold)")
     (settings.published_dir / "drift_demo.md").write_text(table + "\n")
 
-    failures = []
-    for key in sorted(drift_months):
-        if key not in flagged or key not in retrained:
-            failures.append(f"the injected drift month {key} was not flagged and retrained")
-    undrifted = (flagged | retrained) - drift_months
-    if undrifted:
-        failures.append(f"undrifted months were flagged or retrained: {sorted(undrifted)}")
-    for row in rows:
-        if (
-            f"{row.month}-01" in drift_months
-            and row.accuracy_after < row.accuracy_before + MIN_RECOVERY
-        ):
-            failures.append(
-                f"{row.month}: accuracy did not recover ({row.accuracy_before:.3f} -> "
-                f"{row.accuracy_after:.3f}, needs +{MIN_RECOVERY})"
-            )
-    if failures:
-        print("DRIFT DEMO FAILED:\n- " + "\n- ".join(failures))
+    found = failures(rows, drift_months, flagged, retrained)
+    if found:
+        print("DRIFT DEMO FAILED:\n- " + "\n- ".join(found))
         return 1
     print(
         "drift demo passed: the drift month was flagged and retrained, no other month was, "

@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from sentiment_assets.lib.settings import load_settings
+
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="sentiment-tests-"))
+
+PATH_VARIABLES = ("SENTIMENT_HOME", "DUCKDB_PATH", "DAGSTER_HOME", "MLFLOW_TRACKING_URI")
+
+
+def home_paths(home: Path) -> dict[str, str]:
+    """The path variables of a home, derived by the platform's own settings."""
+    environment = load_settings({"SENTIMENT_HOME": str(home)}).environment()
+    return {name: environment[name] for name in PATH_VARIABLES}
+
 
 os.environ.update(
     {
@@ -19,13 +30,8 @@ os.environ.update(
         "SENTIMENT_SYNTHETIC_TWEETS_PER_MONTH": "240",
         "SENTIMENT_SYNTHETIC_SEED": "7",
         "SENTIMENT_SYNTHETIC_DRIFT_MONTH": "2",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
         # `make test` exports the demo's paths; tests must never touch them.
-        "SENTIMENT_HOME": str(SESSION_HOME),
-        "DUCKDB_PATH": str(SESSION_HOME / "warehouse.duckdb"),
-        "DAGSTER_HOME": str(SESSION_HOME / "dagster_home"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{SESSION_HOME / 'mlflow.db'}",
+        **home_paths(SESSION_HOME),
     }
 )
 os.environ.pop("SENTIMENT_MONTHS", None)
@@ -34,10 +40,8 @@ os.environ.pop("SENTIMENT_MONTHS", None)
 def use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
     """Point every path variable at `home` (a fresh SENTIMENT_HOME)."""
     home.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setenv("SENTIMENT_HOME", str(home))
-    monkeypatch.setenv("DUCKDB_PATH", str(home / "warehouse.duckdb"))
-    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    for name, value in home_paths(home).items():
+        monkeypatch.setenv(name, value)
     return home
 
 

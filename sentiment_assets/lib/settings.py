@@ -123,7 +123,11 @@ class Settings(HomeLayout):
         }
 
 
-def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> float:
+def read_number(
+    env: Mapping[str, str], name: str, default: float, cast: type = float, *, positive: bool = False
+) -> float:
+    """Variable `name` as a number (`default` when unset or empty); a value that does not
+    parse, is negative, or is zero where `positive` is asked for is an error naming it."""
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
@@ -131,8 +135,8 @@ def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> fl
         value = cast(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {raw!r}")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {'positive' if positive else '>= 0'}, got {raw!r}")
     return value
 
 
@@ -146,11 +150,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         # whichever directory a Dagster subprocess happens to start in.
         source = str(Path(source).expanduser().absolute())
     months = env.get("SENTIMENT_MONTHS") or None
-    window = int(
-        _number(env, "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS", DEFAULT_RETRAIN_WINDOW_MONTHS, int)
+    window = read_number(
+        env,
+        "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS",
+        DEFAULT_RETRAIN_WINDOW_MONTHS,
+        int,
+        positive=True,
     )
-    if window < 1:
-        raise ValueError("SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS must be at least 1")
     variables = {
         name: value
         for name, value in env.items()
@@ -166,8 +172,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         months=tuple(parse_month_range(months)) if months else None,
         synthetic=synthetic.config_from_env(env),
         retrain_window_months=window,
-        retrain_cooldown_seconds=_number(
-            env, "SENTIMENT_RETRAIN_COOLDOWN_SECONDS", DEFAULT_RETRAIN_COOLDOWN_SECONDS, float
+        retrain_cooldown_seconds=read_number(
+            env, "SENTIMENT_RETRAIN_COOLDOWN_SECONDS", DEFAULT_RETRAIN_COOLDOWN_SECONDS
         ),
         mlflow_ui_url=env.get("MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI_URL,
         variables=variables,

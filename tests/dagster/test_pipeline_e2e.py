@@ -1,5 +1,6 @@
 """Three synthetic months built end to end through Dagster, against a real instance."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.build import build_months, only_the_gate_failed, prepare_environment
 from sentiment_assets.definitions import defs
 from sentiment_assets.lib import registry, synthetic
+from sentiment_assets.lib.promotion import PromotionRecord
 from sentiment_assets.lib.training import FAMILIES
 from sentiment_assets.lib.warehouse import connect
 from tests.conftest import use_home
@@ -236,14 +238,29 @@ def test_each_month_recorded_a_promotion_decision(built):
     assert published["version"] == last_promoted[2]
 
 
+def test_every_promotion_row_is_the_challengers_decision_record(built):
+    """The challenger writes its decision once; the champion step (or, on a rejection, the
+    challenger itself) records exactly that."""
+    settings, results, rerun = built
+    fields = [f.name for f in dataclasses.fields(PromotionRecord) if f.name != "dagster_run_id"]
+    with connect(settings.duckdb_path, read_only=True) as con:
+        rows = con.execute(
+            f"SELECT {', '.join(fields)} FROM metrics.promotions ORDER BY created_at"
+        ).fetchall()
+    written = [
+        PromotionRecord.from_json(
+            materialization_metadata(r, "model_challenger")["decision_record"]
+        )
+        for r in [*results.values(), rerun]
+    ]
+    assert rows == [dataclasses.astuple(record)[: len(fields)] for record in written]
+
+
 def test_the_gate_blocks_a_worse_challenger(built):
     """Force the worst family as challenger with no margin: the check fails, the alias stays."""
     settings, _, _ = built
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setenv("SENTIMENT_HOME", str(settings.home))
-        monkeypatch.setenv("DUCKDB_PATH", str(settings.duckdb_path))
-        monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
+        use_home(monkeypatch, settings.home)
         client = MlflowClient(settings.mlflow_tracking_uri)
         before = registry.champion(client)
         with connect(settings.duckdb_path, read_only=True) as con:
@@ -355,12 +372,7 @@ def test_the_floor_vetoes_a_challenger_that_misreads_plain_tweets(built):
 
 
 def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "SENTIMENT_HOME": str(settings.home),
-        "DUCKDB_PATH": str(settings.duckdb_path),
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-    }
+    env = {**os.environ, **settings.environment()}
     return subprocess.run(
         [sys.executable, "-m", "sentiment_assets.cli", *args],
         env=env,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sentiment_assets.lib.warehouse import connect
+from tests.conftest import home_paths
 
 SAMPLE = os.environ.get("SENTIMENT140_CSV")
 pytestmark = [
@@ -21,14 +22,7 @@ CONTRADICTORY_ID = "1835531233"
 
 
 def test_sample_loads_three_months_through_dbt(tmp_path: Path):
-    env = {
-        **os.environ,
-        "SENTIMENT_SOURCE": SAMPLE,
-        "SENTIMENT_HOME": str(tmp_path),
-        "DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-    }
+    env = {**os.environ, "SENTIMENT_SOURCE": SAMPLE, **home_paths(tmp_path)}
     env.pop("SENTIMENT_MONTHS", None)
     subprocess.run(
         [

@@ -52,7 +52,7 @@ from sentiment_assets.lib.training import (
     holdout_mask,
 )
 
-# The asset's defaults (sentiment_assets.defs.models.assets): same holdout share, C and seed.
+# The asset's defaults (sentiment_assets.defs.models.training): same holdout share, C and seed.
 HOLDOUT_FRACTION = 0.1
 PARAMS = LogRegParams(C=1.0, seed=0)
 # The demo champion's situation before the drift month: the first months of the default

@@ -35,6 +35,17 @@ def onnx(onnx_cache: Path) -> OnnxTextEncoder:
     return OnnxTextEncoder(cache_dir=onnx_cache, batch_size=4, threads=1)
 
 
+def january_card(family: str, **fields: str) -> ModelCard:
+    return ModelCard(
+        family=family,
+        trained_through="2024-01-01",
+        window_start="2024-01-01",
+        params={},
+        data_fingerprint="test",
+        **fields,
+    )
+
+
 def _copy(cache: Path, tmp_path: Path) -> Path:
     target = tmp_path / "cache"
     shutil.copytree(cache, target)
@@ -150,13 +161,7 @@ def test_the_serving_predictor_puts_a_fine_tuned_bundle_on_onnx_runtime(tmp_path
     classifier = FinetunedClassifier(device="cpu")
     params = FinetuneParams(max_steps=1, batch_size=4, max_train_samples=None, device="cpu")
     classifier.fit(TEXTS[:4], [1, 0, 0, 1], params)
-    card = ModelCard(
-        family=FINETUNED_TRANSFORMER,
-        trained_through="2024-01-01",
-        window_start="2024-01-01",
-        params={},
-        data_fingerprint="test",
-    )
+    card = january_card(FINETUNED_TRANSFORMER)
     bundle = save_bundle(tmp_path / "bundle", card, classifier)
     on_torch = load_predictor(bundle, device="cpu")
     served = load_predictor(bundle, device="cpu", runtime=ServingRuntime("auto", tmp_path))
@@ -164,3 +169,27 @@ def test_the_serving_predictor_puts_a_fine_tuned_bundle_on_onnx_runtime(tmp_path
     np.testing.assert_allclose(
         served.predict_proba(TEXTS), on_torch.predict_proba(TEXTS), atol=1e-4
     )
+
+
+def test_one_runtime_loads_one_encoder_for_every_champion(onnx_cache: Path, tmp_path: Path) -> None:
+    runtime = ServingRuntime("onnx", cache_dir=_copy(onnx_cache, tmp_path), threads=1)
+    first = runtime.encoder("all-MiniLM-L6-v2", "cpu")
+    assert runtime.encoder("all-MiniLM-L6-v2", "cpu") is first
+    assert first.runtime == "onnxruntime"
+
+
+def test_a_model_trained_on_another_encoder_is_refused(
+    torch_encoder: TextEncoder, tmp_path: Path
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from sentiment_assets.lib.training import EMBEDDING_LOGREG
+
+    vectors = torch_encoder.encode(TEXTS)
+    model = LogisticRegression().fit(vectors, np.arange(len(TEXTS)) % 2)
+    card = january_card(
+        EMBEDDING_LOGREG, encoder=torch_encoder.name, encoder_fingerprint="some-other-encoder"
+    )
+    predictor = load_predictor(save_bundle(tmp_path / "bundle", card, model))
+    with pytest.raises(RuntimeError, match="trained on encoder 'some-other-encoder'"):
+        predictor.predict_proba(["any tweet"])

@@ -193,13 +193,14 @@ def model_challenger(
     champion_score = score(current) if current else None
     challenger_suite = suites[challenger.version]
     champion_suite = behaviour(current) if current else None
+    veto = behaviour_veto(challenger_suite, champion_suite, config.min_behaviour_pass_rate)
     decision = decide(
         challenger.version,
         challenger_score,
         current.version if current else None,
         champion_score,
         config.margin,
-        behaviour_veto(challenger_suite, champion_suite, config.min_behaviour_pass_rate),
+        veto,
     )
     context.log.info(
         f"promotion of version {challenger.version}: {decision.decision}: {decision.reason}"

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -69,6 +70,18 @@ def _check_results(results: list[drift.StatResult], note: str | None = None):
                 "reason": str(result.detail.get("reason", "")),
             },
         )
+
+
+def _reference(
+    duckdb_path: Path, window: list[date], fingerprint: str, config: DriftConfig
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The champion's training window, subsampled (seeded) to keep a report to seconds."""
+    reference, vectors = load_tweets(duckdb_path, window, fingerprint, labelled_only=False)
+    if len(reference) <= config.max_reference_rows:
+        return reference, vectors
+    rng = np.random.default_rng(config.seed)
+    keep = np.sort(rng.choice(len(reference), config.max_reference_rows, replace=False))
+    return reference.iloc[keep].reset_index(drop=True), vectors[keep]
 
 
 def _sample(
@@ -154,14 +167,7 @@ def drift_report(
         return
 
     fingerprint = text_encoder.fingerprint
-    reference, ref_vectors = load_tweets(warehouse.path, window, fingerprint, labelled_only=False)
-    if len(reference) > config.max_reference_rows:
-        keep = np.sort(
-            np.random.default_rng(config.seed).choice(
-                len(reference), config.max_reference_rows, replace=False
-            )
-        )
-        reference, ref_vectors = reference.iloc[keep].reset_index(drop=True), ref_vectors[keep]
+    reference, ref_vectors = _reference(warehouse.path, window, fingerprint, config)
     current, cur_vectors = load_tweets(warehouse.path, [month], fingerprint, labelled_only=False)
     # The champion trained on the reference rows outside the holdout: only its holdout scores
     # are out of sample, so only those describe its reference behaviour honestly.

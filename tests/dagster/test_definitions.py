@@ -1,0 +1,62 @@
+"""The code location's shape: names, configs and mappings each come from one place."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dagster as dg
+
+from sentiment_assets import lineage
+from sentiment_assets.definitions import defs
+from sentiment_assets.defs.models.promotion import PromotionConfig
+from sentiment_assets.defs.models.training import TRAINING_WINDOW_MAPPING, TrainConfig
+from sentiment_assets.defs.monitoring.assets import DriftConfig
+from sentiment_assets.lib.drift import DriftThresholds
+from sentiment_assets.lib.model_bundle import ModelCard
+from sentiment_assets.lib.training import DEFAULT_WINDOW_MONTHS, FinetuneParams, LogRegParams
+
+
+def test_every_lineage_name_is_an_asset_and_every_asset_has_a_name() -> None:
+    keys = {k.to_user_string() for k in defs().resolve_asset_graph().get_all_asset_keys()}
+    names = {v for k, v in vars(lineage).items() if k.isupper()}
+    assert names == keys
+
+
+def test_train_config_defaults_are_the_library_defaults() -> None:
+    config = TrainConfig()
+    assert config.finetune(device=None) == FinetuneParams(seed=config.seed)
+    assert config.logreg() == LogRegParams(seed=config.seed)
+    assert config.window_months == DEFAULT_WINDOW_MONTHS
+
+
+def test_drift_config_defaults_are_the_library_thresholds() -> None:
+    assert DriftConfig().thresholds() == DriftThresholds()
+    changed = DriftConfig(alpha=0.05, top_keywords=3).thresholds()
+    assert (changed.alpha, changed.top_keywords) == (0.05, 3)
+    assert {f.name for f in dataclasses.fields(DriftThresholds)} <= set(DriftConfig.model_fields)
+
+
+def test_the_window_lives_in_training_alone() -> None:
+    # The promotion gate reads the challenger's window from its card, not from config.
+    assert "window_months" not in PromotionConfig.model_fields
+    months = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2024-07-01")
+    upstream = TRAINING_WINDOW_MAPPING.get_upstream_mapped_partitions_result_for_partitions(
+        months.subset_with_partition_keys(["2024-05-01"]), months, months
+    ).partitions_subset.get_partition_keys()
+    assert len(list(upstream)) == DEFAULT_WINDOW_MONTHS
+
+
+def test_a_card_knows_its_window() -> None:
+    card = ModelCard(
+        family="tfidf_logreg",
+        trained_through="2024-03-01",
+        window_start="2023-12-01",
+        params={},
+        data_fingerprint="x",
+    )
+    assert [m.isoformat() for m in card.window()] == [
+        "2023-12-01",
+        "2024-01-01",
+        "2024-02-01",
+        "2024-03-01",
+    ]
