@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentiment_assets.lib.publish import HISTORY_TABLES, history_dir
+from sentiment_assets.lib.publish import HISTORY_TABLES, champion_file, history_dir
 
 # The columns the app reads from each table (a subset of warehouse.py's DDL).
 EVALUATION_COLUMNS = [
@@ -91,7 +91,7 @@ def read_snapshot(published_dir: Path) -> Snapshot:
     drift = _read(files["drift_reports"], DRIFT_COLUMNS, notes)
     promotions = _read(files["promotions"], PROMOTION_COLUMNS, notes)
     champion = None
-    champion_path = published_dir / "champion.json"
+    champion_path = champion_file(published_dir)
     if champion_path.exists():
         try:
             champion = json.loads(champion_path.read_text())

@@ -1,8 +1,8 @@
 """Reading the app's append-only JSONL files (predictions, corrections, batches).
 
-The app appends one JSON object per line; a crash can leave a torn last line, which readers
-skip (the next append completes the file). The app writes, the pipeline's user_feedback
-asset and the tests read, all through these two functions.
+The app appends one JSON object per line (gradio_app/feedback.py); a crash can leave a torn
+last line, which readers skip (the next append completes the file). The pipeline's
+user_feedback asset and the tests read through these two functions.
 """
 
 from __future__ import annotations

@@ -178,7 +178,9 @@ class Predictor:
 
     def _load_encoder(self) -> object:
         if self._runtime is not None:
-            encoder = self._runtime.encoder(self.card.encoder, self._device)
+            encoder = self._runtime.encoder(
+                self.card.encoder, self._device, self.card.encoder_fingerprint
+            )
         else:
             from sentiment_assets.lib.encoder import TextEncoder
 

@@ -88,9 +88,9 @@ class ServingRuntime:
 
     Exports are cached in `cache_dir`; `threads` is ONNX Runtime's intra-op thread count
     (None = one per core); under "auto" a failed export falls back to torch after telling
-    `on_fallback` why. One runtime keeps one sentence encoder per (name, device): loading
-    MiniLM takes seconds and ~100 MB, and consecutive embedding champions almost always
-    share it, so a champion swap then costs only the small logistic-regression head.
+    `on_fallback` why. One runtime keeps the last sentence encoder it loaded: loading MiniLM
+    takes seconds and ~100 MB, and consecutive embedding champions almost always share it,
+    so a champion swap then costs only the small logistic-regression head.
     """
 
     name: str = "auto"
@@ -107,12 +107,16 @@ class ServingRuntime:
         if self.on_fallback is not None:
             self.on_fallback(str(error))
 
-    def encoder(self, name: str, device: str | None) -> TextEncoder:
-        """The sentence encoder for `name`, loaded on first use and then shared."""
+    def encoder(self, name: str, device: str | None, fingerprint: str | None) -> TextEncoder:
+        """The sentence encoder `name` whose weights have `fingerprint`: the one already
+        loaded when it matches, else a fresh load (the folder's weights may have changed)."""
         with self._lock:
-            if (name, device) not in self._encoders:
-                self._encoders[name, device] = serving_encoder(name, device, self)
-            return self._encoders[name, device]
+            encoder = self._encoders.get((name, device))
+            if encoder is None or encoder.fingerprint != fingerprint:
+                encoder = serving_encoder(name, device, self)
+                self._encoders.clear()
+                self._encoders[name, device] = encoder
+            return encoder
 
 
 # ------------------------------------------------------------------------- the encoder

@@ -41,6 +41,10 @@ def publish_history(con: duckdb.DuckDBPyConnection, published_dir: Path) -> dict
     return counts
 
 
+def champion_file(published_dir: Path) -> Path:
+    return published_dir / "champion.json"
+
+
 def publish_champion(published_dir: Path, info: VersionInfo, decision: str) -> Path:
     """Write champion.json atomically: readers see the old file or the new one, never half."""
     published_dir.mkdir(parents=True, exist_ok=True)
@@ -51,4 +55,4 @@ def publish_champion(published_dir: Path, info: VersionInfo, decision: str) -> P
         "promoted_at": datetime.now(UTC).isoformat(),
         "decision": decision,
     }
-    return write_text(published_dir / "champion.json", json.dumps(payload, indent=2))
+    return write_text(champion_file(published_dir), json.dumps(payload, indent=2))

@@ -28,7 +28,7 @@ DEFAULT_RETRAIN_WINDOW_MONTHS = 1
 # A month retrained less than this long ago is not retrained again on a new drift report.
 DEFAULT_RETRAIN_COOLDOWN_SECONDS = 6 * 3600.0
 
-# The app appends corrections here (under HomeLayout.feedback_dir); `user_feedback` reads them.
+# The app appends corrections here (under Settings.feedback_dir); `user_feedback` reads them.
 FEEDBACK_FILE = "feedback.jsonl"
 
 # Variables passed on to child processes as they were given (paths are exported resolved).
@@ -43,42 +43,8 @@ PASSED_ON = (
 SYNTHETIC_PREFIX = "SENTIMENT_SYNTHETIC_"
 
 
-class HomeLayout:
-    """Where each kind of state lives under the platform's home folder (`self.home`)."""
-
-    home: Path
-
-    @property
-    def dagster_home(self) -> Path:
-        return Path(self.home) / "dagster_home"
-
-    @property
-    def landing_dir(self) -> Path:
-        return Path(self.home) / "landing"
-
-    @property
-    def published_dir(self) -> Path:
-        return Path(self.home) / "published"
-
-    @property
-    def registry_cache_dir(self) -> Path:
-        return Path(self.home) / "registry_cache"
-
-    @property
-    def onnx_cache_dir(self) -> Path:
-        return Path(self.home) / "onnx_cache"
-
-    @property
-    def feedback_dir(self) -> Path:
-        return Path(self.home) / "feedback"
-
-    @property
-    def mlflow_artifacts_dir(self) -> Path:
-        return Path(self.home) / "mlartifacts"
-
-
 @dataclass(frozen=True)
-class Settings(HomeLayout):
+class Settings:
     home: Path
     duckdb_path: Path
     source: str
@@ -94,6 +60,35 @@ class Settings(HomeLayout):
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
     # The variables these settings were read from, to hand the same ones to child processes.
     variables: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    # Where each kind of state lives under the home folder.
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.home / "published"
+
+    @property
+    def registry_cache_dir(self) -> Path:
+        return self.home / "registry_cache"
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        return self.home / "onnx_cache"
+
+    @property
+    def feedback_dir(self) -> Path:
+        return self.home / "feedback"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home / "mlartifacts"
 
     @property
     def is_synthetic(self) -> bool:

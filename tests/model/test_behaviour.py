@@ -52,7 +52,8 @@ from sentiment_assets.lib.training import (
     holdout_mask,
 )
 
-# The asset's defaults (sentiment_assets.defs.models.training): same holdout share, C and seed.
+# C and seed are the asset's defaults (TrainConfig); these tests hold out their own 10% of
+# tweets, where the pipeline holds out 20% (training.HOLDOUT_FRACTION).
 HOLDOUT_FRACTION = 0.1
 PARAMS = LogRegParams(C=1.0, seed=0)
 # The demo champion's situation before the drift month: the first months of the default

@@ -173,9 +173,11 @@ def test_the_serving_predictor_puts_a_fine_tuned_bundle_on_onnx_runtime(tmp_path
 
 def test_one_runtime_loads_one_encoder_for_every_champion(onnx_cache: Path, tmp_path: Path) -> None:
     runtime = ServingRuntime("onnx", cache_dir=_copy(onnx_cache, tmp_path), threads=1)
-    first = runtime.encoder("all-MiniLM-L6-v2", "cpu")
-    assert runtime.encoder("all-MiniLM-L6-v2", "cpu") is first
+    first = runtime.encoder("all-MiniLM-L6-v2", "cpu", None)
     assert first.runtime == "onnxruntime"
+    assert runtime.encoder("all-MiniLM-L6-v2", "cpu", first.fingerprint) is first
+    # Weights that changed under the same name are loaded again, not served stale.
+    assert runtime.encoder("all-MiniLM-L6-v2", "cpu", "other-weights") is not first
 
 
 def test_a_model_trained_on_another_encoder_is_refused(

@@ -9,9 +9,13 @@ import pytest
 
 from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.lib import synthetic
-from sentiment_assets.lib.settings import HomeLayout, Settings, load_settings
+from sentiment_assets.lib.settings import Settings, load_settings
 
-FOLDERS = [name for name, value in vars(HomeLayout).items() if isinstance(value, property)]
+FOLDERS = [
+    name
+    for name, value in vars(Settings).items()
+    if isinstance(value, property) and name.endswith(("_dir", "_home"))
+]
 
 
 def test_every_folder_lies_in_the_home_and_no_two_share(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from sentiment_assets.lib.promotion import (
     decide,
     record_champion_change,
 )
+from sentiment_assets.lib.publish import champion_file
 from sentiment_assets.lib.serving import load_version
 from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHALLENGER, SENTIMENT_MODEL
 from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
@@ -252,8 +253,13 @@ def model_champion(
     ).records
     if not records:
         raise dg.Failure(f"model_challenger has no materialization for {context.partition_key}")
-    decision_record = records[0].asset_materialization.metadata["decision_record"].value
-    record = PromotionRecord.from_json(decision_record)
+    metadata = records[0].asset_materialization.metadata
+    if "decision_record" not in metadata:
+        raise dg.Failure(
+            f"the latest model_challenger of {context.partition_key} carries no decision record "
+            "(it predates the record): materialize model_challenger again"
+        )
+    record = PromotionRecord.from_json(metadata["decision_record"].value)
     if not record.moves_champion:
         raise dg.Failure(f"the latest challenger was rejected: {record.reason}")
     record = dataclasses.replace(record, dagster_run_id=context.run_id)
@@ -268,8 +274,6 @@ def model_champion(
             "family": info.family,
             "trained_through": info.trained_through,
             "decision": record.decision,
-            "published": dg.MetadataValue.path(
-                str(platform.settings.published_dir / "champion.json")
-            ),
+            "published": dg.MetadataValue.path(str(champion_file(platform.settings.published_dir))),
         }
     )
