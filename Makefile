@@ -8,10 +8,12 @@ export DUCKDB_PATH ?= $(SENTIMENT_HOME)/warehouse.duckdb
 export DAGSTER_HOME ?= $(SENTIMENT_HOME)/dagster_home
 HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
+DBT_FILES := dbt_project/dbt_project.yml $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null)
+MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup manifest pipeline demo serve ui test test-fast lint bench compare drift-demo drift-power clean
+.PHONY: setup manifest pipeline demo serve ui test test-fast lint bench compare drift-demo drift-power chaos clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(MANIFEST)
 
 # torch goes first and pinned: on a CPU machine pip takes the local CPU wheel, whereas an
 # unpinned torch pulled in by another package would download a multi-GB CUDA build.
@@ -22,7 +24,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(MAKE) manifest
 	touch $@
 
-# The dbt manifest is prepared here, once, never at import time (dagster#33993).
+# The dbt manifest is prepared here, once, never at import time (dagster#33993), and again
+# whenever a dbt file changes: Dagster's dbt assets come from it.
+$(MANIFEST): $(DBT_FILES) | $(VENV)/.installed
+	$(MAKE) manifest
+
 manifest:
 	cd dbt_project && DUCKDB_PATH=$${DUCKDB_PATH:-/tmp/parse-only.duckdb} \
 		../$(VENV)/bin/dbt parse --quiet --profiles-dir . --project-dir .
@@ -66,6 +72,11 @@ bench: setup
 
 drift-demo: setup
 	$(VENV)/bin/sentiment drift-demo
+
+# The failure scenarios (kill -9 at each step, simultaneous starts, signals while waiting,
+# queries during writes, bad files, new months) run for real; bench/results/chaos.md.
+chaos: setup
+	$(PYTHON) -m bench.chaos --out bench/results/chaos.md
 
 drift-power: setup
 	mkdir -p bench/results

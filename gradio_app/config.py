@@ -33,6 +33,10 @@ class AppConfig:
     retry_failed_seconds: float = 60.0
     max_text_chars: int = 1000
     max_upload_bytes: int = 5 * 1024 * 1024
+    # Largest request body /api/predict reads; bigger ones get 413 before anything is parsed.
+    # 1 MiB holds 1000 texts of 1000 ASCII characters (the other limits' worst case) with
+    # room for the JSON around them.
+    max_body_bytes: int = 1024 * 1024
     max_batch_rows: int = 50_000
     # Intra-op threads for the models (torch and ONNX Runtime); None leaves the libraries'
     # default (one per core). One thread gives the steadiest single-tweet latency: a tweet is
@@ -72,6 +76,7 @@ def load_config(env: Mapping[str, str] | None = None) -> AppConfig:
     if port > 65535:
         raise ConfigError(f"SENTIMENT_APP_PORT must be at most 65535, got {port}")
     max_upload_mb = _number(env, "SENTIMENT_APP_MAX_UPLOAD_MB", 5.0, float)
+    max_body_kb = _number(env, "SENTIMENT_APP_MAX_BODY_KB", 1024.0, float)
     threads_raw = env.get("SENTIMENT_APP_THREADS", "").strip().lower()
     threads = None if threads_raw == "auto" else int(_number(env, "SENTIMENT_APP_THREADS", 1, int))
     runtime = env.get("SENTIMENT_APP_ENCODER_RUNTIME", "").strip().lower() or "auto"
@@ -88,6 +93,8 @@ def load_config(env: Mapping[str, str] | None = None) -> AppConfig:
         retry_failed_seconds=_number(env, "SENTIMENT_APP_RETRY_FAILED_SECONDS", 60.0, float),
         max_text_chars=int(_number(env, "SENTIMENT_APP_MAX_CHARS", 1000, int)),
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        # At least one byte: a positive fraction of a KB must not round down to "refuse all".
+        max_body_bytes=max(1, int(max_body_kb * 1024)),
         max_batch_rows=int(_number(env, "SENTIMENT_APP_MAX_ROWS", 50_000, int)),
         threads=threads,
         encoder_runtime=runtime,

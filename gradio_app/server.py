@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import secrets
 import shutil
 import socket
@@ -17,9 +18,9 @@ from typing import Any
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from gradio_app.config import AppConfig
 from gradio_app.feedback import FeedbackStore
@@ -32,6 +33,12 @@ from sentiment_assets.lib.settings import Settings
 # Liveness probes must work without credentials; nothing they return is sensitive.
 OPEN_PATHS = frozenset({"/healthz"})
 API_MAX_TEXTS = 1000
+# Bodies read whole by our own handlers, so held to AppConfig.max_body_bytes. Gradio's routes
+# are left alone: uploads have their own limit (max_file_size) and stream to disk.
+LIMITED_PATHS = frozenset({"/api/predict"})
+# Our own exact routes: the metric label for a request answered before routing (401, 413).
+OWN_PATHS = frozenset({"/api/predict", "/metrics", "/healthz"})
+UNROUTED = "other"
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
@@ -80,20 +87,158 @@ class BasicAuthMiddleware:
         await response(scope, receive, send)
 
 
-class PredictRequest(BaseModel):
-    texts: list[str]
+class BodyLimitMiddleware:
+    """HTTP 413 for a body over `max_bytes` on LIMITED_PATHS, before the app parses any of it.
 
-    def problem(self, max_chars: int) -> str | None:
-        if not self.texts:
-            return "send at least one text"
-        if len(self.texts) > API_MAX_TEXTS:
-            return f"{len(self.texts)} texts; at most {API_MAX_TEXTS} per request"
-        for i, text in enumerate(self.texts):
-            if not text.strip():
-                return f"texts[{i}] is empty"
-            if len(text) > max_chars:
-                return f"texts[{i}] is {len(text)} characters long; the limit is {max_chars}"
-        return None
+    A declared Content-Length is refused without reading a byte. A chunked body (no
+    Content-Length) is read here, counting, and refused as soon as it grows past the limit;
+    a body within it is handed on whole. Plain ASGI for the same reason as BasicAuthMiddleware.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, paths: frozenset[str] = LIMITED_PATHS) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.paths = paths
+
+    async def _refuse(self, scope: Scope, receive: Callable, send: Callable, why: str) -> None:
+        # The connection stays open: uvicorn discards the rest of the body. Closing it while
+        # the client still sends could reset the connection before the client reads the 413.
+        message = f"{why} (SENTIMENT_APP_MAX_BODY_KB)"
+        await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            why = f"the request body is {int(declared)} bytes; the limit is {self.max_bytes} bytes"
+            await self._refuse(scope, receive, send, why)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client is gone: nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                why = f"the request body is over the limit of {self.max_bytes} bytes"
+                await self._refuse(scope, receive, send, why)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: http.disconnect, as usual
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def route_label(scope: Scope) -> str:
+    """The template of the route that answered ("/gradio_api/file={path_or_url}"): as many
+    label values as the app has routes, whatever URLs clients make up."""
+    template = getattr(scope.get("route"), "path_format", None)
+    if template:
+        return template
+    # No route: refused before routing (401, 413) or matched by none (404).
+    path = scope.get("path", "")
+    return path if path in OWN_PATHS else UNROUTED
+
+
+class ResponseMetricsMiddleware:
+    """Counts every HTTP response by route and status (sentiment_http_responses_total).
+
+    Wraps `send` to read the status as the response starts, so it sees the answers of
+    FastAPI, of Gradio and of the middlewares inside it alike. An exception that escapes
+    before any response started becomes, one layer out, Starlette's plain 500: counted here.
+    """
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def counting_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                self.telemetry.observe_response(route_label(scope), message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except Exception:
+            if not started:
+                self.telemetry.observe_response(route_label(scope), 500)
+            raise
+
+
+class InputError(ValueError):
+    """A request the client must fix; the message says what, and goes back with HTTP 422."""
+
+
+def read_texts(body: bytes, max_chars: int) -> list[str]:
+    """The texts of an /api/predict body, or InputError naming the first problem.
+
+    Parsed here rather than by a pydantic body model: FastAPI's validation errors echo the
+    input, and an echoed lone surrogate made its own answer fail to encode (HTTP 500).
+    """
+    try:
+        document = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = body[error.start]
+        raise InputError(
+            f"the body is not valid UTF-8 (byte 0x{byte:02x} at position {error.start})"
+        ) from None
+    try:
+        data = json.loads(document)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except RecursionError:  # json recurses once per bracket: "[[[[..." exhausts the stack
+        raise InputError("the body is not valid JSON: it is nested too deeply") from None
+    if not isinstance(data, dict) or "texts" not in data:
+        raise InputError('send a JSON object with a "texts" list')
+    texts = data["texts"]
+    if not isinstance(texts, list):
+        raise InputError('"texts" must be a list of strings')
+    if not texts:
+        raise InputError("send at least one text")
+    if len(texts) > API_MAX_TEXTS:
+        raise InputError(f"{len(texts)} texts; at most {API_MAX_TEXTS} per request")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"texts[{i}] is not a string")
+        if not text.strip():
+            raise InputError(f"texts[{i}] is empty")
+        try:
+            # JSON may escape half of a UTF-16 pair ("\ud800"); Python decodes it into a str
+            # that no model, log or response can encode.
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InputError(
+                f"texts[{i}] holds an unpaired surrogate (U+{ord(text[error.start]):04X}) at "
+                f"character {error.start}, which is not valid Unicode and cannot be encoded "
+                "as UTF-8"
+            ) from None
+        if len(text) > max_chars:
+            raise InputError(f"texts[{i}] is {len(text)} characters long; the limit is {max_chars}")
+    return texts
 
 
 @dataclass
@@ -161,14 +306,16 @@ def create_app(
         return Response(telemetry.render(), media_type=CONTENT_TYPE)
 
     @api.post("/api/predict")
-    def predict_api(request: PredictRequest) -> JSONResponse:
+    async def predict_api(request: Request) -> JSONResponse:
         """Plain JSON for machine clients: no queue, no session, no UI state."""
-        problem = request.problem(config.max_text_chars)
-        if problem:
-            telemetry.observe_error("api", "input")
-            return JSONResponse({"error": problem}, status_code=422)
         try:
-            prediction = holder.predict(request.texts)
+            texts = read_texts(await request.body(), config.max_text_chars)
+        except InputError as error:
+            telemetry.observe_error("api", "input")
+            return JSONResponse({"error": str(error)}, status_code=422)
+        try:
+            # Off the event loop, as FastAPI runs a plain `def` endpoint: scoring is CPU work.
+            prediction = await run_in_threadpool(holder.predict, texts)
         except NoModelError as error:
             telemetry.observe_error("api", "no_model")
             return JSONResponse({"error": str(error)}, status_code=503)
@@ -215,8 +362,12 @@ def create_app(
         ssr_mode=False,
         footer_links=["api"],
     )
+    # add_middleware wraps what is there, so the last one added sees each request first.
+    asgi.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.auth_enabled:
         asgi.add_middleware(BasicAuthMiddleware, user=config.user, password=config.password)
+    # Outermost: counts the 401s and 413s the middlewares above answer with, too.
+    asgi.add_middleware(ResponseMetricsMiddleware, telemetry=telemetry)
     return SentimentApp(asgi=asgi, context=context, blocks=blocks)
 
 

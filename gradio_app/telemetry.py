@@ -72,6 +72,14 @@ class Telemetry:
             ["endpoint", "kind"],
             registry=r,
         )
+        # Every HTTP response, so refusals that never reach a handler (404, 413, 401) and
+        # crashes (500) show up too. `path` is a route template, never the raw URL.
+        self.responses = Counter(
+            "sentiment_http_responses",
+            "HTTP responses, by route template ('other' when no route answered) and status.",
+            ["path", "status"],
+            registry=r,
+        )
         self.model = Info(
             "sentiment_model", "The version being served (registry alias champion).", registry=r
         )
@@ -129,6 +137,9 @@ class Telemetry:
     def observe_error(self, endpoint: str, kind: str) -> None:
         self.requests.labels(endpoint, "error").inc()
         self.errors.labels(endpoint, kind).inc()
+
+    def observe_response(self, path: str, status: int) -> None:
+        self.responses.labels(path, str(status)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

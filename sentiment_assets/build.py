@@ -6,18 +6,31 @@ afterwards, exactly like runs launched from it.
 
 from __future__ import annotations
 
-import shutil
+import os
+import threading
+import time
 from collections.abc import Sequence
 
 import dagster as dg
 
 from sentiment_assets.environment import current_settings, export
+from sentiment_assets.lib.atomic import exclusive_lock, write_text
 from sentiment_assets.lib.settings import REPO_ROOT, Settings
 from sentiment_assets.lineage import MODEL_CHALLENGER
+from sentiment_assets.recovery import PID_TAG, abandon_runs_of, recover
+
+INIT_LOCK = ".init.lock"
 
 
 def prepare_environment() -> Settings:
-    """Resolve the settings once and hand the same absolute paths to every child process."""
+    """Resolve the settings once, hand the same absolute paths to every child process, and
+    create the Dagster instance's storage.
+
+    Every entry point calls this first. Dagster's SQLite storage is not safe to create from
+    two processes at once (duplicate tables, two alembic heads), so the first start creates
+    it under a file lock and later ones find it ready. Under the same lock it heals what a
+    killed process left behind (sentiment_assets.recovery).
+    """
     settings = current_settings()
     export(settings)
     for folder in (
@@ -27,9 +40,40 @@ def prepare_environment() -> Settings:
         settings.published_dir,
     ):
         folder.mkdir(parents=True, exist_ok=True)
-    # dagster.yaml is read only from DAGSTER_HOME: the repo keeps the template.
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", settings.dagster_home / "dagster.yaml")
+    with exclusive_lock(settings.dagster_home / INIT_LOCK):
+        # dagster.yaml is read only from DAGSTER_HOME: the repo keeps the template.
+        write_text(settings.dagster_home / "dagster.yaml", (REPO_ROOT / "dagster.yaml").read_text())
+        with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+            # Touch each storage, so each creates its tables here, under the lock.
+            instance.get_runs(limit=1)
+            instance.event_log_storage.get_maximum_record_id()
+            instance.all_instigator_state()
+            # A crash of an earlier process must not block this one (lib docs in recovery).
+            summary = recover(instance, settings).summary()
+    if summary:
+        print(summary, flush=True)
     return settings
+
+
+def months_with_data(settings: Settings) -> list[str]:
+    """Partition keys of the months that hold tweets (the source's and the landing files'),
+    oldest first: what `sentiment pipeline` builds when no month is named."""
+    from sentiment_assets.lib import synthetic
+    from sentiment_assets.lib.landing import landing_files
+    from sentiment_assets.lib.sources import months_in_source
+    from sentiment_assets.partitions import FIRST_MONTH, last_month
+
+    found = set(
+        synthetic.months(settings.synthetic)
+        if settings.is_synthetic
+        else months_in_source(settings.source)
+    )
+    for path in landing_files(settings.landing_dir):
+        try:
+            found |= set(months_in_source(str(path)))
+        except Exception:  # raw_tweets quarantines an unreadable file and names it
+            continue
+    return [m.isoformat() for m in sorted(found) if FIRST_MONTH <= m <= last_month()]
 
 
 def build_months(
@@ -38,32 +82,80 @@ def build_months(
     """Materialize every asset (or `selection`) for each month in order: a sequential backfill.
 
     Months run oldest first because a month's model reads the months before it and its
-    evaluation needs the previous month's model.
+    evaluation needs the previous month's model. Without `months`: every month with data.
     """
     from sentiment_assets.definitions import defs
-    from sentiment_assets.partitions import monthly_partitions
 
     definitions = defs()
     assets = list(definitions.assets or [])
-    partition_keys = list(months) if months else monthly_partitions.get_partition_keys()
+    partition_keys = list(months) if months else months_with_data(current_settings())
     instance = dg.DagsterInstance.get()
     results = []
-    for key in partition_keys:
-        print(f"== building {key}", flush=True)
-        result = dg.materialize(
-            assets,
-            partition_key=key,
-            instance=instance,
-            resources=definitions.resources,
-            selection=[dg.AssetKey(k) for k in selection] if selection else None,
-            raise_on_error=False,
-        )
-        if not result.success:
-            if not only_the_gate_failed(result):
-                raise SystemExit(f"the build of {key} failed (run {result.run_id})")
-            print(f"== {key}: the challenger did not pass the promotion gate; champion unchanged")
-        results.append(result)
+    with InterruptWatchdog(instance):
+        for key in partition_keys:
+            print(f"== building {key}", flush=True)
+            result = dg.materialize(
+                assets,
+                partition_key=key,
+                instance=instance,
+                resources=definitions.resources,
+                selection=[dg.AssetKey(k) for k in selection] if selection else None,
+                raise_on_error=False,
+                tags={PID_TAG: str(os.getpid())},
+            )
+            if not result.success:
+                if not only_the_gate_failed(result):
+                    raise SystemExit(f"the build of {key} failed (run {result.run_id})")
+                print(
+                    f"== {key}: the challenger did not pass the promotion gate; champion unchanged"
+                )
+            results.append(result)
     return results
+
+
+class InterruptWatchdog:
+    """Makes Ctrl-C and SIGTERM stop a build that waits on a pool slot.
+
+    During a run Dagster only records an interrupt, to raise it inside the next step; a run
+    whose next step waits for a pool slot held elsewhere would wait on, deaf to the signal.
+    If the recorded interrupt is still unanswered after GRACE_S, this thread cancels the
+    process's runs, gives up their slots, and ends the process.
+    """
+
+    GRACE_S = 3.0
+    POLL_S = 0.25
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self._instance = instance
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="interrupt-watchdog", daemon=True)
+
+    def __enter__(self) -> InterruptWatchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        # Internal to Dagster, but the flag is the only trace an ignored interrupt leaves;
+        # tests/reliability/test_interrupt_while_waiting.py fails if it stops working.
+        from dagster._utils.interrupts import check_captured_interrupt
+
+        since = None
+        while not self._stop.wait(self.POLL_S):
+            if not check_captured_interrupt():
+                since = None
+                continue
+            since = since or time.monotonic()
+            if time.monotonic() - since >= self.GRACE_S:
+                abandoned = abandon_runs_of(
+                    self._instance, os.getpid(), "interrupted (Ctrl-C or SIGTERM) while waiting"
+                )
+                print(f"interrupted: runs {abandoned} canceled, their pool slots freed", flush=True)
+                # The executor's loop would never return: leave without it.
+                os._exit(130)
 
 
 def only_the_gate_failed(result: dg.ExecuteInProcessResult) -> bool:

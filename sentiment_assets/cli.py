@@ -78,6 +78,7 @@ def command_rollback(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
     from sentiment_assets.lib import registry
+    from sentiment_assets.lib.cache_pruning import prune_caches_safely
     from sentiment_assets.lib.promotion import (
         ROLLBACK,
         PromotionRecord,
@@ -109,10 +110,34 @@ def command_rollback(args: argparse.Namespace) -> int:
     with connect(settings.duckdb_path) as con:
         ensure_schema(con)
         record_champion_change(record, client, con, settings.published_dir)
+        # The rollback is done whatever pruning does: it only warns.
+        pruned = prune_caches_safely(settings, client, con, _warn)
     print(
         f"champion: version {current_version or 'none'} -> {info.version} "
         f"({info.family}, trained through {info.trained_through})"
     )
+    if pruned is not None:
+        print(pruned.summary(), file=sys.stderr)
+    return 0
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def command_prune_cache(args: argparse.Namespace) -> int:
+    """Prune registry_cache/ and onnx_cache/ to champion + previous + newest N versions."""
+    from mlflow.tracking import MlflowClient
+
+    from sentiment_assets.lib.cache_pruning import prune_caches
+    from sentiment_assets.lib.warehouse import connect
+
+    settings = current_settings()
+    # Read-only: the warehouse is only read (metrics.promotions), and a running pipeline
+    # may hold it for writing.
+    with connect(settings.duckdb_path, read_only=True) as con:
+        pruned = prune_caches(settings, MlflowClient(settings.mlflow_tracking_uri), con)
+    print(pruned.summary())
     return 0
 
 
@@ -139,6 +164,49 @@ def command_prepare(args: argparse.Namespace) -> int:
 
     settings = prepare_environment()
     print(settings.dagster_home)
+    return 0
+
+
+def command_sql(args: argparse.Namespace) -> int:
+    """Query the metric history from the published snapshot, never the live warehouse: the
+    pipeline holds that file read-write and DuckDB would refuse (or block) a second process."""
+    import csv
+    import json
+    import math
+
+    from sentiment_assets.lib.publish import HistoryError, query_history
+
+    try:
+        result = query_history(current_settings().published_dir, args.query)
+    except HistoryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    elif args.format == "json":
+
+        def plain(value: object) -> object:
+            if isinstance(value, float) and math.isnan(value):
+                return None  # NaN is not JSON
+            return value
+
+        def text(value: object) -> str:  # dates and timestamps as ISO 8601, the rest as str()
+            isoformat = getattr(value, "isoformat", None)
+            return isoformat() if callable(isoformat) else str(value)
+
+        records = [
+            {column: plain(value) for column, value in zip(result.columns, row, strict=True)}
+            for row in result.rows
+        ]
+        print(json.dumps(records, indent=2, default=text))
+    elif result.rows:
+        import pandas as pd
+
+        print(pd.DataFrame(result.rows, columns=result.columns).to_string(index=False))
+    else:
+        print("(no rows)")
     return 0
 
 
@@ -172,6 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rollback.add_argument("--to", help="registry version (default: the previous champion)")
     rollback.set_defaults(handler=command_rollback)
 
+    prune = commands.add_parser(
+        "prune-cache",
+        help="drop cached bundles and ONNX graphs of all but the champion, the previous "
+        "champion and the newest SENTIMENT_CACHE_KEEP_VERSIONS versions",
+    )
+    prune.set_defaults(handler=command_prune_cache)
+
     show = commands.add_parser("champion", help="print the current champion")
     show.set_defaults(handler=command_champion)
 
@@ -180,6 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     prepare = commands.add_parser("prepare", help="create SENTIMENT_HOME and DAGSTER_HOME")
     prepare.set_defaults(handler=command_prepare)
+
+    sql = commands.add_parser(
+        "sql", help="query metrics.* from the published snapshot (safe while the pipeline runs)"
+    )
+    sql.add_argument("query", help='e.g. "SELECT * FROM metrics.model_evaluations"')
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.set_defaults(handler=command_sql)
 
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -30,9 +30,10 @@ from sentiment_assets.lineage import (
     STG_TWEETS,
     TWEET_EMBEDDINGS,
     TWEETS_CLEAN,
+    TWEETS_DROPPED,
 )
 
-DATA_ASSETS = [RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEET_EMBEDDINGS, DRIFT_REPORT]
+DATA_ASSETS = [RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED, TWEET_EMBEDDINGS, DRIFT_REPORT]
 FIRST_MONTH_ASSETS = [*DATA_ASSETS, SENTIMENT_MODEL, MODEL_CHALLENGER, MODEL_CHAMPION]
 # The statistics shown in the table (all of them are in metrics.drift_reports).
 SHOWN = ["embedding_mean_distance", "prediction_ks", "label_prior", "performance_drop"]

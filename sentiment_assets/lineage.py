@@ -1,6 +1,6 @@
 """The asset keys of the lineage, named once: deps, selections, sensors and records use these.
 
-raw_tweets -dbt-> stg_tweets -> tweets_clean -> tweet_embeddings -> drift_report ->
+raw_tweets -dbt-> stg_tweets -> tweets_clean (+ tweets_dropped) -> tweet_embeddings -> drift_report ->
 sentiment_model -> model_challenger -> model_champion; model_evaluation scores month M+1.
 Each constant is the name of the asset function that defines it (a test checks).
 """
@@ -8,6 +8,7 @@ Each constant is the name of the asset function that defines it (a test checks).
 RAW_TWEETS = "raw_tweets"
 STG_TWEETS = "stg_tweets"
 TWEETS_CLEAN = "tweets_clean"
+TWEETS_DROPPED = "tweets_dropped"
 TWEET_EMBEDDINGS = "tweet_embeddings"
 USER_FEEDBACK = "user_feedback"
 DRIFT_REPORT = "drift_report"

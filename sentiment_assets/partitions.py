@@ -1,8 +1,11 @@
 """The monthly partitions every asset shares, and the pools that keep writers apart.
 
-The range is fixed when the code location loads: `SENTIMENT_MONTHS=YYYY-MM-01..YYYY-MM-01`
-wins; otherwise the synthetic generator's months, or the months found in the source files
-(a quick scan of the dates, done once per process).
+The months grow with the calendar, not with a restart: the partitions run from the first
+month (SENTIMENT_EARLIEST_MONTH, else the source's first plausible month, read once when the
+code location loads) up to and including the current month, so a file that brings a new
+month finds its partition already there. Dates before the first month or in the future are
+rejected rows (`date_out_of_range`), never months of their own. SENTIMENT_MONTHS instead
+fixes an explicit range.
 """
 
 from __future__ import annotations
@@ -12,19 +15,36 @@ from datetime import date
 import dagster as dg
 
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib.months import next_month
+from sentiment_assets.lib.months import month_start, next_month
 
 # Every step that writes the warehouse takes this pool (size 1: DuckDB admits one writer).
 DUCKDB_POOL = "duckdb"
 # Training takes this one: one job at a time on the accelerator.
 GPU_POOL = "gpu"
 
-MONTHS = current_settings().partition_months()
 
-monthly_partitions = dg.MonthlyPartitionsDefinition(
-    start_date=MONTHS[0].isoformat(),
-    end_date=next_month(MONTHS[-1]).isoformat(),
-)
+def current_month() -> date:
+    """The latest plausible month: called per use, so a long-lived daemon moves with time."""
+    return month_start(date.today())
+
+
+_SETTINGS = current_settings()
+FIRST_MONTH = _SETTINGS.first_month(latest=current_month())
+
+if _SETTINGS.months is not None:
+    monthly_partitions = dg.MonthlyPartitionsDefinition(
+        start_date=FIRST_MONTH.isoformat(), end_date=next_month(_SETTINGS.months[-1]).isoformat()
+    )
+else:
+    # end_offset=1: the current, still open month is a partition too.
+    monthly_partitions = dg.MonthlyPartitionsDefinition(
+        start_date=FIRST_MONTH.isoformat(), end_offset=1
+    )
+
+
+def last_month() -> date:
+    """The last partition (the explicit range's end, else the current month)."""
+    return _SETTINGS.months[-1] if _SETTINGS.months is not None else current_month()
 
 
 def partition_month(context: dg.AssetExecutionContext) -> date:

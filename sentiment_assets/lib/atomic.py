@@ -39,3 +39,21 @@ def write_text(target: Path, text: str) -> Path:
     with replacing(target) as staging:
         staging.write_text(text, encoding="utf-8")
     return target
+
+
+@contextmanager
+def exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `lock_file` (created if missing) for the block.
+
+    Processes that start together (a pipeline, the webserver, the daemon) take turns here;
+    the lock goes with the process, so a killed holder never leaves it stuck.
+    """
+    import fcntl
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -181,7 +181,8 @@ def export_encoder(encoder: TextEncoder, path: Path) -> dict:
         return_token_type_ids=False,
     )
     inputs = (batch["input_ids"], batch["attention_mask"])
-    return _export_verified(PooledEncoder().eval(), inputs, path, encoder.fingerprint)
+    owner = {"kind": "encoder", "encoder": encoder.name}
+    return _export_verified(PooledEncoder().eval(), inputs, path, encoder.fingerprint, owner)
 
 
 # ------------------------------------------------------------- the fine-tuned classifier
@@ -202,7 +203,7 @@ class OnnxFinetunedClassifier:
         identity = f"finetuned:{_sha256(weights_file)}:max_length={classifier.max_length}"
         path = _graph_path(_cache_dir(cache_dir), "finetuned", identity)
         if not _cached(path):
-            export_finetuned(classifier, path, identity)
+            export_finetuned(classifier, path, identity, weights_file)
         self._session = _session(path, threads)
         self.model_path = path
 
@@ -215,8 +216,17 @@ class OnnxFinetunedClassifier:
         return self.classifier.predict_proba_with(self._batch_proba, texts, batch_size)
 
 
-def export_finetuned(classifier: FinetunedClassifier, path: Path, identity: str) -> dict:
-    """Export the classifier's network with its softmax to `path`, verified against torch."""
+def export_finetuned(
+    classifier: FinetunedClassifier,
+    path: Path,
+    identity: str,
+    weights_file: Path | None = None,
+) -> dict:
+    """Export the classifier's network with its softmax to `path`, verified against torch.
+
+    `weights_file` (where the weights were loaded from) goes into the manifest: the graph's
+    owner, so that pruning the registry cache can drop the graphs of pruned versions too.
+    """
     import torch
 
     network = classifier.network
@@ -232,15 +242,21 @@ def export_finetuned(classifier: FinetunedClassifier, path: Path, identity: str)
     if classifier.device.type != "cpu":
         raise OnnxExportError("only a classifier loaded on the CPU can be exported")
     inputs = classifier._collate(classifier._encode(list(PROBE_TEXTS)))
-    return _export_verified(PositiveProbability().eval(), inputs, path, identity)
+    owner: dict[str, str] = {"kind": "finetuned"}
+    if weights_file is not None:
+        owner["weights"] = str(Path(weights_file).resolve())
+    return _export_verified(PositiveProbability().eval(), inputs, path, identity, owner)
 
 
 # ------------------------------------------------------------------- shared machinery
-def _export_verified(module, inputs: tuple, path: Path, identity: str) -> dict:
+def _export_verified(
+    module, inputs: tuple, path: Path, identity: str, owner: dict[str, str] | None = None
+) -> dict:
     """Export `module(*inputs)` to `path` and keep it only if ONNX Runtime matches torch.
 
-    The file appears atomically, after the check, with a manifest holding its sha256; a
-    mismatch raises `OnnxExportError` and leaves nothing behind.
+    The file appears atomically, after the check, with a manifest holding its sha256 and
+    `owner` (what the graph was made from: see `cache_pruning`); a mismatch raises
+    `OnnxExportError` and leaves nothing behind.
     """
     import onnxruntime as ort
     import torch
@@ -278,6 +294,7 @@ def _export_verified(module, inputs: tuple, path: Path, identity: str) -> dict:
                 f"(tolerance {PARITY_TOLERANCE:.0e}); serve with the torch runtime instead"
             )
         record = {
+            **(owner or {}),
             "identity": identity,
             "torch": torch.__version__,
             "onnxruntime": ort.__version__,

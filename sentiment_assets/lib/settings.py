@@ -14,8 +14,13 @@ from datetime import date
 from pathlib import Path
 
 from sentiment_assets.lib import synthetic
-from sentiment_assets.lib.months import parse_month_range
-from sentiment_assets.lib.sources import SYNTHETIC_SOURCE, months_in_source
+from sentiment_assets.lib.months import month_start, parse_month_range
+from sentiment_assets.lib.sources import (
+    SYNTHETIC_SOURCE,
+    SourceFileError,
+    months_in_source,
+    source_files,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -27,6 +32,11 @@ DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 DEFAULT_RETRAIN_WINDOW_MONTHS = 1
 # A month retrained less than this long ago is not retrained again on a new drift report.
 DEFAULT_RETRAIN_COOLDOWN_SECONDS = 6 * 3600.0
+# The local model caches keep the champion, the previous champion and this many newest
+# versions (at least 1: the newest is the one just trained or being promoted).
+DEFAULT_CACHE_KEEP_NEWEST = 6
+# Twitter opened in March 2006: a tweet dated before it is a typo, never a month of its own.
+FIRST_PLAUSIBLE_MONTH = date(2006, 3, 1)
 
 # The app appends corrections here (under Settings.feedback_dir); `user_feedback` reads them.
 FEEDBACK_FILE = "feedback.jsonl"
@@ -36,8 +46,10 @@ PASSED_ON = (
     "SENTIMENT_ENCODER",
     "SENTIMENT_DEVICE",
     "SENTIMENT_MONTHS",
+    "SENTIMENT_EARLIEST_MONTH",
     "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS",
     "SENTIMENT_RETRAIN_COOLDOWN_SECONDS",
+    "SENTIMENT_CACHE_KEEP_VERSIONS",
     "MLFLOW_UI_URL",
 )
 SYNTHETIC_PREFIX = "SENTIMENT_SYNTHETIC_"
@@ -51,11 +63,15 @@ class Settings:
     mlflow_tracking_uri: str
     encoder: str = DEFAULT_ENCODER
     device: str | None = None
-    # SENTIMENT_MONTHS: an explicit partition range; None derives it from the source.
+    # SENTIMENT_MONTHS: an explicit, fixed partition range; None lets the months grow.
     months: tuple[date, ...] | None = None
+    # SENTIMENT_EARLIEST_MONTH: where growing partitions start; None: the source's first month.
+    earliest_month: date | None = None
     synthetic: synthetic.SyntheticConfig = field(default_factory=synthetic.SyntheticConfig)
     retrain_window_months: int = DEFAULT_RETRAIN_WINDOW_MONTHS
     retrain_cooldown_seconds: float = DEFAULT_RETRAIN_COOLDOWN_SECONDS
+    # SENTIMENT_CACHE_KEEP_VERSIONS: see lib/cache_pruning.py.
+    cache_keep_newest: int = DEFAULT_CACHE_KEEP_NEWEST
     # Where people open MLflow: the links in Dagster's metadata point here.
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
     # The variables these settings were read from, to hand the same ones to child processes.
@@ -94,16 +110,30 @@ class Settings:
     def is_synthetic(self) -> bool:
         return self.source == SYNTHETIC_SOURCE
 
-    def partition_months(self) -> list[date]:
-        """The months the platform builds: SENTIMENT_MONTHS, else those of the source."""
+    def first_month(self, latest: date) -> date:
+        """The first partition: the explicit range's, SENTIMENT_EARLIEST_MONTH, the synthetic
+        generator's, or the first plausible month (up to `latest`) found in the source."""
         if self.months is not None:
-            return list(self.months)
+            return self.months[0]
+        if self.earliest_month is not None:
+            return self.earliest_month
         if self.is_synthetic:
-            return synthetic.months(self.synthetic)
-        found = months_in_source(self.source)
+            return self.synthetic.start_month
+        found = []
+        for path in source_files(self.source):
+            try:
+                found += months_in_source(str(path), earliest=FIRST_PLAUSIBLE_MONTH, latest=latest)
+            except SourceFileError:
+                # One broken file must not take the whole code location down: raw_tweets
+                # fails naming it, in every month it is read for.
+                continue
         if not found:
-            raise ValueError(f"SENTIMENT_SOURCE={self.source!r} holds no row with a usable date")
-        return found
+            raise ValueError(
+                f"SENTIMENT_SOURCE={self.source!r} holds no row dated between "
+                f"{FIRST_PLAUSIBLE_MONTH:%Y-%m} and {latest:%Y-%m}: set SENTIMENT_EARLIEST_MONTH "
+                "or point SENTIMENT_SOURCE at tweets"
+            )
+        return min(found)
 
     def environment(self) -> dict[str, str]:
         """The variables child processes (dbt, the webserver, the daemon) need to see: from
@@ -145,6 +175,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         # whichever directory a Dagster subprocess happens to start in.
         source = str(Path(source).expanduser().absolute())
     months = env.get("SENTIMENT_MONTHS") or None
+    earliest = env.get("SENTIMENT_EARLIEST_MONTH") or None
     window = read_number(
         env,
         "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS",
@@ -165,10 +196,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         encoder=env.get("SENTIMENT_ENCODER") or DEFAULT_ENCODER,
         device=env.get("SENTIMENT_DEVICE") or None,
         months=tuple(parse_month_range(months)) if months else None,
+        earliest_month=month_start(date.fromisoformat(earliest)) if earliest else None,
         synthetic=synthetic.config_from_env(env),
         retrain_window_months=window,
         retrain_cooldown_seconds=read_number(
             env, "SENTIMENT_RETRAIN_COOLDOWN_SECONDS", DEFAULT_RETRAIN_COOLDOWN_SECONDS
+        ),
+        cache_keep_newest=read_number(
+            env, "SENTIMENT_CACHE_KEEP_VERSIONS", DEFAULT_CACHE_KEEP_NEWEST, int, positive=True
         ),
         mlflow_ui_url=env.get("MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI_URL,
         variables=variables,

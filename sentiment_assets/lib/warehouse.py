@@ -30,6 +30,13 @@ CREATE TABLE IF NOT EXISTS raw.rejected_tweets (
     month DATE, source VARCHAR, source_row BIGINT, raw_record VARCHAR, reason VARCHAR,
     ingested_at TIMESTAMP
 );
+-- One row per (month, file) a raw_tweets load took rows from: rows = accepted + rejected,
+-- status loaded / loaded_with_rejects / all_rejected, reason = rejects by reason. Replaced per
+-- month with raw.tweets. fingerprint is NULL for the synthetic generator.
+CREATE TABLE IF NOT EXISTS raw.ingested_files (
+    month DATE, file VARCHAR, fingerprint VARCHAR, rows BIGINT, accepted BIGINT,
+    rejected BIGINT, status VARCHAR, reason VARCHAR, ingested_at TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS features.embedding_cache (
     encoder VARCHAR, text_hash VARCHAR, embedding FLOAT[], created_at TIMESTAMP,
     PRIMARY KEY (encoder, text_hash)

@@ -10,6 +10,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from gradio_app.config import AppConfig
+from gradio_app.model_holder import ModelHolder
 from gradio_app.server import BackgroundServer, SentimentApp, create_app
 from sentiment_assets.lib.settings import Settings
 
@@ -25,9 +26,11 @@ class Running:
 
 
 @contextmanager
-def running_app(settings: Settings, config: AppConfig) -> Iterator[Running]:
+def running_app(
+    settings: Settings, config: AppConfig, holder: ModelHolder | None = None
+) -> Iterator[Running]:
     # torch's thread count is process-wide: leave it alone for the tests that run after us.
-    app = create_app(settings, replace(config, threads=None))
+    app = create_app(settings, replace(config, threads=None), holder=holder)
     server = BackgroundServer(app.asgi).start()
     try:
         yield Running(app, server)

@@ -16,7 +16,8 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.build import build_months, only_the_gate_failed, prepare_environment
 from sentiment_assets.definitions import defs
 from sentiment_assets.lib import registry, synthetic
-from sentiment_assets.lib.promotion import PromotionRecord
+from sentiment_assets.lib.cache_pruning import versions_to_keep
+from sentiment_assets.lib.promotion import PromotionRecord, previous_champion
 from sentiment_assets.lib.training import FAMILIES
 from sentiment_assets.lib.warehouse import connect
 from tests.conftest import use_home
@@ -171,15 +172,25 @@ def file_digests(folder) -> dict[str, str]:
 
 
 def test_each_version_has_one_local_copy_equal_to_the_registry(built, tmp_path):
-    """Training moves its bundle into the cache: no second folder, no leftover staging."""
+    """Training moves its bundle into the cache: no second folder, no leftover staging; the
+    champion's step prunes the cache to the versions worth keeping."""
     settings, _, _ = built
     assert not (settings.home / "models").exists()
     entries = sorted(p.name for p in settings.registry_cache_dir.iterdir())
     assert not [name for name in entries if name.startswith(".")], entries
     client = MlflowClient(settings.mlflow_tracking_uri)
     versions = registry.all_versions(client)
-    assert entries == sorted(f"v{v.version}" for v in versions)
-    for info in versions[:: len(FAMILIES) + 1]:  # a spread of families and months
+    cached = {name.removeprefix("v") for name in entries}
+    assert cached <= {v.version for v in versions}
+    champion = registry.champion(client)
+    with connect(settings.duckdb_path, read_only=True) as con:
+        previous = previous_champion(con, champion.version)
+    keep = versions_to_keep(
+        [v.version for v in versions], champion.version, previous, settings.cache_keep_newest
+    )
+    assert keep <= cached
+    kept = [v for v in versions if v.version in cached]
+    for info in kept[:: len(FAMILIES) + 1]:  # a spread of families and months
         fetched = registry.download_bundle(info, tmp_path / f"fresh-{info.version}")
         local = registry.cached_bundle_path(settings.registry_cache_dir, info.version)
         assert file_digests(local) == file_digests(fetched), info

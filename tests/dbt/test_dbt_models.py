@@ -55,6 +55,22 @@ RAW_ROWS: list[RawRow] = [
 ]
 EXPECTED_APRIL = {"a1", "a2", "a3", "a5", "a6", "a8", "x1"}
 EXPECTED_MAY = {"b1", "b2", "b3"}
+# Every other staged row of each month, with why it is not in tweets_clean:
+# (tweet_id, source_row in fixture.csv, reason).
+DROPPED_APRIL = {
+    ("a3", 4, "duplicate"),  # the 'positive' copy; the first ('4') is kept
+    ("a4", 5, "contradictory_labels"),
+    ("a4", 6, "contradictory_labels"),
+    ("a5", 7, "duplicate"),  # the unlabelled copy
+    ("a7", 10, "empty_text"),
+    ("a9", 12, "contradictory_labels"),
+}
+DROPPED_MAY = {
+    ("a9", 13, "contradictory_labels"),
+    ("x1", 15, "duplicate"),  # kept in April, where its earliest copy is
+    ("b4", 19, "empty_text"),
+    ("b5", 20, "empty_text"),  # NULL text
+}
 
 # Strings where RE2 (DuckDB) and Python's re could plausibly disagree. They go to July,
 # outside every window the chain builds, and are read back through the stg_tweets view.
@@ -87,6 +103,13 @@ def _clean_rows(warehouse: Warehouse) -> list[tuple[Any, ...]]:
     return warehouse.query("SELECT * FROM clean.tweets_clean ORDER BY tweet_id")
 
 
+def _dropped_rows(warehouse: Warehouse) -> list[tuple[Any, ...]]:
+    return warehouse.query(
+        "SELECT tweet_id, source_row, reason, month FROM clean.tweets_dropped "
+        "ORDER BY source, source_row"
+    )
+
+
 def _ids_by_month(rows: list[tuple[Any, ...]]) -> dict[date, set[str]]:
     months: dict[date, set[str]] = {}
     for row in rows:
@@ -103,6 +126,8 @@ class Chain:
     after_may: list[tuple[Any, ...]]
     rerun_april: dbtRunnerResult
     after_rerun: list[tuple[Any, ...]]
+    dropped_after_may: list[tuple[Any, ...]]
+    dropped_after_rerun: list[tuple[Any, ...]]
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +146,19 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     after_april = _clean_rows(warehouse)
     build_may = warehouse.dbt("build", dbt_vars=MAY)
     after_may = _clean_rows(warehouse)
-    rerun_april = warehouse.dbt("run", "--select", "tweets_clean", dbt_vars=APRIL)
+    dropped_after_may = _dropped_rows(warehouse)
+    rerun_april = warehouse.dbt("run", "--select", "tweets_clean", "tweets_dropped", dbt_vars=APRIL)
     after_rerun = _clean_rows(warehouse)
     return Chain(
-        warehouse, build_april, after_april, build_may, after_may, rerun_april, after_rerun
+        warehouse,
+        build_april,
+        after_april,
+        build_may,
+        after_may,
+        rerun_april,
+        after_rerun,
+        dropped_after_may,
+        _dropped_rows(warehouse),
     )
 
 
@@ -133,7 +167,7 @@ def test_build_of_first_window_passes_with_tests(chain: Chain) -> None:
     statuses = node_statuses(chain.build_april)
     assert set(statuses) == {"success", "pass"}
     # The models and every declared test ran, none was skipped.
-    assert {"stg_tweets", "tweets_clean"} <= statuses["success"]
+    assert {"stg_tweets", "tweets_clean", "tweets_dropped"} <= statuses["success"]
     assert {
         "not_null",
         "unique",
@@ -141,6 +175,7 @@ def test_build_of_first_window_passes_with_tests(chain: Chain) -> None:
         "month_matches_created_at",
         "no_contradictory_labels",
         "not_empty_string",
+        "every_staged_row_accounted_for",
     } <= statuses["pass"]
     assert _ids_by_month(chain.after_april) == {date(2009, 4, 1): EXPECTED_APRIL}
 
@@ -216,6 +251,61 @@ def test_second_month_leaves_first_month_untouched(chain: Chain) -> None:
 def test_rerun_of_same_window_is_idempotent(chain: Chain) -> None:
     assert_success(chain.rerun_april)
     assert chain.after_rerun == chain.after_may
+    assert chain.dropped_after_rerun == chain.dropped_after_may
+
+
+def test_dropped_rows_carry_their_reason(chain: Chain) -> None:
+    by_month: dict[date, set[tuple[str, int, str]]] = {}
+    for tweet_id, source_row, reason, month in chain.dropped_after_may:
+        by_month.setdefault(month, set()).add((tweet_id, source_row, reason))
+    assert by_month == {date(2009, 4, 1): DROPPED_APRIL, date(2009, 5, 1): DROPPED_MAY}
+
+
+def test_every_staged_row_is_kept_or_dropped_exactly_once(chain: Chain) -> None:
+    # Per month and source: staged rows = clean rows + dropped rows, and no raw row is
+    # dropped twice. July (parity rows) was never built, so only the built months count.
+    counts = chain.warehouse.query(
+        """
+        WITH staged AS (SELECT month, source, count(*) AS n FROM staging.stg_tweets
+                        GROUP BY ALL),
+             kept AS (SELECT month, source, count(*) AS n FROM clean.tweets_clean GROUP BY ALL),
+             dropped AS (SELECT month, source, count(*) AS n FROM clean.tweets_dropped
+                         GROUP BY ALL)
+        SELECT month, source, staged.n, coalesce(kept.n, 0), coalesce(dropped.n, 0)
+        FROM staged LEFT JOIN kept USING (month, source) LEFT JOIN dropped USING (month, source)
+        WHERE month < DATE '2009-07-01' ORDER BY month
+        """
+    )
+    assert [(r[0], r[2]) for r in counts] == [(date(2009, 4, 1), 13), (date(2009, 5, 1), 7)]
+    assert all(staged == kept + dropped for _, _, staged, kept, dropped in counts)
+    assert chain.warehouse.query(
+        "SELECT count(*) FROM (SELECT source, source_row FROM clean.tweets_dropped "
+        "GROUP BY ALL HAVING count(*) > 1)"
+    ) == [(0,)]
+    # A dropped row is never the copy that was kept: its id is either absent from the clean
+    # table (contradictory, empty) or kept from another raw row.
+    kept_ids = {row[0] for row in chain.after_may}
+    for tweet_id, _, reason, _ in chain.dropped_after_may:
+        assert (tweet_id in kept_ids) == (reason == "duplicate")
+
+
+def test_dropped_table_columns(chain: Chain) -> None:
+    columns = chain.warehouse.query(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'clean' AND table_name = 'tweets_dropped' ORDER BY ordinal_position"
+    )
+    assert columns == [
+        ("tweet_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("month", "DATE"),
+        ("text", "VARCHAR"),
+        ("text_hash", "VARCHAR"),
+        ("label", "INTEGER"),
+        ("user_name", "VARCHAR"),
+        ("source", "VARCHAR"),
+        ("source_row", "BIGINT"),
+        ("reason", "VARCHAR"),
+    ]
 
 
 def test_month_emptied_upstream_is_emptied_by_its_window(chain: Chain, tmp_path: Path) -> None:
@@ -223,10 +313,11 @@ def test_month_emptied_upstream_is_emptied_by_its_window(chain: Chain, tmp_path:
     # yields none; the model's pre-hook clears the window first.
     warehouse = chain.warehouse.copy_to(tmp_path / "copy")
     warehouse.query("DELETE FROM raw.tweets WHERE month = DATE '2009-05-01'")
-    assert_success(warehouse.dbt("run", "--select", "tweets_clean", dbt_vars=MAY))
+    assert_success(warehouse.dbt("run", "--select", "tweets_clean", "tweets_dropped", dbt_vars=MAY))
     rows = _clean_rows(warehouse)
     assert _ids_by_month(rows) == {date(2009, 4, 1): EXPECTED_APRIL}
     assert rows == [r for r in chain.after_may if r[2] == date(2009, 4, 1)]
+    assert {r[3] for r in _dropped_rows(warehouse)} == {date(2009, 4, 1)}
 
 
 def test_full_refresh_matches_windows_and_tests_fail_on_bad_rows(
@@ -258,6 +349,9 @@ def test_full_refresh_matches_windows_and_tests_fail_on_bad_rows(
         "month_matches_created_at",
         "no_contradictory_labels",
         "not_empty_string",
+        # The accounting test also reads tweets_clean: the added rows (and July, rebuilt in
+        # tweets_clean but never in tweets_dropped) break staged = clean + dropped.
+        "every_staged_row_accounted_for",
     }
     assert statuses["pass"] == {"not_null"}
 

@@ -33,6 +33,7 @@ def test_the_exported_environment_rebuilds_the_same_settings(tmp_path: Path) -> 
         "SENTIMENT_SYNTHETIC_MONTHS": "4",
         "SENTIMENT_SYNTHETIC_DRIFT_MONTH": "2",
         "SENTIMENT_MONTHS": "2024-01-01..2024-03-01",
+        "SENTIMENT_EARLIEST_MONTH": "2023-06-01",
         "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS": "2",
         "SENTIMENT_RETRAIN_COOLDOWN_SECONDS": "0",
         "MLFLOW_UI_URL": "http://mlflow.internal:5000",
@@ -60,7 +61,8 @@ def test_the_knobs_are_read(tmp_path: Path) -> None:
         }
     )
     assert settings.synthetic.tweets_per_month == 120
-    assert settings.partition_months() == [date(2023, 11, 1), date(2023, 12, 1), date(2024, 1, 1)]
+    assert settings.synthetic.start_month == date(2023, 11, 1)
+    assert settings.first_month(latest=date(2026, 12, 1)) == date(2023, 11, 1)
     assert (settings.retrain_window_months, settings.retrain_cooldown_seconds) == (2, 90.0)
     assert settings.mlflow_ui_url == "http://ui:5000"
 
@@ -68,13 +70,31 @@ def test_the_knobs_are_read(tmp_path: Path) -> None:
 def test_defaults_and_an_explicit_month_range(tmp_path: Path) -> None:
     defaults = load_settings({"SENTIMENT_HOME": str(tmp_path)})
     assert defaults.synthetic == synthetic.SyntheticConfig()
-    assert defaults.partition_months() == synthetic.months(synthetic.SyntheticConfig())
+    assert defaults.first_month(latest=date(2026, 12, 1)) == synthetic.SyntheticConfig().start_month
     assert defaults.retrain_window_months == 1
     assert defaults.retrain_cooldown_seconds == 6 * 3600
     explicit = load_settings(
         {"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_MONTHS": "2009-04-01..2009-06-01"}
     )
-    assert explicit.partition_months() == [date(2009, 4, 1), date(2009, 5, 1), date(2009, 6, 1)]
+    assert explicit.months == (date(2009, 4, 1), date(2009, 5, 1), date(2009, 6, 1))
+    assert explicit.first_month(latest=date(2026, 12, 1)) == date(2009, 4, 1)
+    earliest = load_settings(
+        {"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_EARLIEST_MONTH": "2009-04-17"}
+    )
+    assert earliest.first_month(latest=date(2026, 12, 1)) == date(2009, 4, 1)
+
+
+def test_a_file_source_starts_at_its_first_plausible_month(tmp_path: Path) -> None:
+    source = tmp_path / "tweets.csv"
+    source.write_text(
+        "text,created_at,label\n"
+        "a typo from before twitter,1999-05-01 10:00:00,positive\n"
+        "first real one,2009-04-06 10:00:00,positive\n"
+        "later,2009-06-01 10:00:00,negative\n"
+        "from the future,2099-01-01 10:00:00,negative\n"
+    )
+    settings = load_settings({"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_SOURCE": str(source)})
+    assert settings.first_month(latest=date(2026, 12, 1)) == date(2009, 4, 1)
 
 
 @pytest.mark.parametrize(
@@ -90,10 +110,16 @@ def test_a_bad_knob_is_refused_by_name(tmp_path: Path, name: str, value: str) ->
         load_settings({"SENTIMENT_HOME": str(tmp_path), name: value})
 
 
-def test_a_source_without_dates_is_a_clear_error(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.csv"
-    empty.write_text("text,created_at,label\n")
-    settings = load_settings({"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_SOURCE": str(empty)})
+def test_a_source_without_usable_dates_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("text,created_at,label\n")
+    settings = load_settings({"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_SOURCE": str(tmp_path)})
     assert isinstance(settings, Settings)
-    with pytest.raises(ValueError, match="no row with a usable date"):
-        settings.partition_months()
+    with pytest.raises(ValueError, match="holds no row dated between"):
+        settings.first_month(latest=date(2026, 12, 1))
+
+
+def test_one_broken_file_does_not_decide_the_first_month(tmp_path: Path) -> None:
+    (tmp_path / "broken.csv").write_bytes(b"\x00\x01 not a csv \xff")
+    (tmp_path / "good.csv").write_text("text,created_at,label\nfine,2009-05-02 10:00:00,positive\n")
+    settings = load_settings({"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_SOURCE": str(tmp_path)})
+    assert settings.first_month(latest=date(2026, 12, 1)) == date(2009, 5, 1)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from sentiment_assets.lib import sources
+from sentiment_assets.lib.landing import file_fingerprint
 from sentiment_assets.lib.sources import (
     RAW_COLUMNS,
     REJECTED_COLUMNS,
@@ -236,11 +237,14 @@ def test_directory_and_glob_sources(tmp_path: Path) -> None:
     assert (march["source"].str.endswith("c.csv")).sum() == 2
 
 
-def test_file_without_any_date_warns(tmp_path: Path) -> None:
+def test_file_without_any_date_is_an_error(tmp_path: Path) -> None:
+    # Its rows have no month to be recorded under: an error naming the file, not "0 rows".
     path = tmp_path / "nodates.csv"
     path.write_text("text,created_at\nundated,\n")
-    with pytest.warns(UserWarning, match="no usable date"):
-        assert months_in_source(str(path)) == []
+    with pytest.raises(sources.SourceFileError, match=r"nodates\.csv: no row has a usable date"):
+        months_in_source(str(path))
+    with pytest.raises(sources.SourceFileError, match=r"missing_date=1"):
+        load_month(str(path), date(2024, 1, 1))
 
 
 def test_bad_inputs_raise(tmp_path: Path) -> None:
@@ -375,3 +379,204 @@ def test_real_sentiment140_test_set() -> None:
     assert all(r.rejected.empty for r in results)
     labels = pd.concat([r.accepted for r in results])["label_raw"].value_counts().to_dict()
     assert labels == {"0": 177, "2": 139, "4": 182}
+
+
+# --- every row and every file accounted for (issue 11) ------------------------------------------
+
+JAN, FEB, MAR, APR = (date(2024, m, 1) for m in (1, 2, 3, 4))
+# Bytes no tweet file starts with: a PNG signature, NULs and undecodable bytes.
+BINARY = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40 + b"\n\x00\xff\xfe\n" * 20
+
+
+@pytest.mark.parametrize("name", ["blob.csv", "blob.jsonl", "blob.parquet"])
+def test_binary_file_is_an_error_naming_it(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(BINARY)
+    with pytest.raises(sources.SourceFileError, match=name) as raised:
+        load_month(str(path), JAN)
+    assert list(raised.value.problems) == [str(path)]
+    with pytest.raises(sources.SourceFileError, match=name):
+        months_in_source(str(path))
+
+
+def test_csv_with_the_wrong_columns_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "wrong.csv"
+    path.write_text("a,b,c\n1,2,3\n4,5,6\n")
+    with pytest.raises(sources.SourceFileError, match=r"wrong\.csv.*(text|Sentiment140)"):
+        load_month(str(path), JAN)
+    # Six columns look like Sentiment140 without a header, but no row has a usable date.
+    six = tmp_path / "six.csv"
+    six.write_text("a,b,c,d,e,f\n1,2,3,4,5,6\n")
+    with pytest.raises(sources.SourceFileError, match=r"six\.csv.*date"):
+        months_in_source(str(six))
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"text,created_at\n"], ids=repr)
+def test_file_without_data_rows_is_an_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    with pytest.raises(sources.SourceFileError, match=r"empty\.csv.*no data rows"):
+        load_month(str(path), JAN)
+
+
+def test_one_bad_file_in_a_folder_names_it_and_only_it(tmp_path: Path) -> None:
+    shutil.copy(GENERIC, tmp_path / "good.csv")
+    (tmp_path / "bad.jsonl").write_bytes(BINARY)
+    (tmp_path / "worse.csv").write_text("")
+    with pytest.raises(sources.SourceFileError) as raised:
+        load_month(str(tmp_path), MAR)
+    assert sorted(Path(p).name for p in raised.value.problems) == ["bad.jsonl", "worse.csv"]
+
+
+def test_per_file_counts_add_up(tmp_path: Path) -> None:
+    shutil.copy(GENERIC, tmp_path / "a.csv")
+    shutil.copy(JSONL, tmp_path / "b.jsonl")
+    totals: dict[str, int] = {}
+    for month in months_in_source(str(tmp_path)):
+        result = load_month(str(tmp_path), month)
+        files = result.files
+        assert list(files.columns) == sources.FILE_COLUMNS
+        assert (files["month"] == month).all()
+        assert (files["rows"] == files["accepted"] + files["rejected"]).all()
+        assert int(files["rows"].sum()) == result.rows_in
+        assert int(files["accepted"].sum()) == len(result.accepted)
+        for row in files.to_dict("records"):
+            assert row["fingerprint"] == file_fingerprint(Path(row["file"]))
+            totals[Path(row["file"]).name] = totals.get(Path(row["file"]).name, 0) + row["rows"]
+    assert totals == {"a.csv": DATA_ROWS[GENERIC], "b.jsonl": DATA_ROWS[JSONL]}
+
+    march = load_month(str(tmp_path / "a.csv"), MAR).files.iloc[0]
+    assert (march["rows"], march["accepted"], march["rejected"]) == (7, 4, 3)
+    assert march["status"] == "loaded_with_rejects"
+    assert march["reason"] == "bad_label=1, malformed_row=1, unparseable_date=1"
+    april = load_month(str(tmp_path / "a.csv"), APR).files.iloc[0]
+    assert (april["status"], april["reason"]) == ("loaded", None)
+
+
+def test_synthetic_source_has_one_file_row() -> None:
+    config = SyntheticConfig(seed=3, n_months=1, tweets_per_month=50, bad_row_rate=0.1)
+    result = load_month("synthetic", JAN, synthetic=config)
+    assert result.files[["file", "rows", "accepted", "rejected"]].values.tolist() == [
+        ["synthetic", 50, len(result.accepted), len(result.rejected)]
+    ]
+
+
+def _dated_rows(path: Path, dates: list[str]) -> None:
+    lines = ["text,created_at,label"] + [f"tweet {i},{d},1" for i, d in enumerate(dates, 1)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_rows_outside_the_plausible_window_are_rejected_not_months(tmp_path: Path) -> None:
+    path = tmp_path / "dates.csv"
+    _dated_rows(
+        path,
+        ["2024-03-05", "1970-01-01", "2024-04-02", "2099-12-31", "2024-05-01", "2024-02-29"],
+    )
+    window = {"earliest": MAR, "latest": APR}
+    # Without a window, every dated month is a month: today's behaviour.
+    assert months_in_source(str(path)) == [
+        date(1970, 1, 1),
+        FEB,
+        MAR,
+        APR,
+        date(2024, 5, 1),
+        date(2099, 12, 1),
+    ]
+    assert months_in_source(str(path), **window) == [MAR, APR]
+    march = load_month(str(path), MAR, **window)
+    # Out-of-range rows have no month of their own: they go to the file's earliest month in
+    # the window, like undated rows, so they are counted exactly once whichever month loads.
+    assert march.accepted["source_row"].tolist() == [1]
+    assert march.rejected[["source_row", "reason"]].values.tolist() == [
+        [2, "date_out_of_range"],
+        [4, "date_out_of_range"],
+        [5, "date_out_of_range"],
+        [6, "date_out_of_range"],
+    ]
+    assert set(march.rejected["month"]) == {MAR}
+    assert json.loads(march.rejected["raw_record"].iloc[0])["created_at"] == "1970-01-01"
+    assert march.files[["rows", "accepted", "rejected"]].values.tolist() == [[5, 1, 4]]
+    april = load_month(str(path), APR, **window)
+    assert april.accepted["source_row"].tolist() == [3] and april.rejected.empty
+    # Only a bound that is given applies.
+    assert months_in_source(str(path), latest=APR)[0] == date(1970, 1, 1)
+    assert months_in_source(str(path), earliest=MAR)[-1] == date(2099, 12, 1)
+
+
+def test_a_file_with_no_row_in_the_window_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "old.csv"
+    _dated_rows(path, ["1999-01-01", "1999-02-01"])
+    with pytest.raises(sources.SourceFileError, match=r"old\.csv.*2024-03.*2024-04"):
+        months_in_source(str(path), earliest=MAR, latest=APR)
+    # In a folder, such a file's rows borrow the folder's earliest month in the window.
+    _dated_rows(tmp_path / "new.csv", ["2024-04-10"])
+    assert months_in_source(str(tmp_path), earliest=MAR, latest=APR) == [APR]
+    rejected = load_month(str(tmp_path), APR, earliest=MAR, latest=APR).rejected
+    assert rejected["reason"].tolist() == ["date_out_of_range"] * 2
+
+
+def test_a_200000_character_field_is_text_too_long(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text(f"text,created_at\n{'x' * 200_000},2024-01-05\nshort,2024-01-06\n")
+    result = load_month(str(path), JAN)
+    assert result.rejected[["source_row", "reason"]].values.tolist() == [[1, "text_too_long"]]
+    assert result.accepted["text"].tolist() == ["short"]
+
+
+def test_an_unterminated_quote_costs_one_row(tmp_path: Path) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_text(
+        "text,created_at,label\n"
+        "fine before,2024-01-01,1\n"
+        '"never closed,2024-01-02,0\n'
+        "fine after,2024-01-03,1\n"
+        '"a quoted, multi\nline text",2024-01-04,0\n'
+        "last one,2024-01-05,1\n"
+    )
+    result = load_month(str(path), JAN)
+    assert result.rejected[["source_row", "reason"]].values.tolist() == [[2, "malformed_row"]]
+    assert "never closed" in result.rejected["raw_record"].iloc[0]
+    assert result.accepted["text"].tolist() == [
+        "fine before",
+        "fine after",
+        "a quoted, multi\nline text",
+        "last one",
+    ]
+    assert result.accepted["source_row"].tolist() == [1, 3, 4, 5]
+
+
+def test_an_unterminated_quote_in_a_headerless_sentiment140_file(tmp_path: Path) -> None:
+    path = tmp_path / "s140.csv"
+    path.write_text(
+        '"0","1","Mon Apr 06 22:19:45 PDT 2009","NO_QUERY","a","one"\n'
+        '"4","2","Mon Apr 06 22:19:46 PDT 2009","NO_QUERY","b","never closed\n'
+        '"4","3","Mon Apr 06 22:19:47 PDT 2009","NO_QUERY","c","three"\n'
+    )
+    result = load_month(str(path), date(2009, 4, 1))
+    assert result.accepted["tweet_id"].tolist() == ["1", "3"]
+    assert result.rejected[["source_row", "reason"]].values.tolist() == [[2, "malformed_row"]]
+
+
+def test_a_list_typed_text_column_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "lists.parquet"
+    pd.DataFrame(
+        {
+            "created_at": pd.to_datetime(["2024-01-02", "2024-01-03"]),
+            "text": [["a", "b"], ["c"]],
+        }
+    ).to_parquet(path)
+    result = load_month(str(path), JAN)
+    assert result.accepted.empty
+    assert result.rejected["reason"].tolist() == ["bad_text_type"] * 2
+    assert json.loads(json.loads(result.rejected["raw_record"].iloc[0])["text"]) == ["a", "b"]
+
+    jsonl = tmp_path / "types.jsonl"
+    jsonl.write_text(
+        '{"created_at": "2024-01-02", "text": ["a", "b"]}\n'
+        '{"created_at": "2024-01-02", "text": {"nested": 1}}\n'
+        '{"created_at": "2024-01-02", "text": 42}\n'
+        '{"created_at": "2024-01-02", "text": "a real tweet"}\n'
+    )
+    result = load_month(str(jsonl), JAN)
+    assert result.rejected["reason"].tolist() == ["bad_text_type"] * 3
+    assert result.accepted["text"].tolist() == ["a real tweet"]

@@ -1,11 +1,19 @@
-"""raw_tweets: one month of tweets from the configured source, validated, bad rows quarantined."""
+"""raw_tweets: one month of tweets from the configured source, validated, bad rows quarantined.
+
+Every row and every file is accounted for: each row is in raw.tweets or raw.rejected_tweets
+(with its reason), each file the month took rows from has a row in raw.ingested_files, and a
+file that cannot be ingested at all fails the run with its name (a landing file is also moved
+to landing/quarantine/ with its reason, so it is not retried forever).
+"""
+
+from datetime import date
 
 import dagster as dg
 import pandas as pd
 
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.landing import landing_files, quarantine
-from sentiment_assets.lib.sources import load_month
+from sentiment_assets.lib.sources import IngestResult, SourceFileError, load_month
 from sentiment_assets.lib.warehouse import replace_month
 from sentiment_assets.lineage import RAW_TWEETS
 from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
@@ -20,14 +28,25 @@ class IngestConfig(dg.Config):
     max_reject_rate: float = 0.05
 
 
+def plausible_months() -> tuple[date, date]:
+    """The first and last partition: a row dated outside them could never be loaded into any
+    month, so it is a `date_out_of_range` reject instead of being counted nowhere."""
+    return (
+        date.fromisoformat(monthly_partitions.get_first_partition_key()),
+        date.fromisoformat(monthly_partitions.get_last_partition_key()),
+    )
+
+
 @dg.asset(
     partitions_def=monthly_partitions,
     pool=DUCKDB_POOL,
     group_name="ingest",
     kinds={"python", "duckdb"},
     check_specs=[dg.AssetCheckSpec(REJECT_RATE_CHECK, asset=RAW_TWEETS)],
-    description="Tweets of one month from SENTIMENT_SOURCE; rejected rows go to "
-    "raw.rejected_tweets with their reason. Re-materialising a month replaces it.",
+    description="Tweets of one month from SENTIMENT_SOURCE and the landing folder; rejected "
+    "rows go to raw.rejected_tweets with their reason, per-file counts to raw.ingested_files. "
+    "A file that cannot be ingested fails the run with its name. Re-materialising a month "
+    "replaces it.",
 )
 def raw_tweets(
     context: dg.AssetExecutionContext,
@@ -37,25 +56,52 @@ def raw_tweets(
 ) -> dg.MaterializeResult:
     month = partition_month(context)
     settings = platform.settings
-    results = [
-        load_month(
-            settings.source,
+    earliest, latest = plausible_months()
+
+    def load(source: str) -> IngestResult:
+        return load_month(
+            source,
             month,
             max_text_chars=config.max_text_chars,
             synthetic=settings.synthetic,
+            earliest=earliest,
+            latest=latest,
         )
-    ]
-    broken = []
+
+    results: list[IngestResult] = []
+    unusable: list[str] = []
+    try:
+        results.append(load(settings.source))
+    except SourceFileError as error:
+        # The configured source is the user's own data: named, never moved.
+        unusable += [f"{path}: {why}" for path, why in error.problems.items()]
+    quarantined: list[str] = []
     for path in landing_files(settings.landing_dir):
         try:
-            results.append(load_month(str(path), month, max_text_chars=config.max_text_chars))
+            results.append(load(str(path)))
         except Exception as error:  # any unreadable file: quarantine it, report it, go on
-            moved = quarantine(path, f"{type(error).__name__}: {error}")
-            broken.append(f"{path.name}: {error} (moved to {moved})")
-    if broken:
+            why = (
+                error.problems.get(str(path), str(error))
+                if isinstance(error, SourceFileError)
+                else f"{type(error).__name__}: {error}"
+            )
+            moved = quarantine(path, why)
+            quarantined.append(f"{path.name}: {why} (moved to {moved})")
+    if unusable or quarantined:
+        # Nothing is written: a month is replaced only by a load that accounts for every file.
+        parts = []
+        if unusable:
+            parts.append("SENTIMENT_SOURCE files could not be ingested: " + "; ".join(unusable))
+        if quarantined:
+            parts.append(
+                "landing files could not be read and were quarantined: " + "; ".join(quarantined)
+            )
         raise dg.Failure(
-            "landing files could not be read and were quarantined: " + "; ".join(broken),
-            metadata={"quarantined": dg.MetadataValue.json(broken)},
+            " | ".join(parts),
+            metadata={
+                "unusable_source_files": dg.MetadataValue.json(unusable),
+                "quarantined": dg.MetadataValue.json(quarantined),
+            },
         )
     ingested_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
     accepted = pd.concat([r.accepted for r in results], ignore_index=True).assign(
@@ -64,17 +110,30 @@ def raw_tweets(
     rejected = pd.concat([r.rejected for r in results], ignore_index=True).assign(
         ingested_at=ingested_at
     )
+    files = pd.concat([r.files for r in results], ignore_index=True).assign(ingested_at=ingested_at)
     rows_in = sum(r.rows_in for r in results)
     with warehouse.connect() as con:
         replace_month(con, "raw.tweets", month, accepted)
         replace_month(con, "raw.rejected_tweets", month, rejected)
+        replace_month(con, "raw.ingested_files", month, files)
 
     reject_rate = len(rejected) / rows_in if rows_in else 0.0
     reasons = rejected["reason"].value_counts().sort_index().to_dict() if len(rejected) else {}
     labelled = int(accepted["label_raw"].notna().sum())
+    per_file = [
+        {
+            "file": row["file"],
+            "rows": int(row["rows"]),
+            "accepted": int(row["accepted"]),
+            "rejected": int(row["rejected"]),
+            "status": row["status"],
+            "reason": row["reason"],
+        }
+        for row in files.to_dict("records")
+    ]
     context.log.info(
         f"{month:%Y-%m}: {rows_in} rows in, {len(accepted)} accepted, "
-        f"{len(rejected)} rejected {reasons}"
+        f"{len(rejected)} rejected {reasons}, from {len(per_file)} files"
     )
     return dg.MaterializeResult(
         metadata={
@@ -86,18 +145,23 @@ def raw_tweets(
             "rejects_by_reason": dg.MetadataValue.json({k: int(v) for k, v in reasons.items()}),
             "source": settings.source,
             "landing_files": len(results) - 1,
+            "files": dg.MetadataValue.json(per_file),
+            "plausible_months": f"{earliest:%Y-%m}..{latest:%Y-%m}",
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name=REJECT_RATE_CHECK,
-                passed=reject_rate <= config.max_reject_rate,
+                # A month with no row at all is not a clean month: it warns too.
+                passed=rows_in > 0 and reject_rate <= config.max_reject_rate,
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={
                     "reject_rate": reject_rate,
                     "threshold": config.max_reject_rate,
                     "rows_rejected": len(rejected),
+                    "rows_in": rows_in,
                 },
-                description="Share of rows quarantined in raw.rejected_tweets for this month.",
+                description="Share of rows quarantined in raw.rejected_tweets for this month "
+                "(fails, as a warning, above the threshold or when the month has no rows).",
             )
         ],
     )

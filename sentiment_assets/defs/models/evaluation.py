@@ -14,7 +14,12 @@ from sentiment_assets.lib.publish import publish_history
 from sentiment_assets.lib.serving import load_version
 from sentiment_assets.lib.warehouse import replace_rows
 from sentiment_assets.lineage import SENTIMENT_MODEL, TWEET_EMBEDDINGS, TWEETS_CLEAN
-from sentiment_assets.partitions import DUCKDB_POOL, MONTHS, monthly_partitions, partition_month
+from sentiment_assets.partitions import (
+    DUCKDB_POOL,
+    FIRST_MONTH,
+    monthly_partitions,
+    partition_month,
+)
 
 PREVIOUS_MONTH_MAPPING = dg.TimeWindowPartitionMapping(
     start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
@@ -43,7 +48,7 @@ def model_evaluation(
     platform: PlatformResource,
 ) -> dg.MaterializeResult:
     month = partition_month(context)
-    if month == MONTHS[0]:
+    if month == FIRST_MONTH:
         return dg.MaterializeResult(
             metadata={"evaluated": 0, "note": "first month: no model was trained before it"}
         )

@@ -22,6 +22,7 @@ from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.behaviour import DEFAULT_MIN_PASS_RATE, SuiteResult, run_suite
+from sentiment_assets.lib.cache_pruning import prune_caches_safely
 from sentiment_assets.lib.evaluation import holdout_rows, score_version
 from sentiment_assets.lib.model_bundle import Predictor
 from sentiment_assets.lib.promotion import (
@@ -263,11 +264,17 @@ def model_champion(
     if not record.moves_champion:
         raise dg.Failure(f"the latest challenger was rejected: {record.reason}")
     record = dataclasses.replace(record, dagster_run_id=context.run_id)
+    client = MlflowClient()
     with warehouse.connect() as con:
-        info = record_champion_change(record, MlflowClient(), con, platform.settings.published_dir)
+        info = record_champion_change(record, client, con, platform.settings.published_dir)
+        # After the alias moved, so the new champion and the one it replaced are both kept;
+        # housekeeping only: a failure is logged, never fails the step.
+        pruned = prune_caches_safely(platform.settings, client, con, context.log.warning)
     context.log.info(
         f"champion is now version {info.version} ({info.family}, {info.trained_through})"
     )
+    if pruned is not None:
+        context.log.info(pruned.summary())
     return dg.MaterializeResult(
         metadata={
             "champion_version": info.version,

@@ -29,6 +29,7 @@ from sentiment_assets.lib.model_bundle import (
     save_bundle,
 )
 from sentiment_assets.lib.months import trailing_window
+from sentiment_assets.lib.publish import publish_history
 from sentiment_assets.lib.training import (
     DEFAULT_WINDOW_MONTHS,
     EMBEDDING_LOGREG,
@@ -44,7 +45,7 @@ from sentiment_assets.lib.training import (
 )
 from sentiment_assets.lib.warehouse import replace_rows
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
-from sentiment_assets.partitions import GPU_POOL, MONTHS, monthly_partitions, partition_month
+from sentiment_assets.partitions import FIRST_MONTH, GPU_POOL, monthly_partitions, partition_month
 
 # The lineage graph shows the default window; a run may configure another (a drift retrain
 # does), and the model's card records the one it used.
@@ -299,7 +300,7 @@ def sentiment_model(
     unknown = sorted(set(config.families) - set(FAMILIES))
     if unknown or not config.families:
         raise dg.Failure(f"families must be a non-empty subset of {list(FAMILIES)}: {unknown}")
-    window = trailing_window(month, config.window_months, earliest=MONTHS[0])
+    window = trailing_window(month, config.window_months, earliest=FIRST_MONTH)
     text_encoder = encoder.get()
     frame, vectors = load_tweets(
         warehouse.path,
@@ -331,4 +332,6 @@ def sentiment_model(
             "dagster_run_id = ? AND trained_through = ?",
             [context.run_id, month],
         )
+        # Readers outside the pipeline (the app, `sentiment sql`) see only the snapshot.
+        publish_history(con, platform.settings.published_dir)
     return dg.MaterializeResult(metadata=metadata)

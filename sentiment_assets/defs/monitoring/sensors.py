@@ -13,7 +13,7 @@ import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
 from sentiment_assets.defs.platform.resources import PlatformResource
-from sentiment_assets.lib.landing import file_fingerprint, landing_files
+from sentiment_assets.lib.landing import file_fingerprint, landing_files, quarantine
 from sentiment_assets.lib.retrain_policy import (
     DriftEvent,
     SensorCursor,
@@ -29,7 +29,7 @@ from sentiment_assets.lineage import (
     RAW_TWEETS,
     SENTIMENT_MODEL,
 )
-from sentiment_assets.partitions import monthly_partitions
+from sentiment_assets.partitions import FIRST_MONTH, last_month, monthly_partitions
 
 
 def retrain_run_config(settings: Settings) -> dict:
@@ -131,30 +131,34 @@ def drift_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource
 def new_data_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource):
     settings = platform.settings
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    valid_keys = set(monthly_partitions.get_partition_keys())
+    first, last = FIRST_MONTH, last_month()
     requests = []
     for path in landing_files(settings.landing_dir):
         fingerprint = file_fingerprint(path)
         if seen.get(path.name) == fingerprint:
             continue
-        seen[path.name] = fingerprint
         try:
-            months = [m.isoformat() for m in months_in_source(str(path))]
+            found = months_in_source(str(path))
         except Exception as error:
             # The run itself reports the error and quarantines the file; ask for one run, once.
             context.log.warning(f"{path.name}: cannot read its dates ({error})")
-            months = [max(valid_keys)]
-        outside = sorted(set(months) - valid_keys)
-        if outside:
-            context.log.warning(
-                f"{path.name}: months {outside} are outside the partitions "
-                f"({min(valid_keys)}..{max(valid_keys)}); set SENTIMENT_MONTHS to include them"
+            found = [last]
+        months = sorted({m for m in found if first <= m <= last})
+        if not months:
+            # Nothing to ingest it into: it would wait in the folder forever, unexplained.
+            reason = (
+                f"no row dated within the partitions ({first:%Y-%m}..{last:%Y-%m}); months "
+                f"found: {[f'{m:%Y-%m}' for m in found]}"
             )
-        for month in sorted(set(months) & valid_keys):
+            context.log.warning(f"{path.name}: {reason}; moved to {quarantine(path, reason)}")
+            continue
+        # Marked as seen only together with its requests (one SensorResult).
+        seen[path.name] = fingerprint
+        for month in months:
             requests.append(
                 dg.RunRequest(
-                    run_key=f"landing-{path.name}-{fingerprint}-{month}",
-                    partition_key=month,
+                    run_key=f"landing-{path.name}-{fingerprint}-{month.isoformat()}",
+                    partition_key=month.isoformat(),
                     tags={"sentiment/trigger": "new_data", "sentiment/landing_file": path.name},
                 )
             )

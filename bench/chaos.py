@@ -1,0 +1,90 @@
+"""`make chaos`: the failure scenarios (tests marked `reliability`) run for real, as a table.
+
+Each scenario is a test under tests/ marked `reliability`: kill -9 at each step then a plain
+rerun, simultaneous first starts, Ctrl-C/SIGTERM while waiting on a pool, queries during
+writes, bad and out-of-range files, new months arriving. This runs them, writes
+bench/results/chaos.md (scenario, outcome, seconds, recovery time where a test measures one)
+and exits non-zero if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def outcome(case: ET.Element) -> str:
+    for tag, word in (("failure", "FAILED"), ("error", "ERROR"), ("skipped", "skipped")):
+        found = case.find(tag)
+        if found is not None:
+            message = (found.get("message") or "").splitlines()[0][:80] if word == "skipped" else ""
+            return f"{word} {message}".strip()
+    return "passed"
+
+
+def rows(junit: Path) -> list[dict]:
+    found = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+        found.append(
+            {
+                "scenario": f"{case.get('classname', '').split('.')[-1]}::{case.get('name')}",
+                "outcome": outcome(case),
+                "seconds": float(case.get("time") or 0),
+                "recovery": properties.get("recovery_s", ""),
+            }
+        )
+    return found
+
+
+def markdown(found: list[dict]) -> str:
+    lines = [
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on this machine; `make chaos` rewrites it.",
+        "",
+        "| scenario | outcome | seconds | recovery (s) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{r['scenario']}` | {r['outcome']} | {r['seconds']:.1f} | {r['recovery'] or '-'} |"
+        for r in found
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results/chaos.md"))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        junit = Path(folder) / "chaos.xml"
+        finished = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-m",
+                "reliability",
+                "-p",
+                "no:cacheprovider",
+                "--timeout",
+                "1800",
+                f"--junitxml={junit}",
+            ],
+            check=False,
+        )
+        found = rows(junit) if junit.exists() else []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(found))
+    print(f"{len(found)} scenarios -> {args.out}")
+    failed = [r for r in found if r["outcome"].startswith(("FAILED", "ERROR"))]
+    return 1 if failed or finished.returncode != 0 or not found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

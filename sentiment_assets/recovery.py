@@ -1,0 +1,173 @@
+"""Healing a home after a crash, before anything else starts (`prepare_environment`).
+
+A process killed with -9 leaves behind: its Dagster run marked as running forever, the pool
+slots its steps held (so every later run waits on them), MLflow runs that stay RUNNING, and
+registry versions registered before the step could record their training row. This finds
+runs whose process is gone (the pid in the run's engine events, checked with /proc so a
+reused pid is not mistaken for it) and undoes each of those, touching nothing that belongs
+to a run whose process still lives.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+
+import dagster as dg
+import duckdb
+from dagster._core.events import DagsterEventType
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from sentiment_assets.lib import registry
+from sentiment_assets.lib.processes import still_running
+from sentiment_assets.lib.settings import Settings
+from sentiment_assets.lib.warehouse import connect
+
+# Tag on the runs a `sentiment` process executes itself: which process to ask about them.
+PID_TAG = "sentiment/pid"
+ACTIVE = frozenset(
+    {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
+)
+
+
+@dataclass
+class Recovery:
+    failed_runs: list[str] = field(default_factory=list)
+    freed_slots_of: list[str] = field(default_factory=list)
+    killed_mlflow_runs: list[str] = field(default_factory=list)
+    removed_versions: list[str] = field(default_factory=list)
+
+    def summary(self) -> str | None:
+        parts = [
+            f"{len(self.failed_runs)} dead run(s) marked failed" if self.failed_runs else "",
+            f"pool slots freed for {len(self.freed_slots_of)} run(s)"
+            if self.freed_slots_of
+            else "",
+            f"{len(self.killed_mlflow_runs)} MLflow run(s) ended as KILLED"
+            if self.killed_mlflow_runs
+            else "",
+            f"registry versions {self.removed_versions} removed (no training row)"
+            if self.removed_versions
+            else "",
+        ]
+        found = [p for p in parts if p]
+        return "recovered from a crash: " + "; ".join(found) if found else None
+
+
+def run_process(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
+    """(pid, when it was recorded) of the process that executes the run, if recorded."""
+    for entry in reversed(instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)):
+        pid = entry.dagster_event.engine_event_data.metadata.get("pid")
+        if pid is not None:
+            return int(pid.value), entry.timestamp
+    return None
+
+
+def is_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """A run marked active whose executing process is gone."""
+    if run.status not in ACTIVE:
+        return False
+    seen = run_process(instance, run.run_id)
+    return seen is not None and not still_running(*seen)
+
+
+def _active(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is not None and run.status in ACTIVE
+
+
+def heal_instance(instance: dg.DagsterInstance, recovery: Recovery) -> None:
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(ACTIVE))):
+        if is_dead(instance, run):
+            instance.report_run_failed(
+                run, message="its process is gone (killed or crashed): marked failed on restart"
+            )
+            recovery.failed_runs.append(run.run_id)
+    # Slots held or awaited by runs that no longer run: the dead ones, and runs someone
+    # marked failed by hand (which does not free their slots).
+    storage = instance.event_log_storage
+    for key in storage.get_concurrency_keys():
+        info = storage.get_concurrency_info(key)
+        holders = {s.run_id for s in info.claimed_slots} | {p.run_id for p in info.pending_steps}
+        for run_id in sorted(holders):
+            if not _active(instance, run_id):
+                storage.free_concurrency_slots_for_run(run_id)
+                recovery.freed_slots_of.append(run_id)
+
+
+def _dagster_run_of(client: MlflowClient, mlflow_run_id: str | None) -> str | None:
+    """The Dagster run an MLflow run (or its parent) belongs to."""
+    while mlflow_run_id:
+        tags = client.get_run(mlflow_run_id).data.tags
+        if tags.get("dagster_run_id"):
+            return tags["dagster_run_id"]
+        mlflow_run_id = tags.get("mlflow.parentRunId")
+    return None
+
+
+def _recorded_versions(settings: Settings) -> set[str] | None:
+    if not settings.duckdb_path.exists():
+        return None
+    with connect(settings.duckdb_path, read_only=True) as con:
+        try:
+            rows = con.execute("SELECT DISTINCT model_version FROM metrics.training_runs")
+        except duckdb.CatalogException:
+            return None
+        return {version for (version,) in rows.fetchall()}
+
+
+def heal_mlflow(instance: dg.DagsterInstance, settings: Settings, recovery: Recovery) -> None:
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name(registry.EXPERIMENT_NAME)
+    if experiment is None:
+        return
+    running = client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"
+    )
+    for run in running:
+        dagster_run_id = _dagster_run_of(client, run.info.run_id)
+        if dagster_run_id and not _active(instance, dagster_run_id):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            recovery.killed_mlflow_runs.append(run.info.run_id)
+    recorded = _recorded_versions(settings)
+    if recorded is None:
+        return
+    champion = registry.champion(client)
+    for info in registry.all_versions(client):
+        if info.version in recorded or (champion and info.version == champion.version):
+            continue
+        try:
+            dagster_run_id = _dagster_run_of(client, info.run_id)
+        except MlflowException:
+            continue
+        # Versions registered outside Dagster (no run id) are not ours to judge.
+        if dagster_run_id is None or _active(instance, dagster_run_id):
+            continue
+        # Its step died between registering and recording it: no metrics, no evaluation,
+        # so it must never be promoted or rolled back to.
+        client.delete_model_version(registry.REGISTERED_MODEL, info.version)
+        shutil.rmtree(
+            registry.cached_bundle_path(settings.registry_cache_dir, info.version),
+            ignore_errors=True,
+        )
+        recovery.removed_versions.append(info.version)
+
+
+def abandon_runs_of(instance: dg.DagsterInstance, pid: int, why: str) -> list[str]:
+    """Cancel the active runs this process started (tag PID_TAG) and give up their slots."""
+    abandoned = []
+    for run in instance.get_runs(
+        filters=dg.RunsFilter(tags={PID_TAG: str(pid)}, statuses=list(ACTIVE))
+    ):
+        instance.report_run_canceled(run, message=why)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        abandoned.append(run.run_id)
+    return abandoned
+
+
+def recover(instance: dg.DagsterInstance, settings: Settings) -> Recovery:
+    recovery = Recovery()
+    heal_instance(instance, recovery)
+    heal_mlflow(instance, settings, recovery)
+    return recovery

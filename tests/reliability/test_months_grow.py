@@ -1,0 +1,88 @@
+"""New months enter without a restart; implausible dates never become months."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from sentiment_assets.build import months_with_data
+from sentiment_assets.defs.ingest.assets import raw_tweets
+from sentiment_assets.defs.monitoring.sensors import new_data_sensor
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.partitions import FIRST_MONTH, current_month, monthly_partitions
+from tests.conftest import use_home
+
+pytestmark = pytest.mark.reliability
+
+# The session's synthetic source covers 2024-01..2024-03; May is a month it never had.
+MAY_ROWS = (
+    "text,created_at,label\n"
+    "the new update is lovely,2024-05-10 10:00:00,positive\n"
+    "worst commute ever,2024-05-11 09:30:00,negative\n"
+)
+
+
+def tick(instance: dg.DagsterInstance, cursor: str | None = None):
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"platform": PlatformResource.of(current_settings())},
+    )
+    result = new_data_sensor(context)
+    return list(result.run_requests or []), result.cursor
+
+
+def test_the_partitions_run_from_the_first_month_to_the_current_one() -> None:
+    keys = monthly_partitions.get_partition_keys()
+    assert keys[0] == FIRST_MONTH.isoformat() == "2024-01-01"
+    assert keys[-1] == current_month().isoformat()
+    assert "2099-01-01" not in keys
+
+
+def test_a_file_with_a_new_month_is_ingested_without_a_restart(tmp_path, monkeypatch) -> None:
+    use_home(monkeypatch, tmp_path / "home")
+    settings = current_settings()
+    settings.landing_dir.mkdir(parents=True)
+    (settings.landing_dir / "may.csv").write_text(MAY_ROWS)
+    assert "2024-05-01" in months_with_data(settings)
+    with dg.instance_for_test() as instance:
+        requests, cursor = tick(instance)
+        assert [r.partition_key for r in requests] == ["2024-05-01"]
+        assert tick(instance, cursor)[0] == [], "one request per file version"
+        result = dg.materialize(
+            [raw_tweets],
+            partition_key="2024-05-01",
+            resources={
+                "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
+                "platform": PlatformResource.of(settings),
+            },
+            instance=instance,
+        )
+    assert result.success
+    with connect(settings.duckdb_path, read_only=True) as con:
+        months = con.execute(
+            "SELECT DISTINCT month FROM raw.tweets WHERE source LIKE '%may.csv'"
+        ).fetchall()
+    assert months == [(date(2024, 5, 1),)]
+
+
+def test_a_file_dated_only_outside_the_partitions_is_quarantined(tmp_path, monkeypatch) -> None:
+    use_home(monkeypatch, tmp_path / "home")
+    settings = current_settings()
+    settings.landing_dir.mkdir(parents=True)
+    typos = settings.landing_dir / "typos.csv"
+    typos.write_text(
+        "text,created_at,label\n"
+        "party like it is,1999-12-31 23:59:00,positive\n"
+        "greetings from the future,2099-01-01 00:00:00,negative\n"
+    )
+    with dg.instance_for_test() as instance:
+        requests, _ = tick(instance)
+    assert requests == []
+    assert not typos.exists()
+    reason = (settings.landing_dir / "quarantine" / "typos.csv.reason.txt").read_text()
+    assert "no row dated within the partitions" in reason and "1999-12" in reason
