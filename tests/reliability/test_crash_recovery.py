@@ -123,7 +123,7 @@ def test_a_rerun_after_kill_9_heals_and_matches_the_uninterrupted_build(
 
     started = time.monotonic()
     output = finish(pipeline(home, FEBRUARY))
-    record_property("recovery_s", f"{time.monotonic() - started:.0f}")
+    record_property("measured", f"healed and rebuilt in {time.monotonic() - started:.0f} s")
     assert "recovered from a crash" in output and "dead run(s) marked failed" in output
 
     assert rows(home, EVALUATIONS) == reference["evaluations"]
@@ -146,3 +146,32 @@ def test_a_rerun_after_kill_9_heals_and_matches_the_uninterrupted_build(
         statuses = [r.status for r in instance.get_runs()]
     assert dg.DagsterRunStatus.FAILURE in statuses, "the killed run is marked failed"
     assert dg.DagsterRunStatus.STARTED not in statuses
+
+
+QUERIES_DURING_BUILD = 100
+
+
+def test_queries_during_a_real_build_never_fail(
+    january: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record_property
+) -> None:
+    """`sentiment sql` 100 times while `sentiment pipeline` builds February."""
+    from sentiment_assets.cli import main
+
+    home = copy_home(january, tmp_path / "home")
+    for name, value in home_paths(home).items():
+        monkeypatch.setenv(name, value)
+    build = pipeline(home, FEBRUARY)
+    failures, answered = [], 0
+    try:
+        while answered < QUERIES_DURING_BUILD:
+            code = main(["sql", "SELECT count(*) AS n FROM metrics.training_runs"])
+            if code != 0:
+                failures.append(code)
+            answered += 1
+            time.sleep(0.05)
+        still_building = build.poll() is None
+    finally:
+        finish(build)
+    record_property("measured", f"{len(failures)} of {answered} queries failed")
+    assert failures == []
+    assert still_building, "the queries must overlap the build"
