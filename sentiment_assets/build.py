@@ -7,6 +7,7 @@ afterwards, exactly like runs launched from it.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from sentiment_assets.environment import current_settings, export
 from sentiment_assets.lib.atomic import exclusive_lock, write_text
 from sentiment_assets.lib.settings import REPO_ROOT, Settings
 from sentiment_assets.lineage import MODEL_CHALLENGER
-from sentiment_assets.recovery import PID_TAG, abandon_runs_of, recover
+from sentiment_assets.recovery import HOST_TAG, PID_TAG, abandon_runs_of, recover
 
 INIT_LOCK = ".init.lock"
 
@@ -101,7 +102,7 @@ def build_months(
                 resources=definitions.resources,
                 selection=[dg.AssetKey(k) for k in selection] if selection else None,
                 raise_on_error=False,
-                tags={PID_TAG: str(os.getpid())},
+                tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
             )
             if not result.success:
                 if not only_the_gate_failed(result):

@@ -11,6 +11,7 @@ to a run whose process still lives.
 from __future__ import annotations
 
 import shutil
+import socket
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -24,8 +25,9 @@ from sentiment_assets.lib.processes import still_running
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.warehouse import connect
 
-# Tag on the runs a `sentiment` process executes itself: which process to ask about them.
+# Tags on the runs a `sentiment` process executes itself: which process, on which machine.
 PID_TAG = "sentiment/pid"
+HOST_TAG = "sentiment/host"
 ACTIVE = frozenset(
     {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
 )
@@ -64,9 +66,20 @@ def run_process(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] 
     return None
 
 
+def runs_here(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether the run's process lives on this machine, so /proc can speak for it: runs a
+    `sentiment` process executed here, or runs the local default launcher started. A run on
+    another machine (a remote launcher or executor) is left to Dagster's run monitoring."""
+    if HOST_TAG in run.tags:
+        return run.tags[HOST_TAG] == socket.gethostname()
+    from dagster._core.launcher import DefaultRunLauncher
+
+    return isinstance(instance.run_launcher, DefaultRunLauncher)
+
+
 def is_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
-    """A run marked active whose executing process is gone."""
-    if run.status not in ACTIVE:
+    """A run marked active, executing on this machine, whose process is gone."""
+    if run.status not in ACTIVE or not runs_here(instance, run):
         return False
     seen = run_process(instance, run.run_id)
     return seen is not None and not still_running(*seen)
