@@ -26,7 +26,8 @@ VOLUME ["/data"]
 EXPOSE 3000 7860
 # One image, three processes (see README, "Docker"):
 #   webserver (default): docker run -v data:/data -p 3000:3000 sentiment-assets
-#   daemon:              docker run -v data:/data sentiment-assets dagster-daemon run -w /app/workspace.yaml
+#   daemon:              docker run -v data:/data sentiment-assets \
+#                          sh -c 'sentiment prepare && dagster-daemon run -w /app/workspace.yaml'
 #   app:                 docker run -v data:/data -p 7860:7860 -e SENTIMENT_APP_HOST=0.0.0.0 \
 #                          -e SENTIMENT_APP_USER=... -e SENTIMENT_APP_PASSWORD=... sentiment-assets python -m gradio_app
 CMD ["sh", "-c", "sentiment prepare && dagster-webserver -h 0.0.0.0 -p 3000 -w /app/workspace.yaml"]
