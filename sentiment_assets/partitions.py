@@ -23,6 +23,12 @@ DUCKDB_POOL = "duckdb"
 GPU_POOL = "gpu"
 
 
+# One month per run for every monthly asset, so a run over several assets never mixes
+# policies. The Python assets build one month each; dbt could take a range, but pool
+# "duckdb" runs one warehouse writer at a time anyway, so its temp tables never collide.
+MONTHLY_BACKFILL = dg.BackfillPolicy.multi_run(1)
+
+
 def current_month() -> date:
     """The latest plausible month: called per use, so a long-lived daemon moves with time."""
     return month_start(date.today())

@@ -56,11 +56,20 @@ class VersionInfo:
         return date.fromisoformat(self.trained_through) if self.trained_through else None
 
 
+# MLflow 3 records an experiment's kind in this tag (custom_model_development is what its UI's
+# kind selector writes for machine learning), and a UI that reads it opens the experiment on
+# its training runs instead of the GenAI traces view. MLflow 3.17's UI decides by its own
+# GenAI / machine-learning switch instead: a link carrying `?workflowType=machine_learning`.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def configure(tracking_uri: str, artifacts_dir: Path) -> str:
     """Point MLflow at the platform's store; returns the experiment id.
 
     The experiment's artifact location is set explicitly so artifacts land under
-    SENTIMENT_HOME instead of wherever the process happens to run.
+    SENTIMENT_HOME instead of wherever the process happens to run. An experiment made before
+    the kind tag existed gets it here too.
     """
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
@@ -69,11 +78,15 @@ def configure(tracking_uri: str, artifacts_dir: Path) -> str:
         artifacts_dir.mkdir(parents=True, exist_ok=True)
         try:
             return client.create_experiment(
-                EXPERIMENT_NAME, artifact_location=artifacts_dir.resolve().as_uri()
+                EXPERIMENT_NAME,
+                artifact_location=artifacts_dir.resolve().as_uri(),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
             )
         except MlflowException:
             # Another process created it between our lookup and create.
             experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return experiment.experiment_id
 
 

@@ -203,6 +203,7 @@ def test_every_training_is_an_mlflow_run_and_a_registry_version(built):
     assert experiment.artifact_location.startswith(settings.home.as_uri())
     runs = client.search_runs([experiment.experiment_id])
     assert [r.info.run_name for r in runs if r.info.status != "FINISHED"] == []
+    assert "__ephemeral_asset_job__" not in {r.info.run_name for r in runs}
     trainings = [r for r in runs if "family" in r.data.tags]
     # 3 months x 3 families, plus the rerun of February.
     assert len(trainings) == 4 * len(FAMILIES)

@@ -14,7 +14,7 @@ from dagster_dbt import (
 )
 
 from sentiment_assets.defs.dbt.project import dbt_project
-from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions
+from sentiment_assets.partitions import DUCKDB_POOL, MONTHLY_BACKFILL, monthly_partitions
 
 
 class SentimentDbtTranslator(DagsterDbtTranslator):
@@ -28,6 +28,22 @@ class SentimentDbtTranslator(DagsterDbtTranslator):
             return spec.replace_attributes(key=dg.AssetKey(f"raw_{props['name']}"))
         # Keys are the bare model names (the warehouse schema is an implementation detail).
         return spec.replace_attributes(key=dg.AssetKey(props["name"]), group_name="dbt")
+
+    def get_asset_check_spec(
+        self,
+        asset_spec: dg.AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: DbtProject | None,
+    ) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        # dagster-dbt reads a check's description only from the test's meta; ours are written
+        # as dbt's own `description:` of each data test (in the models' .yml, where dbt docs
+        # show them too), so the Dagster UI says what each check guarantees.
+        description = manifest["nodes"][unique_id].get("description") or None
+        return spec._replace(description=description) if description else spec
 
 
 class DbtConfig(dg.Config):
@@ -49,9 +65,9 @@ def dbt_build_args(window_start: str, window_end: str, full_refresh: bool) -> li
     dagster_dbt_translator=SentimentDbtTranslator(
         settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
     ),
-    # dbt's temp tables collide when two partitions build at once (dagster#17778): a range
-    # backfill runs as one dbt invocation over the whole window instead.
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    # dagster-dbt would default to single_run, which the Python assets cannot share, and a
+    # run over both kinds (new_data_sensor's) would warn of varying policies (partitions.py).
+    backfill_policy=MONTHLY_BACKFILL,
     pool=DUCKDB_POOL,
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtConfig):

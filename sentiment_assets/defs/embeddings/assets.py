@@ -8,11 +8,17 @@ from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import WarehouseResource
 from sentiment_assets.lib.embedding_store import embed_month
 from sentiment_assets.lineage import TWEETS_CLEAN
-from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
+from sentiment_assets.partitions import (
+    DUCKDB_POOL,
+    MONTHLY_BACKFILL,
+    monthly_partitions,
+    partition_month,
+)
 
 
 @dg.asset(
     partitions_def=monthly_partitions,
+    backfill_policy=MONTHLY_BACKFILL,
     deps=[TWEETS_CLEAN],
     pool=DUCKDB_POOL,
     group_name="embeddings",

@@ -16,7 +16,12 @@ from sentiment_assets.lib.landing import landing_files, quarantine
 from sentiment_assets.lib.sources import IngestResult, SourceFileError, load_month
 from sentiment_assets.lib.warehouse import replace_month
 from sentiment_assets.lineage import RAW_TWEETS
-from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
+from sentiment_assets.partitions import (
+    DUCKDB_POOL,
+    MONTHLY_BACKFILL,
+    monthly_partitions,
+    partition_month,
+)
 
 REJECT_RATE_CHECK = "reject_rate_below_threshold"
 
@@ -39,6 +44,7 @@ def plausible_months() -> tuple[date, date]:
 
 @dg.asset(
     partitions_def=monthly_partitions,
+    backfill_policy=MONTHLY_BACKFILL,
     pool=DUCKDB_POOL,
     group_name="ingest",
     kinds={"python", "duckdb"},

@@ -17,13 +17,14 @@ from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.lib.atomic import write_text
 from sentiment_assets.lib.feedback import latest_corrections
 from sentiment_assets.lib.settings import FEEDBACK_FILE
-from sentiment_assets.partitions import monthly_partitions, partition_month
+from sentiment_assets.partitions import MONTHLY_BACKFILL, monthly_partitions, partition_month
 
 FEEDBACK_LANDING_FILE = "user_feedback.jsonl"
 
 
 @dg.asset(
     partitions_def=monthly_partitions,
+    backfill_policy=MONTHLY_BACKFILL,
     group_name="ingest",
     kinds={"python"},
     description="Corrections from the app's feedback (SENTIMENT_HOME/feedback/feedback.jsonl) "

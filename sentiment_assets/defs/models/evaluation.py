@@ -17,6 +17,7 @@ from sentiment_assets.lineage import SENTIMENT_MODEL, TWEET_EMBEDDINGS, TWEETS_C
 from sentiment_assets.partitions import (
     DUCKDB_POOL,
     FIRST_MONTH,
+    MONTHLY_BACKFILL,
     monthly_partitions,
     partition_month,
 )
@@ -29,6 +30,7 @@ NEXT_MONTH_EVAL = "next_month"
 
 @dg.asset(
     partitions_def=monthly_partitions,
+    backfill_policy=MONTHLY_BACKFILL,
     deps=[
         dg.AssetDep(SENTIMENT_MODEL, partition_mapping=PREVIOUS_MONTH_MAPPING),
         TWEETS_CLEAN,

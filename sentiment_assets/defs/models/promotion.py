@@ -36,7 +36,12 @@ from sentiment_assets.lib.promotion import (
 from sentiment_assets.lib.publish import champion_file
 from sentiment_assets.lib.serving import load_version
 from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHALLENGER, SENTIMENT_MODEL
-from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
+from sentiment_assets.partitions import (
+    DUCKDB_POOL,
+    MONTHLY_BACKFILL,
+    monthly_partitions,
+    partition_month,
+)
 
 GATE_CHECK = "challenger_not_worse_than_champion"
 
@@ -144,6 +149,7 @@ def _gate_result(decision: Decision, metadata: dict[str, object]) -> dg.AssetChe
 
 @dg.asset(
     partitions_def=monthly_partitions,
+    backfill_policy=MONTHLY_BACKFILL,
     # After drift_report: the month's drift is judged against the champion it had before
     # this month's promotion, not against a champion trained on the month itself.
     deps=[SENTIMENT_MODEL, DRIFT_REPORT],
@@ -234,6 +240,7 @@ def model_challenger(
 
 @dg.asset(
     partitions_def=monthly_partitions,
+    backfill_policy=MONTHLY_BACKFILL,
     deps=[MODEL_CHALLENGER],
     pool=DUCKDB_POOL,
     group_name="models",

@@ -5,15 +5,22 @@ only ends that run through `end_mlflow_on_run_finished`, a hook that runs on job
 it, not on runs started for a bare asset selection by a sensor or the UI. So each step that
 uses MLflow ends the parent run itself: FINISHED when the step succeeds, FAILED when it
 raises. A later step of the same Dagster run resumes it and ends it again.
+
+dagster-mlflow also names that run after the Dagster job, which for a sensor's or the UI's
+asset selection is `__ephemeral_asset_job__` (or `__ASSET_JOB`), and renames it so each time
+its resource starts. So each step names it again, for people: `retrain 2009-06`,
+`sentiment_model 2024-02`.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
 from importlib.metadata import version as package_version
 
 import dagster as dg
 import mlflow
 from mlflow.entities import RunStatus
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from sentiment_assets.lib.registry import run_url
 
@@ -28,6 +35,35 @@ def run_link(ui_base: str, run_id: str) -> dg.MetadataValue:
     return dg.MetadataValue.url(run_url(ui_base, experiment_id, run_id))
 
 
+# A job's tag naming it for people (retrain_job carries `retrain`).
+JOB_LABEL_TAG = "sentiment/job"
+
+
+def parent_run_name(
+    job_name: str, run_tags: Mapping[str, str], step_assets: list[str], partition_key: str | None
+) -> str:
+    """The MLflow name of a Dagster run's parent run: the job (its label tag, else its name
+    without `_job`), or for Dagster's own jobs (names starting `__`, a bare asset selection)
+    the assets of the step that tracks, then the month."""
+    if job_name.startswith("__"):
+        label = "+".join(sorted(step_assets)) or job_name
+    else:
+        label = run_tags.get(JOB_LABEL_TAG) or job_name.removesuffix("_job")
+    if not partition_key:
+        return label
+    return f"{label} {date.fromisoformat(partition_key):%Y-%m}"
+
+
+def _step_run_name(context: dg.AssetExecutionContext) -> str:
+    run = context.dagster_run
+    return parent_run_name(
+        run.job_name,
+        run.tags,
+        [key.path[-1] for key in context.selected_asset_keys],
+        context.partition_key if context.has_partition_key else None,
+    )
+
+
 @contextmanager
 def tracked_step(mlflow_handle, context: dg.AssetExecutionContext) -> Iterator[str]:
     """Make the Dagster run's MLflow run active for this step and end it when the step ends."""
@@ -40,6 +76,7 @@ def tracked_step(mlflow_handle, context: dg.AssetExecutionContext) -> Iterator[s
         {
             "dagster_run_id": context.run_id,
             "partition_key": context.partition_key if context.has_partition_key else "",
+            MLFLOW_RUN_NAME: _step_run_name(context),
         }
     )
     try:

@@ -45,7 +45,13 @@ from sentiment_assets.lib.training import (
 )
 from sentiment_assets.lib.warehouse import replace_rows
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
-from sentiment_assets.partitions import FIRST_MONTH, GPU_POOL, monthly_partitions, partition_month
+from sentiment_assets.partitions import (
+    FIRST_MONTH,
+    GPU_POOL,
+    MONTHLY_BACKFILL,
+    monthly_partitions,
+    partition_month,
+)
 
 # The lineage graph shows the default window; a run may configure another (a drift retrain
 # does), and the model's card records the one it used.
@@ -272,6 +278,7 @@ def _family_metadata(trained: TrainedVersion, ui_url: str) -> dict[str, object]:
 
 @dg.asset(
     partitions_def=monthly_partitions,
+    backfill_policy=MONTHLY_BACKFILL,
     deps=[
         dg.AssetDep(TWEETS_CLEAN, partition_mapping=TRAINING_WINDOW_MAPPING),
         dg.AssetDep(TWEET_EMBEDDINGS, partition_mapping=TRAINING_WINDOW_MAPPING),

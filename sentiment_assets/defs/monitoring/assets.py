@@ -20,7 +20,12 @@ from sentiment_assets.lib.serving import load_version
 from sentiment_assets.lib.training import in_holdout
 from sentiment_assets.lib.warehouse import replace_rows
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
-from sentiment_assets.partitions import DUCKDB_POOL, monthly_partitions, partition_month
+from sentiment_assets.partitions import (
+    DUCKDB_POOL,
+    MONTHLY_BACKFILL,
+    monthly_partitions,
+    partition_month,
+)
 
 DRIFT_CHECKS = [f"drift_{name}" for name in drift.STATISTICS]
 _DEFAULTS = drift.DriftThresholds()
@@ -131,6 +136,7 @@ def _report_rows(
 
 @dg.asset(
     partitions_def=monthly_partitions,
+    backfill_policy=MONTHLY_BACKFILL,
     deps=[TWEETS_CLEAN, TWEET_EMBEDDINGS],
     pool=DUCKDB_POOL,
     group_name="monitoring",
