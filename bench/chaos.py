@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                 "--timeout",
                 "1800",
                 f"--junitxml={junit}",
+                # record_property's values reach the XML only in the legacy schema.
+                "-o",
+                "junit_family=legacy",
             ],
             check=False,
         )

@@ -70,6 +70,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         ("header_only.csv", b"text,created_at,label\n", "no data rows"),
         ("old.csv", b"text,created_at\nparty,1999-12-31\nfuture,2099-01-01\n", "inside 2024-01"),
     ],
+    ids=["binary-csv", "binary-parquet", "wrong-columns", "empty", "header-only", "out-of-range"],
 )
 def test_an_unusable_landing_file_fails_the_run_named_and_is_quarantined(
     settings: Settings, name: str, content: bytes, why: str
