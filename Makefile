@@ -11,7 +11,7 @@ DAGSTER_PORT ?= 3000
 DBT_FILES := dbt_project/dbt_project.yml $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup manifest pipeline demo serve ui test test-fast lint bench compare drift-demo drift-power chaos clean
+.PHONY: setup manifest pipeline demo serve ui screenshots test test-fast lint bench compare drift-demo drift-power chaos clean
 
 setup: $(VENV)/.installed $(MANIFEST)
 
@@ -37,19 +37,23 @@ pipeline: setup
 	$(VENV)/bin/sentiment pipeline
 
 APP_PORT ?= 7860
+# One variable for the MLflow UI: `make serve` serves it on this port, and `make pipeline`
+# writes Dagster's `mlflow_run` metadata links to the same URL.
+MLFLOW_PORT ?= 5000
+export MLFLOW_UI_URL ?= http://$(HOST):$(MLFLOW_PORT)
 
-# The Dagster webserver + daemon (dg dev) and the Gradio app, side by side; Ctrl-C stops both.
+# The Dagster webserver + daemon (dg dev), the MLflow UI and the Gradio app, supervised by
+# `sentiment serve`: each URL is printed once its service answers; Ctrl-C stops them all.
 serve: setup
-	$(VENV)/bin/sentiment prepare >/dev/null
-	@echo "Dagster UI: http://$(HOST):$(DAGSTER_PORT)"
-	@echo "Gradio app: http://$(HOST):$(APP_PORT)   (Prometheus metrics at /metrics)"
-	SENTIMENT_APP_HOST=$(HOST) SENTIMENT_APP_PORT=$(APP_PORT) $(PYTHON) -m gradio_app & app=$$!; \
-		trap 'kill $$app 2>/dev/null' EXIT INT TERM; \
-		$(VENV)/bin/dg dev --host $(HOST) --port $(DAGSTER_PORT)
+	$(VENV)/bin/sentiment serve --host $(HOST) --dagster-port $(DAGSTER_PORT) --app-port $(APP_PORT)
 
 ui: serve
 
 demo: pipeline serve
+
+# The README's screenshots (docs/screenshots/*.png), taken by the headless-browser tests.
+screenshots: setup
+	SAVE_SCREENSHOT=1 $(PYTHON) -m pytest -q --timeout 1800 tests/app/test_browser.py tests/serve
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -500,7 +500,7 @@ def bench_http(
 
     registry.set_champion(MlflowClient(settings.mlflow_tracking_uri), info.version)
     config = AppConfig(reload_seconds=3600)  # the app's defaults: threads, encoder runtime
-    app = create_app(settings, config)
+    app = create_app(settings, config, wait_for_model=True)
     server = BackgroundServer(app.asgi).start()
     downloads = Path(tempfile.mkdtemp(prefix="bench-downloads-"))
     client = Client(server.url, verbose=False, download_files=str(downloads))

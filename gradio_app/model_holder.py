@@ -7,6 +7,10 @@ then is the reference replaced, in a single assignment. Until that moment the ol
 answering, so there is no window in which a half-loaded model could answer, and a version
 that fails to load never replaces a working one.
 
+`start(wait=False)` returns at once and leaves even the first load to the poller thread, so a
+server can answer its pages while a slow model loads: until the swap, `current()` raises
+ModelLoadingError naming the version being loaded.
+
 Pure Python (no gradio): the Gradio UI, the benchmark and the tests all drive this class.
 """
 
@@ -40,6 +44,13 @@ class Scorer(Protocol):
 
 class NoModelError(RuntimeError):
     """No version could be served yet (no champion, or the first load failed)."""
+
+
+class ModelLoadingError(NoModelError):
+    """Nothing is served yet, but the champion is being loaded: ask again in a few seconds.
+
+    A NoModelError, so callers that only know "no model" still answer 503 and count it.
+    """
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,16 @@ class HolderStatus:
     reloads: int
     # What computes the served model's scores ("onnxruntime", "torch", "scikit-learn").
     runtime: str | None = None
+    # The version being loaded right now (the first one, or the next champion), if any.
+    loading: registry.VersionInfo | None = None
+    # Started in the background and the first registry check has not finished: the champion
+    # is not even known yet. Together with `loading`, "the model is on its way".
+    starting: bool = False
+
+    @property
+    def pending(self) -> bool:
+        """Nothing is served yet, but a model is on its way (looked up or being loaded)."""
+        return self.served is None and (self.loading is not None or self.starting)
 
 
 Lookup = Callable[[], "registry.VersionInfo | None"]
@@ -133,6 +154,8 @@ class ModelHolder:
         self._failure: LoadFailure | None = None
         self._last_check: float | None = None
         self._reloads = 0
+        self._loading: registry.VersionInfo | None = None
+        self._starting = False
         # One refresh at a time: the poller and a "check now" button must not load twice.
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -141,8 +164,20 @@ class ModelHolder:
     # ------------------------------------------------------------------ serving
     def current(self) -> ServedModel:
         """The model to use for one whole request (a batch included)."""
+        # `_loading` is read before `_served` and cleared only after the swap, so a request
+        # racing the end of a load sees either the new model or "loading", never "no model".
+        loading, starting = self._loading, self._starting
         served = self._served
         if served is None:
+            if loading is not None:
+                raise ModelLoadingError(
+                    f"model v{loading.version} is loading; try again in a few seconds"
+                )
+            if starting:
+                raise ModelLoadingError(
+                    "the model is loading (looking up the champion in the registry); "
+                    "try again in a few seconds"
+                )
             failure = self._failure
             detail = f": {failure.message}" if failure else ""
             raise NoModelError(f"no model is being served yet{detail}")
@@ -152,6 +187,7 @@ class ModelHolder:
         return self.current().predict(texts)
 
     def status(self) -> HolderStatus:
+        loading, starting = self._loading, self._starting  # before `_served`, as in current()
         served = self._served
         return HolderStatus(
             served=served.info if served else None,
@@ -162,16 +198,24 @@ class ModelHolder:
             failure=self._failure,
             reloads=self._reloads,
             runtime=getattr(served.scorer, "runtime", None) if served else None,
+            loading=loading,
+            starting=starting,
         )
 
     # ---------------------------------------------------------------- reloading
-    def refresh(self, force: bool = False) -> bool:
+    def refresh(self, force: bool = False, blocking: bool = True) -> bool:
         """Look at the alias now; load and swap in a new champion. True if a swap happened.
 
         `force` retries a version that failed to load without waiting for the back-off.
+        `blocking=False` returns False at once if another refresh (a slow load) is under way,
+        so a "check now" button does not hang for the length of someone else's load.
         """
-        with self._refresh_lock:
+        if not self._refresh_lock.acquire(blocking=blocking):
+            return False
+        try:
             return self._refresh(force)
+        finally:
+            self._refresh_lock.release()
 
     def _refresh(self, force: bool) -> bool:
         self._last_check = time.time()
@@ -203,17 +247,28 @@ class ModelHolder:
             and time.time() - failure.at < self.retry_failed_seconds
         ):
             return False
+        log.info(
+            "loading version %s (%s, trained through %s)",
+            champion.version,
+            champion.family,
+            champion.trained_through,
+        )
         started = time.perf_counter()
+        self._loading = champion
         try:
             scorer = self._loader(champion)
             warm = np.asarray(scorer.predict_proba([WARM_UP_TEXT]), dtype=float)
             if warm.shape != (1,) or not (0.0 <= warm[0] <= 1.0) or math.isnan(warm[0]):
                 raise RuntimeError(f"the warm-up prediction was {warm!r}, not one probability")
         except Exception as error:
-            self._fail(champion.version, f"version {champion.version} failed to load: {error}")
+            try:
+                self._fail(champion.version, f"version {champion.version} failed to load: {error}")
+            finally:
+                self._loading = None  # after the failure is recorded: see current()
             return False
         new = ServedModel(champion, scorer, time.time(), time.perf_counter() - started)
         self._served = new  # the swap: one reference, replaced whole
+        self._loading = None  # only after the swap: see current()
         self._failure = None
         self._reloads += 1
         log.info(
@@ -238,21 +293,39 @@ class ModelHolder:
         if self._on_failure is not None:
             self._on_failure(failure)
 
-    def start(self) -> None:
-        """Load the current champion (in this thread), then follow the alias in the background."""
+    def start(self, wait: bool = True) -> None:
+        """Follow the alias in a background thread.
+
+        `wait=True` loads the current champion in this thread first, so the first request
+        finds it ready. `wait=False` returns at once and the poller loads it: a server can
+        answer (with "loading") during a load that takes tens of seconds on a busy machine.
+        """
         if self._thread is not None:
             return
-        self.refresh()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._poll, name="champion-poller", daemon=True)
+        if wait:
+            self.refresh()
+        else:
+            self._starting = True  # until the first check is over; see status().pending
+        self._thread = threading.Thread(
+            target=self._poll, args=(not wait,), name="champion-poller", daemon=True
+        )
         self._thread.start()
 
-    def _poll(self) -> None:
-        while not self._stop.wait(self.reload_seconds):
+    def _poll(self, check_first: bool) -> None:
+        if check_first:
             try:
-                self.refresh()
-            except Exception:  # never let the poller die: the next tick tries again
-                log.exception("champion refresh failed")
+                self._tick()
+            finally:
+                self._starting = False
+        while not self._stop.wait(self.reload_seconds):
+            self._tick()
+
+    def _tick(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # never let the poller die: the next tick tries again
+            log.exception("champion refresh failed")
 
     def stop(self) -> None:
         self._stop.set()
@@ -273,7 +346,7 @@ def registry_holder(
     """A holder that follows `tweet-sentiment@champion` in the settings' MLflow registry.
 
     `encoder_runtime` and `threads` choose how the transformer families run (see
-    `onnx_serving.use_onnx`); exported ONNX graphs are cached under the settings' home, and
+    `onnx_serving.use_onnx`; `threads` also sets torch's, before each load); exported ONNX graphs are cached under the settings' home, and
     consecutive champions share one sentence encoder.
     """
     from mlflow.tracking import MlflowClient
@@ -290,6 +363,12 @@ def registry_holder(
         return registry.champion(client)
 
     def loader(info: registry.VersionInfo) -> Scorer:
+        if threads is not None:
+            # Here rather than before the server starts: importing torch takes seconds on a
+            # busy machine, and it is only needed once a model loads (skops imports it anyway).
+            import torch
+
+            torch.set_num_threads(threads)
         return load_champion(settings, runtime, info).predictor
 
     return ModelHolder(

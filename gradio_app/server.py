@@ -24,7 +24,12 @@ from starlette.concurrency import run_in_threadpool
 
 from gradio_app.config import AppConfig
 from gradio_app.feedback import FeedbackStore
-from gradio_app.model_holder import ModelHolder, NoModelError, registry_holder
+from gradio_app.model_holder import (
+    ModelHolder,
+    ModelLoadingError,
+    NoModelError,
+    registry_holder,
+)
 from gradio_app.telemetry import CONTENT_TYPE, Telemetry
 from gradio_app.ui import AppContext, build_blocks
 from sentiment_assets.environment import current_settings
@@ -264,19 +269,23 @@ def create_app(
     settings: Settings | None = None,
     config: AppConfig | None = None,
     holder: ModelHolder | None = None,
+    wait_for_model: bool = False,
 ) -> SentimentApp:
-    """Build the app and load the champion (synchronously: the first request finds it ready).
+    """Build the app; the champion loads in the background.
 
-    An app without a champion still starts: it says so on every page and in /healthz, and
-    picks the champion up as soon as the pipeline registers one.
+    A model can take tens of seconds to load on a busy machine; meanwhile the pages answer,
+    say "loading model vN…", and /healthz and /api/predict answer 503 with status "loading".
+    `wait_for_model=True` loads it before returning instead (benchmarks, tests that start
+    with a request). An app without a champion still starts: it says so on every page and
+    in /healthz, and picks the champion up as soon as the pipeline registers one.
     """
     settings = settings or current_settings()
     config = config or AppConfig()
-    if config.threads is not None:
-        import torch  # loaded with any model anyway (skops imports it)
+    telemetry = Telemetry()
+    if holder is not None and config.threads is not None:
+        import torch  # a registry holder sets this itself, off the start-up path
 
         torch.set_num_threads(config.threads)
-    telemetry = Telemetry()
     if holder is None:
         holder = registry_holder(
             settings,
@@ -287,7 +296,7 @@ def create_app(
             encoder_runtime=config.encoder_runtime,
             threads=config.threads,
         )
-    holder.start()
+    holder.start(wait=wait_for_model)
     workdir = Path(tempfile.mkdtemp(prefix="sentiment-app-"))
     context = AppContext(
         settings=settings,
@@ -318,7 +327,9 @@ def create_app(
             prediction = await run_in_threadpool(holder.predict, texts)
         except NoModelError as error:
             telemetry.observe_error("api", "no_model")
-            return JSONResponse({"error": str(error)}, status_code=503)
+            # While a model loads, tell clients when to come back instead of giving up.
+            headers = {"Retry-After": "5"} if isinstance(error, ModelLoadingError) else None
+            return JSONResponse({"error": str(error)}, status_code=503, headers=headers)
         telemetry.observe_prediction(
             "api",
             prediction.version,
@@ -342,8 +353,10 @@ def create_app(
         status = holder.status()
         served = status.served
         body = {
-            "status": "ok" if served else "no_model",
+            "status": "ok" if served else "loading" if status.pending else "no_model",
             "model_version": served.version if served else None,
+            # The version being loaded (the first one, or the next champion), else null.
+            "loading_version": status.loading.version if status.loading else None,
             "family": served.family if served else None,
             "trained_through": served.trained_through if served else None,
             "runtime": status.runtime,

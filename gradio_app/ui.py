@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,9 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+from matplotlib import dates as mdates
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from gradio_app import history
 from gradio_app.config import AppConfig
@@ -36,6 +39,16 @@ log = logging.getLogger(__name__)
 BATCH_CHUNK = 256
 PREVIEW_ROWS = 20
 OUTPUT_MAX_AGE_SECONDS = 15 * 60
+# How often an open page re-reads the status line while a model loads.
+STATUS_POLL_SECONDS = 2.0
+# Most month labels on a drift panel's x axis; beyond that every n-th month is labelled.
+MAX_MONTH_LABELS = 12
+# P(positive) and latency as the page shows them: the hidden Numbers' precision, and empty
+# (not "0") for a missing value.
+SHOW_NUMBERS_JS = """(score, latency) => [
+    score == null ? "" : Number(score).toFixed(4),
+    latency == null ? "" : Number(latency).toFixed(2),
+]"""
 
 
 @dataclass
@@ -94,7 +107,19 @@ def _month(day: str) -> str:
 def status_markdown(status: HolderStatus) -> str:
     lines = []
     served = status.served
-    if served is None:
+    loading = status.loading
+    if served is None and loading is not None:
+        lines.append(
+            f"⏳ **Loading model v{loading.version}…** ({loading.family}, trained through "
+            f"{_month(loading.trained_through)}). Predictions start as soon as it is ready; "
+            "this line updates by itself."
+        )
+    elif served is None and status.starting:
+        lines.append(
+            "⏳ **Loading the model…** (looking up the champion in the registry; this line "
+            "updates by itself)."
+        )
+    elif served is None:
         lines.append("**No model is being served yet.**")
     else:
         lines.append(
@@ -102,6 +127,11 @@ def status_markdown(status: HolderStatus) -> str:
             f"{_month(served.trained_through)}), loaded {_when(status.loaded_at)} "
             f"in {status.load_seconds:.1f} s."
         )
+        if loading is not None:
+            lines.append(
+                f"Loading version {loading.version} in the background; version "
+                f"{served.version} answers until it is ready."
+            )
     if status.failure is not None:
         keep = f" Still serving version {served.version}." if served else ""
         lines.append(f"⚠️ {status.failure.message}.{keep}")
@@ -229,10 +259,20 @@ def score_file(ctx: AppContext, upload: str | None) -> tuple[str, str, pd.DataFr
 
 
 def drift_figure(drift: pd.DataFrame) -> Figure | None:
-    """Small multiples: one panel per statistic, its value per month against its threshold."""
+    """Small multiples: one panel per statistic, its value per month against its threshold.
+
+    Every panel's x axis is labelled with months (YYYY-MM), at most MAX_MONTH_LABELS of them.
+    """
     if drift.empty:
         return None
     statistics = sorted(drift["statistic"].unique())
+    # Month starts (the pipeline's monthly partitions), whatever day a report was filed under.
+    months = pd.to_datetime(drift["month"]).dt.to_period("M").dt.to_timestamp()
+    # Half a month either side: a single month still gets its tick, the end points their room.
+    limits = (months.min() - pd.Timedelta(days=15), months.max() + pd.Timedelta(days=15))
+    # Every month from the first on, or every n-th one when there are more than fit.
+    every = pd.date_range(months.min(), months.max(), freq="MS")
+    ticks = list(every[:: max(1, math.ceil(len(every) / MAX_MONTH_LABELS))])
     figure = Figure(figsize=(9, 1.9 * len(statistics) + 0.4), layout="constrained")
     axes = figure.subplots(len(statistics), 1, sharex=True, squeeze=False)[:, 0]
     for axis, statistic in zip(axes, statistics, strict=True):
@@ -244,6 +284,13 @@ def drift_figure(drift: pd.DataFrame) -> Figure | None:
         kind = rows["kind"].dropna().iloc[0] if rows["kind"].notna().any() else ""
         axis.set_title(f"{statistic} ({kind})" if kind else statistic, fontsize=10, loc="left")
         axis.grid(alpha=0.3)
+        # Matplotlib's automatic date ticks fall on weeks ("2024-02-08") between monthly points,
+        # and sharex leaves the upper panels without labels: one tick per month, on every panel.
+        axis.set_xlim(*limits)
+        axis.set_xticks(ticks)
+        axis.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+        axis.xaxis.set_minor_locator(NullLocator())
+        axis.tick_params(axis="x", labelbottom=True, labelsize=8)
     axes[0].legend(loc="upper left", fontsize=8, ncols=3)
     return figure
 
@@ -297,8 +344,17 @@ def read_history(ctx: AppContext) -> tuple:
 
 
 def check_now(ctx: AppContext) -> str:
-    ctx.holder.refresh(force=True)
+    # Not blocking: while the poller loads a model (tens of seconds) the click answers at
+    # once with "loading model vN…" instead of hanging until the load is over.
+    ctx.holder.refresh(force=True, blocking=False)
     return status_markdown(ctx.holder.status())
+
+
+def poll_status(ctx: AppContext) -> tuple[str, gr.Timer]:
+    """The status line, and the timer that re-reads it kept running only while a model is
+    on its way: the page then shows "Serving ..." without a reload, and stops polling."""
+    status = ctx.holder.status()
+    return status_markdown(status), gr.Timer(active=status.pending)
 
 
 def build_blocks(ctx: AppContext) -> gr.Blocks:
@@ -310,6 +366,8 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
         with gr.Row():
             status = gr.Markdown(elem_id="model-status")
             check = gr.Button("Check the registry now", size="sm", scale=0)
+        # Re-reads the status line while a model loads; poll_status switches it on and off.
+        status_timer = gr.Timer(STATUS_POLL_SECONDS, active=False)
         last = gr.State(None)
         with gr.Tab("Predict"):
             text = gr.Textbox(
@@ -323,10 +381,19 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
             with gr.Row():
                 label = gr.Label(label="Sentiment", num_top_classes=2, elem_id="prediction-label")
                 with gr.Column():
-                    score = gr.Number(label="P(positive)", precision=4, elem_id="prediction-score")
+                    # gr.Number shows an empty value as "0", which reads as a prediction. The
+                    # numbers the API returns live in hidden Numbers; the page shows them in
+                    # read-only text boxes that stay empty until the first prediction.
+                    score = gr.Number(precision=4, visible="hidden", elem_id="prediction-p")
+                    latency = gr.Number(precision=2, visible="hidden", elem_id="prediction-ms")
+                    score_shown = gr.Textbox(
+                        label="P(positive)", interactive=False, elem_id="prediction-score"
+                    )
                     version = gr.Textbox(label="Model version", elem_id="prediction-version")
                     trained = gr.Textbox(label="Trained through (month)")
-                    latency = gr.Number(label="Model latency (ms)", precision=2)
+                    latency_shown = gr.Textbox(
+                        label="Model latency (ms)", interactive=False, elem_id="prediction-latency"
+                    )
             with gr.Accordion("Wrong answer? Correct it", open=False):
                 corrected = gr.Radio(["negative", "positive"], label="The right label")
                 feedback_button = gr.Button("Mark the last prediction wrong")
@@ -374,12 +441,20 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
 
         prediction_outputs = [label, score, version, trained, latency, last, status]
         predict_fn = _guard(ctx, "predict")(functools.partial(predict_one, ctx))
+        # In the browser only (no server round trip): copy the numbers into their text boxes.
+        show_numbers = {
+            "fn": None,
+            "inputs": [score, latency],
+            "outputs": [score_shown, latency_shown],
+            "js": SHOW_NUMBERS_JS,
+            "api_visibility": "private",
+        }
         predict_button.click(
             predict_fn, text, prediction_outputs, api_name="predict", concurrency_limit=4
-        )
+        ).success(**show_numbers)
         text.submit(
             predict_fn, text, prediction_outputs, api_visibility="private", concurrency_limit=4
-        )
+        ).success(**show_numbers)
         feedback_button.click(
             _guard(ctx, "feedback")(functools.partial(give_feedback, ctx)),
             [last, corrected],
@@ -405,8 +480,14 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
         history_fn = functools.partial(read_history, ctx)
         refresh.click(history_fn, None, history_outputs, api_name="history")
         check.click(functools.partial(check_now, ctx), None, status, api_name="check_registry")
-        blocks.load(
-            lambda: status_markdown(ctx.holder.status()), None, status, api_visibility="private"
+        poll_fn = functools.partial(poll_status, ctx)
+        blocks.load(poll_fn, None, [status, status_timer], api_visibility="private")
+        status_timer.tick(
+            poll_fn,
+            None,
+            [status, status_timer],
+            api_visibility="private",
+            show_progress="hidden",
         )
         blocks.load(history_fn, None, history_outputs, api_visibility="private")
     return blocks

@@ -167,6 +167,19 @@ def command_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_serve(args: argparse.Namespace) -> int:
+    """The Dagster UI (webserver + daemon), the MLflow UI and the app until Ctrl-C."""
+    import time
+
+    started = time.monotonic()  # the times printed count from here, setup included
+    from sentiment_assets.build import prepare_environment
+    from sentiment_assets.serve import serve
+
+    settings = prepare_environment()
+    log_dir = Path(args.log_dir) if args.log_dir else None
+    return serve(settings, args.host, args.dagster_port, args.app_port, log_dir, started)
+
+
 def command_sql(args: argparse.Namespace) -> int:
     """Query the metric history from the published snapshot, never the live warehouse: the
     pipeline holds that file read-write and DuckDB would refuse (or block) a second process."""
@@ -255,6 +268,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     prepare = commands.add_parser("prepare", help="create SENTIMENT_HOME and DAGSTER_HOME")
     prepare.set_defaults(handler=command_prepare)
+
+    serve = commands.add_parser(
+        "serve",
+        help="the Dagster UI and daemon, the MLflow UI (on MLFLOW_UI_URL's port) and the app; "
+        "each URL is printed once it answers, Ctrl-C stops all",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--dagster-port", type=int, default=3000)
+    serve.add_argument("--app-port", type=int, default=7860)
+    serve.add_argument("--log-dir", help="write each service's output to DIR/<service>.log")
+    serve.set_defaults(handler=command_serve)
 
     sql = commands.add_parser(
         "sql", help="query metrics.* from the published snapshot (safe while the pipeline runs)"

@@ -147,6 +147,9 @@ def retrains_requested(settings, instance, cursor: str | None) -> tuple[list, st
     )
     if isinstance(result, dg.SkipReason):
         return [], cursor
+    # What the daemon does with a tick's asset events: the sensor's retrain decisions.
+    for event in result.asset_events or []:
+        instance.report_runless_asset_event(event)
     return list(result.run_requests or []), result.cursor
 
 

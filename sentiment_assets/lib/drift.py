@@ -880,6 +880,33 @@ def combine(results: Sequence[StatResult]) -> StatResult:
     )
 
 
+def summary(results: Sequence[StatResult]) -> str:
+    """The report in one line for people, so a red check reads as a finding, not a failure.
+
+    "drift: 4 of 8 statistics beyond threshold (label_prior, prediction_ks, ...; warn:
+    vocabulary_oov)". The verdict is the combined one (recomputed if ``results`` lacks it);
+    warn statistics are listed apart because they cannot make a month drifted on their own,
+    and statistics that could not run are counted with their reasons, never as "no drift".
+    """
+    combined = next((r for r in results if r.statistic == COMBINED), None) or combine(results)
+    checked = [r for r in results if r.statistic != COMBINED]
+    beyond_error = [r.statistic for r in checked if r.drifted and r.severity == "error"]
+    beyond_warn = [r.statistic for r in checked if r.drifted and r.severity == "warn"]
+    verdict = {True: "drift", False: "no drift", None: "not judged"}[combined.drifted]
+    line = (
+        f"{verdict}: {len(beyond_error) + len(beyond_warn)} of {len(checked)} statistics "
+        "beyond threshold"
+    )
+    if beyond_error or beyond_warn:
+        warn = f"warn: {', '.join(beyond_warn)}" if beyond_warn else ""
+        line += f" ({'; '.join(part for part in (', '.join(beyond_error), warn) if part)})"
+    unjudged = Counter(str(r.detail.get("reason", "")) for r in checked if r.drifted is None)
+    if unjudged:
+        reasons = ", ".join(sorted(reason for reason in unjudged if reason))
+        line += f"; {sum(unjudged.values())} not judged" + (f" ({reasons})" if reasons else "")
+    return line
+
+
 def drift_report(
     reference: DriftSample,
     current: DriftSample,
@@ -918,6 +945,7 @@ __all__ = [
     "predicted_positive_rate",
     "prediction_ks",
     "prediction_psi",
+    "summary",
     "tokenize",
     "vocabulary_drift",
 ]

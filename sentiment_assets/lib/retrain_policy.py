@@ -85,3 +85,14 @@ def plan_retrains(
         requests.append(event)
         requested_at[event.partition] = now
     return Plan(requests, skipped, SensorCursor(after, requested_at))
+
+
+def decisions(plan: Plan) -> list[tuple[DriftEvent, str]]:
+    """The plan's verdict on each drifted event, in words, in storage-id order.
+
+    Undrifted events are left out: their drift report already says "no drift", and one
+    decision per drift report would bury the few that matter.
+    """
+    said = [(event, f"requested (run_key {run_key(event)})") for event in plan.requests]
+    said += [(event, f"not requested: {reason}") for event, reason in plan.skipped if event.drifted]
+    return sorted(said, key=lambda pair: pair[0].storage_id)

@@ -27,10 +27,17 @@ class Running:
 
 @contextmanager
 def running_app(
-    settings: Settings, config: AppConfig, holder: ModelHolder | None = None
+    settings: Settings,
+    config: AppConfig,
+    holder: ModelHolder | None = None,
+    wait_for_model: bool = True,
 ) -> Iterator[Running]:
     # torch's thread count is process-wide: leave it alone for the tests that run after us.
-    app = create_app(settings, replace(config, threads=None), holder=holder)
+    # Most tests start with a request, so by default the champion is loaded before serving;
+    # wait_for_model=False starts the way `python -m gradio_app` does (loading meanwhile).
+    app = create_app(
+        settings, replace(config, threads=None), holder=holder, wait_for_model=wait_for_model
+    )
     server = BackgroundServer(app.asgi).start()
     try:
         yield Running(app, server)

@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -15,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.build import build_months, only_the_gate_failed, prepare_environment
 from sentiment_assets.definitions import defs
+from sentiment_assets.defs.models.training import SHORT_FAMILY
 from sentiment_assets.lib import registry, synthetic
 from sentiment_assets.lib.cache_pruning import versions_to_keep
 from sentiment_assets.lib.promotion import PromotionRecord, previous_champion
@@ -79,6 +81,37 @@ def test_the_drift_month_is_flagged_and_the_others_are_not(built):
     # 200-row floor on the scored side, so only what can be judged is asserted.
     assert date(2024, 1, 1) not in verdicts
     assert verdicts.get(date(2024, 2, 1)) in (False, None)
+
+
+def test_metadata_reads_and_plots(built):
+    """sentiment_model: one table of the families plus short float keys (Dagster plots floats
+    across partitions); drift_report: a one-line summary and the new keywords as a table."""
+    _, results, _ = built
+    for key, result in results.items():
+        model = materialization_metadata(result, "sentiment_model")
+        assert not [k for k in model if "/" in k], "no long per-family keys"
+        table = model["families"]
+        assert [r.data["family"] for r in table.records] == list(FAMILIES)
+        f1s = []
+        for record in table.records:
+            short = SHORT_FAMILY[record.data["family"]]
+            assert isinstance(model[f"val_f1_{short}"], float)
+            assert model[f"val_f1_{short}"] == record.data["val_macro_f1"]
+            assert model[f"version_{short}"] == record.data["version"]
+            assert model[f"mlflow_run_{short}"].startswith("http")
+            f1s.append(model[f"val_f1_{short}"])
+        assert model["best_val_f1"] == max(f1s)
+        drift_meta = materialization_metadata(result, "drift_report")
+        if "note" in drift_meta:  # no champion yet (the first month), or inside its window
+            assert key != MONTHS[0] or drift_meta["note"] == "no champion yet"
+            assert drift_meta["summary"] == f"not judged: {drift_meta['note']}"
+            continue
+        assert re.match(
+            r"(drift|no drift|not judged): \d of 8 statistics beyond threshold",
+            drift_meta["summary"],
+        ), drift_meta["summary"]
+        keywords = drift_meta["new_keywords"]
+        assert [c.name for c in keywords.schema.columns][:2] == ["keyword", "tweets_current"]
 
 
 def test_rows_are_conserved_per_month(built):

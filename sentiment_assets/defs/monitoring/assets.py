@@ -52,7 +52,11 @@ class DriftConfig(dg.Config):
         return drift.DriftThresholds(**{name: getattr(self, name) for name in names})
 
 
-def _check_results(results: list[drift.StatResult], note: str | None = None):
+def _check_results(
+    results: list[drift.StatResult], note: str | None = None, summary: str | None = None
+):
+    """One check per statistic; each carries the report's summary, because a red check is
+    what people open first and must read as a finding, not as a broken pipeline."""
     by_name = {r.statistic: r for r in results}
     for check_name, statistic in zip(DRIFT_CHECKS, drift.STATISTICS, strict=True):
         result = by_name.get(statistic)
@@ -73,6 +77,7 @@ def _check_results(results: list[drift.StatResult], note: str | None = None):
                 "p_value": float(result.p_value) if result.p_value is not None else float("nan"),
                 "verdict": {True: "drift", False: "no drift", None: "not judged"}[result.drifted],
                 "reason": str(result.detail.get("reason", "")),
+                **({"summary": dg.MetadataValue.text(summary)} if summary else {}),
             },
         )
 
@@ -134,6 +139,49 @@ def _report_rows(
     )
 
 
+KEYWORD_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("keyword", "string"),
+        dg.TableColumn("tweets_current", "int", description="tweets of the month using it"),
+        dg.TableColumn("tweets_reference", "int", description="reference tweets using it"),
+        dg.TableColumn("log_odds", "float", description="smoothed log-odds ratio, the rank"),
+        dg.TableColumn("z", "float", description="log-odds over its standard error"),
+    ]
+)
+
+
+def _keyword_table(keywords: list[dict]) -> dg.MetadataValue:
+    """lib/drift.new_keywords' rows as a table (its `token` is the keyword)."""
+    return dg.MetadataValue.table(
+        [
+            dg.TableRecord(
+                {
+                    "keyword": str(k["token"]),
+                    "tweets_current": int(k["tweets_current"]),
+                    "tweets_reference": int(k["tweets_reference"]),
+                    "log_odds": float(k["log_odds"]),
+                    "z": float(k["z"]),
+                }
+            )
+            for k in keywords
+        ],
+        schema=KEYWORD_SCHEMA,
+    )
+
+
+def report_summary(results: list[drift.StatResult]) -> str:
+    """drift.summary plus what happens next: drift_report cannot know drift_sensor's guards,
+    so it points at the sensor's `retrain` observation instead of promising a retrain."""
+    combined = next(r for r in results if r.statistic == drift.COMBINED)
+    if combined.drifted:
+        return (
+            f"{drift.summary(results)}; drift_sensor will request retrain_job for this month "
+            "unless its cooldown or a newer model holds it back (its `retrain` observation on "
+            "this partition says which)"
+        )
+    return f"{drift.summary(results)}; no retrain"
+
+
 @dg.asset(
     partitions_def=monthly_partitions,
     backfill_policy=MONTHLY_BACKFILL,
@@ -157,8 +205,11 @@ def drift_report(
     month = partition_month(context)
     champion = registry.champion(MlflowClient())
     if champion is None:
-        yield dg.MaterializeResult(metadata={"drifted": False, "note": "no champion yet"})
-        yield from _check_results([], note="no champion yet")
+        note = "no champion yet"
+        yield dg.MaterializeResult(
+            metadata={"drifted": False, "note": note, "summary": f"not judged: {note}"}
+        )
+        yield from _check_results([], note=note)
         return
     settings = platform.settings
     text_encoder = encoder.get()
@@ -167,7 +218,12 @@ def drift_report(
     if month in window:
         note = f"{month:%Y-%m} is part of the champion's training window: nothing to compare"
         yield dg.MaterializeResult(
-            metadata={"drifted": False, "note": note, "champion_version": champion.version}
+            metadata={
+                "drifted": False,
+                "note": note,
+                "summary": f"not judged: {note}",
+                "champion_version": champion.version,
+            }
         )
         yield from _check_results([], note=note)
         return
@@ -202,17 +258,20 @@ def drift_report(
 
     combined = results[-1]
     vocabulary = next(r for r in results if r.statistic == drift.VOCABULARY_OOV)
-    summary = rows[["statistic", "value", "threshold", "p_value", "drifted", "severity"]]
-    context.log.info(f"{month:%Y-%m} vs {reference_name}: drifted={combined.drifted}")
+    table = rows[["statistic", "value", "threshold", "p_value", "drifted", "severity"]]
+    summary = report_summary(results)
+    context.log.info(f"{month:%Y-%m} vs {reference_name}: {summary}")
+    # MaterializeResult has no description in Dagster 1.13: the summary is a metadata entry.
     yield dg.MaterializeResult(
         metadata={
+            "summary": dg.MetadataValue.text(summary),
             "drifted": bool(combined.drifted),
             "reference": reference_name,
             "champion_version": champion.version,
             "n_reference": len(reference),
             "n_current": len(current),
-            "statistics": dg.MetadataValue.md(summary.to_markdown(index=False)),
-            "new_keywords": dg.MetadataValue.json(vocabulary.detail.get("new_keywords") or []),
+            "statistics": dg.MetadataValue.md(table.to_markdown(index=False)),
+            "new_keywords": _keyword_table(vocabulary.detail.get("new_keywords") or []),
         }
     )
-    yield from _check_results(results)
+    yield from _check_results(results, summary=summary)

@@ -1,6 +1,7 @@
 """retrain_job and the two sensors that drive the platform on their own.
 
-- drift_sensor: a month whose drift_report says `drifted` gets retrain_job for that month.
+- drift_sensor: a month whose drift_report says `drifted` gets retrain_job for that month;
+  its decision on each drifted report is an observation of that drift_report partition.
 - new_data_sensor: a file dropped into SENTIMENT_HOME/landing gets its months rebuilt.
 
 Both start RUNNING (the daemon evaluates them; toggle them in the UI under Automation).
@@ -16,7 +17,9 @@ from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.lib.landing import file_fingerprint, landing_files, quarantine
 from sentiment_assets.lib.retrain_policy import (
     DriftEvent,
+    Plan,
     SensorCursor,
+    decisions,
     plan_retrains,
     run_key,
 )
@@ -71,7 +74,8 @@ def latest_storage_ids(instance: dg.DagsterInstance, asset: str, partitions: set
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests retrain_job for a month whose new drift_report is drifted "
-    "(run_key holds the drift event's storage id; cooldown and staleness guards).",
+    "(run_key holds the drift event's storage id; cooldown and staleness guards). Its "
+    "decision on each drifted report is a `retrain` observation of that drift_report.",
 )
 def drift_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource):
     settings = platform.settings
@@ -118,7 +122,33 @@ def drift_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource
         )
         for event in plan.requests
     ]
-    return dg.SensorResult(run_requests=requests, cursor=plan.cursor.dump())
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=plan.cursor.dump(),
+        asset_events=decision_observations(plan),
+    )
+
+
+# The observation's metadata key: what people read next to a drifted month's red checks.
+RETRAIN_DECISION = "retrain"
+
+
+def decision_observations(plan: Plan) -> list[dg.AssetObservation]:
+    """drift_report cannot know whether its drift is retrained (cooldown, a newer model), so
+    the sensor says so on the same partition. Returned as the SensorResult's asset_events: the
+    daemon records them when the tick is evaluated, and a failed evaluation records none."""
+    return [
+        dg.AssetObservation(
+            asset_key=DRIFT_REPORT,
+            partition=event.partition,
+            description=f"drift_sensor: retrain {decision}",
+            metadata={
+                RETRAIN_DECISION: decision,
+                "drift_report_storage_id": event.storage_id,
+            },
+        )
+        for event, decision in decisions(plan)
+    ]
 
 
 @dg.sensor(

@@ -1,0 +1,100 @@
+"""The supervisor alone, with stand-in services (seconds, no Dagster): a URL is printed only
+once its service answers, a dying service stops the others, and stopping leaves no process
+behind, not even a grandchild that ignores SIGTERM."""
+
+from __future__ import annotations
+
+import io
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from sentiment_assets.serve import Service, Supervisor, answers, group_members
+
+# A service that answers HTTP only after a delay, and starts a grandchild that ignores SIGTERM.
+SLOW_SERVER = """
+import http.server, signal, subprocess, sys, time
+subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+time.sleep(float(sys.argv[2]))
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler
+    ).serve_forever()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def slow_service(name: str, delay_s: float) -> Service:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-c", SLOW_SERVER, str(port), str(delay_s)]
+    return Service(name, url, argv, lambda: answers(url))
+
+
+def test_urls_are_printed_when_answering_and_stop_leaves_nothing(tmp_path: Path) -> None:
+    out = io.StringIO()
+    services = [slow_service("quick", 0.0), slow_service("slow", 3.0)]
+    supervisor = Supervisor(services, log_dir=tmp_path / "logs", out=out)
+    supervisor.start()
+    try:
+        assert supervisor.wait_until_ready()
+        lines = out.getvalue().splitlines()
+        ready = [line for line in lines if "answered after" in line]
+        # In the order they answered, each after its service really answered.
+        assert [line.split(":")[0] for line in ready] == ["[serve] quick", "[serve] slow"]
+        assert services[1].ready_after_s >= 3.0
+        assert services[0].ready_after_s < services[1].ready_after_s
+        pids = [pid for s in services for pid in group_members(s.process.pid)]
+        assert len(pids) == 4  # two servers, two grandchildren ignoring SIGTERM
+    finally:
+        supervisor.stop(grace_s=2.0)
+    assert not [pid for pid in pids if alive(pid)]
+    assert "killing" in out.getvalue()  # the SIGTERM-deaf grandchildren needed SIGKILL
+
+
+def test_a_dying_service_stops_the_others() -> None:
+    out = io.StringIO()
+    dying = Service("dying", "http://127.0.0.1:9", [sys.executable, "-c", "exit(3)"], lambda: False)
+    services = [slow_service("server", 0.0), dying]
+    supervisor = Supervisor(services, out=out)
+    supervisor.start()
+    try:
+        assert not supervisor.wait_until_ready()
+    finally:
+        supervisor.stop(grace_s=2.0)
+    assert "dying exited (code 3)" in out.getvalue()
+    assert not services[0].running
+
+
+def test_a_stop_request_ends_the_wait() -> None:
+    out = io.StringIO()
+    never = Service(
+        "never",
+        "http://127.0.0.1:9",
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        lambda: False,
+    )
+    supervisor = Supervisor([never], out=out)
+    supervisor.start()
+    threading.Timer(1.0, supervisor.stop_requested.set).start()
+    started = time.monotonic()
+    try:
+        assert not supervisor.wait_until_ready()
+    finally:
+        supervisor.stop(grace_s=2.0)
+    assert time.monotonic() - started < 10
+    assert not never.running

@@ -1,0 +1,76 @@
+"""The drift report's one-line summary and the sensor's decisions in words (both pure)."""
+
+import math
+
+from sentiment_assets.lib import drift
+from sentiment_assets.lib.drift import StatResult, combine
+from sentiment_assets.lib.retrain_policy import DriftEvent, SensorCursor, decisions, plan_retrains
+
+
+def stat(name: str, drifted: bool | None) -> StatResult:
+    """A result with only what the summary reads: name, verdict, severity (and a reason)."""
+    kind = {
+        drift.EMBEDDING_MEAN_DISTANCE: "embedding",
+        drift.EMBEDDING_MMD: "embedding",
+        drift.PREDICTION_KS: "prediction",
+        drift.PREDICTION_PSI: "prediction",
+        drift.PREDICTED_POSITIVE_RATE: "prediction",
+        drift.LABEL_PRIOR: "label",
+        drift.PERFORMANCE_DROP: "performance",
+        drift.VOCABULARY_OOV: "vocabulary",
+    }[name]
+    if drifted is None:
+        reason = {"reason": drift.NOT_ENOUGH_DATA}
+        return StatResult(name, math.nan, math.nan, None, None, reason, kind, drift.SEVERITY[name])
+    p_value = 0.001 if drifted else 0.5
+    detail = {"alpha": 0.01}
+    return StatResult(name, 0.1, 0.05, drifted, p_value, detail, kind, drift.SEVERITY[name])
+
+
+def report(drifted: set[str], unjudged: frozenset[str] = frozenset()) -> list[StatResult]:
+    statistics = [s for s in drift.STATISTICS if s != drift.COMBINED]
+    results = [stat(s, None if s in unjudged else s in drifted) for s in statistics]
+    return [*results, combine(results)]
+
+
+def test_a_drifted_report_names_its_statistics_with_warnings_apart():
+    results = report({drift.LABEL_PRIOR, drift.PREDICTION_KS, drift.VOCABULARY_OOV})
+    assert drift.summary(results) == (
+        "drift: 3 of 8 statistics beyond threshold (prediction_ks, label_prior; "
+        "warn: vocabulary_oov)"
+    )
+
+
+def test_an_undrifted_report_says_so_even_with_a_warning():
+    assert drift.summary(report(set())) == "no drift: 0 of 8 statistics beyond threshold"
+    assert drift.summary(report({drift.PREDICTION_PSI})) == (
+        "no drift: 1 of 8 statistics beyond threshold (warn: prediction_psi)"
+    )
+
+
+def test_statistics_that_could_not_run_are_counted_never_called_no_drift():
+    some = frozenset({drift.LABEL_PRIOR, drift.PERFORMANCE_DROP})
+    assert drift.summary(report(set(), some)) == (
+        "no drift: 0 of 8 statistics beyond threshold; 2 not judged (not enough data)"
+    )
+    every = frozenset(s for s in drift.STATISTICS if s != drift.COMBINED)
+    assert drift.summary(report(set(), every)).startswith("not judged: 0 of 8 statistics")
+
+
+def test_the_summary_computes_the_verdict_when_the_combined_result_is_missing():
+    results = report({drift.EMBEDDING_MMD})[:-1]
+    assert drift.summary(results).startswith("drift: 1 of 8 statistics beyond threshold")
+
+
+def test_decisions_word_each_drifted_event_and_leave_out_undrifted_ones():
+    events = [
+        DriftEvent(1, "2024-02-01", drifted=False, timestamp=0.0),
+        DriftEvent(2, "2024-03-01", drifted=True, timestamp=0.0),
+        DriftEvent(3, "2024-04-01", drifted=True, timestamp=0.0),
+    ]
+    cursor = SensorCursor(requested_at={"2024-04-01": 900.0})
+    plan = plan_retrains(events, cursor, {}, now=1000.0, cooldown_seconds=3600)
+    assert [(e.storage_id, said) for e, said in decisions(plan)] == [
+        (2, "requested (run_key retrain-2024-03-01-drift-2)"),
+        (3, "not requested: cooldown: retrained 100s ago (< 3600s)"),
+    ]
