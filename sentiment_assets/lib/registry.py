@@ -59,7 +59,7 @@ class VersionInfo:
 # MLflow 3 records an experiment's kind in this tag (custom_model_development is what its UI's
 # kind selector writes for machine learning), and a UI that reads it opens the experiment on
 # its training runs instead of the GenAI traces view. MLflow 3.17's UI decides by its own
-# GenAI / machine-learning switch instead: a link carrying `?workflowType=machine_learning`.
+# GenAI / machine-learning switch instead: a link carrying ML_VIEW (below).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
@@ -240,5 +240,11 @@ def download_bundle(info: VersionInfo, cache_dir: Path) -> Path:
     return target
 
 
+# MLflow 3.17's UI opens an experiment in its GenAI view unless the page is asked for the
+# machine-learning one; the choice then sticks in the browser. Checked in headless Chromium:
+# with this parameter the experiment opens on "Runs", without it on GenAI "Overview".
+ML_VIEW = "workflowType=machine_learning"
+
+
 def run_url(ui_base: str, experiment_id: str, run_id: str) -> str:
-    return f"{ui_base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{ui_base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{ML_VIEW}"

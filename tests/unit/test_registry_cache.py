@@ -11,6 +11,7 @@ from sentiment_assets.lib.registry import (
     adopt_bundle,
     cached_bundle_path,
     download_bundle,
+    run_url,
     staging_dir,
     sweep_abandoned,
 )
@@ -89,3 +90,8 @@ def test_staging_left_by_a_killed_process_is_swept_and_live_staging_is_not(tmp_p
     assert not abandoned.exists() and live.exists() and kept.exists()
     with staging_dir(cache, "tfidf_logreg"):
         assert live.exists()  # younger than the cutoff
+
+
+def test_run_links_open_mlflow_on_its_training_view() -> None:
+    url = run_url("http://127.0.0.1:5000/", "1", "abc")
+    assert url == "http://127.0.0.1:5000/#/experiments/1/runs/abc?workflowType=machine_learning"
