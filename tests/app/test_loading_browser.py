@@ -8,21 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from gradio_app.config import AppConfig
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.model_bundle import load_predictor
 from tests.app.conftest import RegistryHome
 from tests.app.server_helpers import running_app
-from tests.app.test_browser import CHROMEDRIVER, CHROMIUM, browser  # noqa: F401 (fixture)
+from tests.app.test_browser import browser  # noqa: F401 (fixture)
 from tests.app.test_loading import TWEET, Gate, gate, gated_registry_holder  # noqa: F401
+from tests.headless import needs_chromium
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="headless browser test needs chromium and chromedriver "
-    "(apt-get install -y chromium chromium-driver)",
-)
+pytestmark = needs_chromium
 SCORE = "#prediction-score textarea, #prediction-score input"
 LATENCY = "#prediction-latency textarea, #prediction-latency input"
 

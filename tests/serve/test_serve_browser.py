@@ -27,11 +27,11 @@ import dagster as dg
 import httpx
 import pytest
 
+from sentiment_assets.lib.processes import process_started_at
 from sentiment_assets.lib.settings import REPO_ROOT
 from tests.conftest import home_paths
+from tests.headless import chromium, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 MONTHS = ("2024-01-01", "2024-02-01")
 PIPELINE_TIMEOUT_S = 1200
 # Three servers starting at once on a loaded 2-core machine: the Dagster UI has taken minutes.
@@ -44,14 +44,7 @@ SQL = (
     "round(macro_f1, 3) AS macro_f1 FROM metrics.model_evaluations ORDER BY ALL"
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None or CHROMEDRIVER is None,
-        reason="headless browser test needs chromium and chromedriver "
-        "(apt-get install -y chromium chromium-driver)",
-    ),
-]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 def free_port() -> int:
@@ -81,11 +74,7 @@ def descendants(root: int) -> set[int]:
 
 def alive(pid: int) -> bool:
     """Running, and not a zombie waiting for a parent that is not ours to reap."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
+    return process_started_at(pid) is not None
 
 
 class Output:
@@ -116,28 +105,8 @@ class Output:
 
 @pytest.fixture
 def browser(tmp_path: Path):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-extensions",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(
-        options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER)
-    )
-    try:
+    with chromium(tmp_path / "chromium-profile", window_size="1400,1000") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")

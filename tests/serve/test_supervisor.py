@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from sentiment_assets.lib.processes import process_started_at
 from sentiment_assets.serve import Service, Supervisor, answers, group_members
 
 # A service that answers HTTP only after a delay, and starts a grandchild that ignores SIGTERM.
@@ -28,14 +29,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def slow_service(name: str, delay_s: float) -> Service:
@@ -62,7 +55,7 @@ def test_urls_are_printed_when_answering_and_stop_leaves_nothing(tmp_path: Path)
         assert len(pids) == 4  # two servers, two grandchildren ignoring SIGTERM
     finally:
         supervisor.stop(grace_s=2.0)
-    assert not [pid for pid in pids if alive(pid)]
+    assert not [pid for pid in pids if process_started_at(pid) is not None]
     assert "killing" in out.getvalue()  # the SIGTERM-deaf grandchildren needed SIGKILL
 
 
