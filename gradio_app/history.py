@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sentiment_assets.lib.evaluation import NEXT_MONTH_EVAL
 from sentiment_assets.lib.publish import HISTORY_TABLES, champion_file, history_dir
 
 # The columns the app reads from each table (a subset of warehouse.py's DDL).
@@ -55,7 +56,6 @@ PROMOTION_COLUMNS = [
     "n_eval",
     "reason",
 ]
-NEXT_MONTH_EVAL = "next_month"
 
 
 @dataclass

@@ -15,6 +15,10 @@ from sentiment_assets.lib.metrics import classification_metrics
 from sentiment_assets.lib.model_bundle import Predictor
 from sentiment_assets.lib.training import in_holdout
 
+# metrics.model_evaluations.eval_set of the forward-chaining rows (trained through M-1, scored
+# on M): what model_evaluation writes and the app's history plots.
+NEXT_MONTH_EVAL = "next_month"
+
 
 def score_version(
     predictor: Predictor,

@@ -145,7 +145,7 @@ def load_month(
         frame = _validate(records, max_text_chars, SYNTHETIC_SOURCE)
         # Generated rows belong to the month they were generated for, dated or not.
         frame["month"] = [month] * len(frame)
-        return _split([_FileRows(SYNTHETIC_SOURCE, frame, records.names, None)], month)
+        return _split([_FileRows(SYNTHETIC_SOURCE, frame, records.names)], month)
     window = _Window.of(earliest, latest)
     return _split(_attributed_frames(source, max_text_chars, window), month)
 
@@ -308,7 +308,14 @@ class _FileRows:
     path: str
     frame: pd.DataFrame
     names: tuple[str, ...]
-    fingerprint: str | None
+
+    def fingerprint(self) -> str | None:
+        """The file's content fingerprint (None for the generator). Asked only when a month is
+        loaded: listing a source's months (at start-up, in the sensor) reads no hashes."""
+        if self.path == SYNTHETIC_SOURCE:
+            return None
+        stat = Path(self.path).stat()
+        return _fingerprint(self.path, stat.st_mtime_ns, stat.st_size)
 
 
 @dataclass(frozen=True)
@@ -412,9 +419,7 @@ def _attributed_frames(source: str, max_text_chars: int, window: _Window) -> lis
                 continue
             frame = frame.copy()
             frame["month"] = frame["month"].where(~unplaced, target)
-        stat = path.stat()
-        fingerprint = _fingerprint(str(path), stat.st_mtime_ns, stat.st_size)
-        out.append(_FileRows(str(path), frame, result.names, fingerprint))
+        out.append(_FileRows(str(path), frame, result.names))
     if problems:
         raise SourceFileError(problems)
     return out
@@ -766,7 +771,7 @@ def _split(parts: list[_FileRows], month: date) -> IngestResult:
             {
                 "month": month,
                 "file": part.path,
-                "fingerprint": part.fingerprint,
+                "fingerprint": part.fingerprint(),
                 "rows": len(mine),
                 "accepted": len(mine) - n_bad,
                 "rejected": n_bad,

@@ -6,8 +6,6 @@ file that cannot be ingested at all fails the run with its name (a landing file 
 to landing/quarantine/ with its reason, so it is not retried forever).
 """
 
-from datetime import date
-
 import dagster as dg
 import pandas as pd
 
@@ -18,7 +16,9 @@ from sentiment_assets.lib.warehouse import replace_month
 from sentiment_assets.lineage import RAW_TWEETS
 from sentiment_assets.partitions import (
     DUCKDB_POOL,
+    FIRST_MONTH,
     MONTHLY_BACKFILL,
+    last_month,
     monthly_partitions,
     partition_month,
 )
@@ -31,15 +31,6 @@ class IngestConfig(dg.Config):
     # Above this share of rejected rows the month still loads, but the check warns: a source
     # whose format silently changed shows up here first.
     max_reject_rate: float = 0.05
-
-
-def plausible_months() -> tuple[date, date]:
-    """The first and last partition: a row dated outside them could never be loaded into any
-    month, so it is a `date_out_of_range` reject instead of being counted nowhere."""
-    return (
-        date.fromisoformat(monthly_partitions.get_first_partition_key()),
-        date.fromisoformat(monthly_partitions.get_last_partition_key()),
-    )
 
 
 @dg.asset(
@@ -62,7 +53,9 @@ def raw_tweets(
 ) -> dg.MaterializeResult:
     month = partition_month(context)
     settings = platform.settings
-    earliest, latest = plausible_months()
+    # A row dated outside the partitions could never be loaded into any month: it is a
+    # `date_out_of_range` reject instead of being counted nowhere.
+    earliest, latest = FIRST_MONTH, last_month()
 
     def load(source: str) -> IngestResult:
         return load_month(

@@ -8,7 +8,7 @@ from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.embedding_store import load_tweets
-from sentiment_assets.lib.evaluation import score_version
+from sentiment_assets.lib.evaluation import NEXT_MONTH_EVAL, score_version
 from sentiment_assets.lib.months import previous_month
 from sentiment_assets.lib.publish import publish_history
 from sentiment_assets.lib.serving import load_version
@@ -25,7 +25,6 @@ from sentiment_assets.partitions import (
 PREVIOUS_MONTH_MAPPING = dg.TimeWindowPartitionMapping(
     start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
 )
-NEXT_MONTH_EVAL = "next_month"
 
 
 @dg.asset(
