@@ -50,3 +50,16 @@ ranked as (
     where text <> ''
 )
 {%- endmacro %}
+
+
+{#- The columns (and types) tweets_clean and tweets_dropped share: one contract, one list. -#}
+{% macro clean_tweet_columns() -%}
+    cast(tweet_id as varchar) as tweet_id,
+    cast(created_at as timestamp) as created_at,
+    cast(month as date) as month,
+    cast(text as varchar) as text,
+    cast(text_hash as varchar) as text_hash,
+    cast(label as integer) as label,
+    cast(user_name as varchar) as user_name,
+    cast(source as varchar) as source
+{%- endmacro %}

@@ -180,21 +180,25 @@ def test_build_of_first_window_passes_with_tests(chain: Chain) -> None:
     assert _ids_by_month(chain.after_april) == {date(2009, 4, 1): EXPECTED_APRIL}
 
 
+# tweets_clean's contract; tweets_dropped carries the same columns, then its own.
+CLEAN_COLUMNS = [
+    ("tweet_id", "VARCHAR"),
+    ("created_at", "TIMESTAMP"),
+    ("month", "DATE"),
+    ("text", "VARCHAR"),
+    ("text_hash", "VARCHAR"),
+    ("label", "INTEGER"),
+    ("user_name", "VARCHAR"),
+    ("source", "VARCHAR"),
+]
+
+
 def test_clean_table_columns_are_exactly_the_contract(chain: Chain) -> None:
     columns = chain.warehouse.query(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = 'clean' AND table_name = 'tweets_clean' ORDER BY ordinal_position"
     )
-    assert columns == [
-        ("tweet_id", "VARCHAR"),
-        ("created_at", "TIMESTAMP"),
-        ("month", "DATE"),
-        ("text", "VARCHAR"),
-        ("text_hash", "VARCHAR"),
-        ("label", "INTEGER"),
-        ("user_name", "VARCHAR"),
-        ("source", "VARCHAR"),
-    ]
+    assert columns == CLEAN_COLUMNS
 
 
 def test_schemas_are_not_prefixed(chain: Chain) -> None:
@@ -294,18 +298,7 @@ def test_dropped_table_columns(chain: Chain) -> None:
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = 'clean' AND table_name = 'tweets_dropped' ORDER BY ordinal_position"
     )
-    assert columns == [
-        ("tweet_id", "VARCHAR"),
-        ("created_at", "TIMESTAMP"),
-        ("month", "DATE"),
-        ("text", "VARCHAR"),
-        ("text_hash", "VARCHAR"),
-        ("label", "INTEGER"),
-        ("user_name", "VARCHAR"),
-        ("source", "VARCHAR"),
-        ("source_row", "BIGINT"),
-        ("reason", "VARCHAR"),
-    ]
+    assert columns == [*CLEAN_COLUMNS, ("source_row", "BIGINT"), ("reason", "VARCHAR")]
 
 
 def test_month_emptied_upstream_is_emptied_by_its_window(chain: Chain, tmp_path: Path) -> None:

@@ -15,14 +15,7 @@
 {{ tweet_copies_ctes() }}
 
 select
-    cast(tweet_id as varchar) as tweet_id,
-    cast(created_at as timestamp) as created_at,
-    cast(month as date) as month,
-    cast(text as varchar) as text,
-    cast(text_hash as varchar) as text_hash,
-    cast(label as integer) as label,
-    cast(user_name as varchar) as user_name,
-    cast(source as varchar) as source
+    {{ clean_tweet_columns() }}
 from ranked
 where copy_rank = 1
   and {{ month_window_predicate('month') }}

@@ -3,24 +3,14 @@
     between stg_tweets and the clean layer, or recorded twice, fails this. -#}
 {% test every_staged_row_accounted_for(model, staging_model, kept_model) %}
 with
-staged as (
+{%- for name, relation in [('staged', staging_model), ('kept', kept_model), ('dropped', model)] %}
+{{ name }} as (
     select month, source, count(*) as n
-    from {{ staging_model }}
+    from {{ relation }}
     where {{ month_window_predicate('month') }}
     group by month, source
 ),
-kept as (
-    select month, source, count(*) as n
-    from {{ kept_model }}
-    where {{ month_window_predicate('month') }}
-    group by month, source
-),
-dropped as (
-    select month, source, count(*) as n
-    from {{ model }}
-    where {{ month_window_predicate('month') }}
-    group by month, source
-),
+{%- endfor %}
 keys as (
     select month, source from staged
     union
