@@ -70,6 +70,7 @@ MONTH = date(2024, 1, 1)
 BATCH_CHUNK = 256
 TARGET_P50_MS = 10.0
 HF_PEER = "hf_pipeline"
+TORCH_FP32 = f"{EMBEDDING_LOGREG}+torch_fp32"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -112,7 +113,11 @@ def register(settings: Settings, bundle: Path, card: ModelCard) -> registry.Vers
 def build_models(
     settings: Settings, frame: pd.DataFrame, args: argparse.Namespace
 ) -> dict[str, registry.VersionInfo]:
+    """One version per family, the embedding one on the vectors the pipeline computes
+    (`pipeline_encoder`: on the CPU the gated int8 graph, else fp32), plus TORCH_FP32: the
+    embedding family on torch fp32 vectors, served by torch, the path before ONNX."""
     from sentiment_assets.lib.encoder import TextEncoder
+    from sentiment_assets.lib.onnx_serving import pipeline_encoder
     from sentiment_assets.lib.training import FinetuneParams
 
     texts = frame["text"].tolist()
@@ -121,17 +126,24 @@ def build_models(
     holdout = holdout_mask(ids, 0.1)
     params = LogRegParams(seed=args.seed)
     encoder = TextEncoder(device=args.device)
+    pipeline = pipeline_encoder(
+        encoder.name, args.device, settings.encoder_precision, settings.onnx_cache_dir
+    )
     versions = {}
-    for family in FAMILIES:
+    for family in (*FAMILIES, TORCH_FP32):
         started = time.perf_counter()
         encoder_fields: dict[str, Any] = {}
         if family == TFIDF_LOGREG:
             fit = fit_tfidf_logreg(texts, labels, holdout, params)
             card_params = params.as_dict()
-        elif family == EMBEDDING_LOGREG:
-            fit = fit_embedding_logreg(encoder.encode(texts), labels, holdout, params)
+        elif family in (EMBEDDING_LOGREG, TORCH_FP32):
+            vectors_from = pipeline if family == EMBEDDING_LOGREG else encoder
+            fit = fit_embedding_logreg(vectors_from.encode(texts), labels, holdout, params)
             card_params = params.as_dict()
-            encoder_fields = {"encoder": encoder.name, "encoder_fingerprint": encoder.fingerprint}
+            encoder_fields = {
+                "encoder": vectors_from.name,
+                "encoder_fingerprint": vectors_from.fingerprint,
+            }
         else:
             finetune = FinetuneParams(
                 max_steps=args.finetune_steps,
@@ -147,7 +159,7 @@ def build_models(
             card_params = {k: v for k, v in finetune.__dict__.items() if v is not None}
             encoder_fields = {"encoder": encoder.name}
         card = ModelCard(
-            family=family,
+            family=EMBEDDING_LOGREG if family == TORCH_FP32 else family,
             trained_through=MONTH.isoformat(),
             window_start=MONTH.isoformat(),
             params=card_params,
@@ -350,7 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     holders = {}
     for family, info in versions.items():
         registry.set_champion(client, info.version)
-        holders[family] = registry_holder(settings, reload_seconds=3600)
+        runtime = "torch" if family == TORCH_FP32 else "auto"
+        holders[family] = registry_holder(settings, reload_seconds=3600, encoder_runtime=runtime)
         assert holders[family].refresh(), holders[family].status().failure
         report["function"][family] = {
             "version": info.version,
@@ -358,26 +371,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "threads": {},
         }
 
-    # The app serves the embedding family's encoder on ONNX Runtime on the CPU (`auto`); the
-    # same version with the torch encoder is measured next to it, checked for agreement.
-    torch_key = f"{EMBEDDING_LOGREG}+torch_encoder"
-    if args.device == "cpu":
-        registry.set_champion(client, versions[EMBEDDING_LOGREG].version)
-        holders[torch_key] = registry_holder(settings, reload_seconds=3600, encoder_runtime="torch")
-        assert holders[torch_key].refresh(), holders[torch_key].status().failure
-        served = np.array(holders[EMBEDDING_LOGREG].predict(batch).scores)
-        on_torch = np.array(holders[torch_key].predict(batch).scores)
-        report["function"][torch_key] = {
-            "version": versions[EMBEDDING_LOGREG].version,
-            "load_seconds": round(holders[torch_key].status().load_seconds, 3),
-            "threads": {},
-        }
-        report["function"][EMBEDDING_LOGREG]["vs_torch_encoder"] = {
-            "max_abs_probability_difference": float(np.abs(served - on_torch).max()),
-            "label_agreement": float(((served >= 0.5) == (on_torch >= 0.5)).mean()),
-        }
+    # The app serves the embedding family with the graph its card names (on the CPU: the
+    # gated int8 ONNX graph); the same family trained and served on torch fp32, the path
+    # before ONNX, is measured next to it and checked for agreement.
+    served = np.array(holders[EMBEDDING_LOGREG].predict(batch).scores)
+    on_torch = np.array(holders[TORCH_FP32].predict(batch).scores)
+    report["function"][EMBEDDING_LOGREG]["vs_torch_fp32"] = {
+        "max_abs_probability_difference": float(np.abs(served - on_torch).max()),
+        "label_agreement": float(((served >= 0.5) == (on_torch >= 0.5)).mean()),
+    }
     for key, holder in holders.items():
         report["function"][key]["runtime"] = holder.status().runtime
+        scorer = holder.current().scorer
+        encoder = getattr(scorer, "_encoder", None)
+        report["function"][key]["encoder"] = getattr(encoder, "fingerprint", None)
 
     # The HF peer: the fine-tuned bundle loaded a second time (it must not share the served
     # model's lock), wrapped into a text-classification pipeline.
@@ -407,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for threads in args.threads:
         torch.set_num_threads(threads)
         key = str(threads)
-        for family in FAMILIES:
+        for family in (*FAMILIES, TORCH_FP32):
             if holders[family].status().runtime == "onnxruntime":
                 # An ONNX Runtime session takes its thread count when it is created.
                 registry.set_champion(client, versions[family].version)
@@ -450,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         }
         print_row("hf pipe", FINETUNED_TRANSFORMER, hf_single, hf_batch)
-        for variant in (EMBEDDING_LOGREG, torch_key):
+        for variant in (EMBEDDING_LOGREG, TORCH_FP32):
             if variant in report["function"]:
                 p50 = report["function"][variant]["threads"][key]["single"]["p50_ms"]
                 report["target"]["threads"].setdefault(key, {})[variant] = {
@@ -458,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "met": p50 < TARGET_P50_MS,
                 }
 
+    report["cli_predict"] = bench_cli_predict(settings, versions[EMBEDDING_LOGREG], batch, args)
     if not args.skip_http:
         http = bench_http(settings, versions[EMBEDDING_LOGREG], singles, batch, args)
         # Ratios against the function measured with the thread count the app used.
@@ -482,6 +490,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(text)
     return 0
+
+
+def bench_cli_predict(
+    settings: Settings, info: registry.VersionInfo, batch: list[str], args: argparse.Namespace
+) -> dict:
+    """`sentiment predict` with the embedding champion: its scoring loop in this process
+    (load_champion + predict_proba in the CLI's 512-text batches, all cores), and the whole
+    command in a fresh process on a CSV of the batch (start-up and model load included)."""
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    from sentiment_assets.lib.serving import load_champion, serving_runtime
+
+    registry.set_champion(MlflowClient(settings.mlflow_tracking_uri), info.version)
+    champion = load_champion(settings, serving_runtime(settings))
+    cli_batch = 512
+
+    def score(texts: list[str]) -> None:
+        for start in range(0, len(texts), cli_batch):
+            champion.predictor.predict_proba(texts[start : start + cli_batch])
+
+    in_process = throughput(score, batch, args.repeats)
+    source = Path(tempfile.mkdtemp(prefix="bench-cli-")) / "batch.csv"
+    pd.DataFrame({"text": batch}).to_csv(source, index=False)
+    command = [sys.executable, "-m", "sentiment_assets.cli", "predict", str(source)]
+    command += ["--out", str(source.with_name("scored.csv"))]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env={**os.environ, **settings.environment()})
+    whole = time.perf_counter() - started
+    print(
+        f"cli       {EMBEDDING_LOGREG:31s} scoring {in_process['tweets_per_s']:9.1f} tweets/s"
+        f"  whole command {whole:.1f} s for {len(batch)} tweets",
+        flush=True,
+    )
+    return {
+        "what": "sentiment predict: load_champion + predict_proba in 512-text batches "
+        "(in process), and the command in a fresh process",
+        "version": info.version,
+        "runtime": champion.predictor.runtime,
+        "scoring": in_process,
+        "whole_command_seconds": round(whole, 2),
+        "whole_command_tweets": len(batch),
+    }
 
 
 def bench_http(

@@ -13,6 +13,9 @@ import pytest
 from sentiment_assets.lib.settings import load_settings
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="sentiment-tests-"))
+# One ONNX graph cache for every home of the session: the encoder is exported, quantised and
+# gated (~20 s together) once per session, not once per test that builds a pipeline.
+SESSION_ONNX_CACHE = SESSION_HOME / "onnx-cache-shared"
 
 PATH_VARIABLES = ("SENTIMENT_HOME", "DUCKDB_PATH", "DAGSTER_HOME", "MLFLOW_TRACKING_URI")
 
@@ -32,8 +35,10 @@ os.environ.update(
         "SENTIMENT_SYNTHETIC_DRIFT_MONTH": "2",
         # `make test` exports the demo's paths; tests must never touch them.
         **home_paths(SESSION_HOME),
+        "SENTIMENT_ONNX_CACHE": str(SESSION_ONNX_CACHE),
     }
 )
+os.environ.pop("SENTIMENT_ENCODER_PRECISION", None)
 os.environ.pop("SENTIMENT_MONTHS", None)
 
 
@@ -46,13 +51,14 @@ def use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding the default encoder's verified ONNX export, made once per session.
+def onnx_cache() -> Path:
+    """The session's ONNX cache (SENTIMENT_ONNX_CACHE) holding the default encoder's verified
+    fp32 and gated int8 graphs, made once per session (or found made by the pipeline).
 
-    Exporting takes seconds; tests that need a cache of their own copy this one.
+    Exporting and gating take ~20 s; tests that change a cache copy this one first.
     """
-    from sentiment_assets.lib.onnx_serving import OnnxTextEncoder
+    from sentiment_assets.lib.onnx_serving import pipeline_encoder
 
-    cache = tmp_path_factory.mktemp("onnx-cache")
-    OnnxTextEncoder(cache_dir=cache)
-    return cache
+    # "auto": an int8 graph that fails the gate on this machine leaves the fp32 one in use.
+    pipeline_encoder("all-MiniLM-L6-v2", "cpu", "auto", SESSION_ONNX_CACHE)
+    return SESSION_ONNX_CACHE

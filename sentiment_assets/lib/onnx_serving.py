@@ -9,15 +9,23 @@ file and open a session.
 
 Two graphs are served this way: the sentence encoder (pooling and normalisation included)
 for the embedding family, and a fine-tuned classifier (its probability of positive). Both
-match torch to ~1e-6 (an export worse than `PARITY_TOLERANCE` is refused), so an ONNX
-encoder reports the torch encoder's fingerprint and serves models trained on torch
-embeddings. Training and the embedding asset keep torch, which also covers CUDA.
+match torch to ~1e-6 (an export worse than `PARITY_TOLERANCE` is refused), so an fp32 ONNX
+encoder serves models trained on torch fp32 embeddings and the other way round.
+
+The sentence encoder also has an int8 graph: the fp32 one with its weight matrices
+dynamically quantised per output channel, roughly twice as fast on the CPU. It is measured
+once, when it is made, against the fp32 graph on the quality gate's probe set
+(lib/encoder_precision); the measurements live in its manifest, and a graph below the gate is
+never used. The pipeline (`pipeline_encoder`: tweet_embeddings, hence training) runs the same
+graphs as serving, and the fingerprint names the graph, so a model is served by the graph
+its training vectors came from (`ServingRuntime.encoder`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 import threading
 import warnings
@@ -35,6 +43,24 @@ from sentiment_assets.lib.encoder import (
     load_encoder_model,
     pick_device,
     pool_embeddings,
+)
+from sentiment_assets.lib.encoder_precision import (
+    DEFAULT_GATE,
+    FP16,
+    FP32,
+    INT8,
+    ONNX,
+    TORCH,
+    GateMeasurement,
+    PrecisionRefused,
+    QualityGate,
+    check_precision,
+    measure_gate,
+    precision_of,
+    probe_set,
+    same_vectors,
+    split_fingerprint,
+    with_runtime,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +80,12 @@ RUNTIMES = ("auto", "onnx", "torch")
 _OPSET = 18
 _EXPORT_FORMAT = 1  # bump when an exported graph's inputs/outputs change
 _INPUTS = ("input_ids", "attention_mask")
+# How the int8 graph is made from the fp32 one; part of its cache key, so a change re-makes
+# (and re-gates) it. Only weight matrices are quantised: attention's activation-by-activation
+# products stay fp32.
+INT8_RECIPE = "int8-dynamic-per-channel-qint8-weights"
+
+_log = logging.getLogger(__name__)
 
 
 class OnnxExportError(RuntimeError):
@@ -108,12 +140,13 @@ class ServingRuntime:
             self.on_fallback(str(error))
 
     def encoder(self, name: str, device: str | None, fingerprint: str | None) -> TextEncoder:
-        """The sentence encoder `name` whose weights have `fingerprint`: the one already
-        loaded when it matches, else a fresh load (the folder's weights may have changed)."""
+        """The sentence encoder `name` giving the vectors `fingerprint` names: the one
+        already loaded when it matches, else a fresh load (the folder's weights may have
+        changed). The fingerprint's precision picks the graph (`serving_encoder`)."""
         with self._lock:
             encoder = self._encoders.get((name, device))
-            if encoder is None or encoder.fingerprint != fingerprint:
-                encoder = serving_encoder(name, device, self)
+            if encoder is None or not same_vectors(encoder.fingerprint, fingerprint):
+                encoder = serving_encoder(name, device, self, precision_of(fingerprint))
                 self._encoders.clear()
                 self._encoders[name, device] = encoder
             return encoder
@@ -123,11 +156,15 @@ class ServingRuntime:
 class OnnxTextEncoder(TextEncoder):
     """`TextEncoder` whose forward pass runs on ONNX Runtime (CPU).
 
-    Tokenisation, length bucketing and the fingerprint are inherited, so both encoders
-    produce interchangeable embeddings for the same texts.
+    Tokenisation and length bucketing are inherited. `precision` "fp32" runs the exported
+    graph (the torch encoder's vectors to 1e-4), "int8" its quantised copy, made and gated on
+    first use; an int8 graph below `gate` raises `PrecisionRefused`. The fingerprint names
+    the precision (`...|onnx-fp32`, `...|onnx-int8`).
     """
 
     runtime = "onnxruntime"
+    # What the quality gate measured for the int8 graph in use (None for fp32).
+    gate_measurement: GateMeasurement | None = None
 
     def __init__(
         self,
@@ -136,20 +173,68 @@ class OnnxTextEncoder(TextEncoder):
         batch_size: int = 32,
         max_length: int = 128,
         threads: int | None = None,
+        precision: str = FP32,
+        gate: QualityGate = DEFAULT_GATE,
     ) -> None:
         if threads is not None and threads < 1:
             raise ValueError("threads must be >= 1 or None")
-        self._cache_dir = _cache_dir(cache_dir)
+        self.cache_dir = _cache_dir(cache_dir)
         self._threads = threads
-        super().__init__(name, device="cpu", batch_size=batch_size, max_length=max_length)
+        self._gate = gate
+        super().__init__(
+            name, device="cpu", batch_size=batch_size, max_length=max_length, precision=precision
+        )
+
+    @staticmethod
+    def precisions(device: str) -> tuple[str, ...]:
+        return (FP32, INT8)
+
+    @property
+    def fingerprint(self) -> str:
+        return with_runtime(self.base_fingerprint, ONNX, self.precision)
 
     def _load_model(self) -> int:
-        path = _graph_path(self._cache_dir, self.name, self.fingerprint)
+        path = _graph_path(self.cache_dir, self.name, self.base_fingerprint)
         if not _cached(path):
             export_encoder(self, path)
+        if self.precision == INT8:
+            path = self._int8_graph(fp32_path=path)
         self._session = _session(path, self._threads)
         self.model_path = path
         return int(self._session.get_outputs()[0].shape[-1])
+
+    def _int8_graph(self, fp32_path: Path) -> Path:
+        """The int8 graph's path once it is made and has passed the gate (else raises)."""
+        path = _graph_path(self.cache_dir, self.name, f"{self.base_fingerprint}|{INT8_RECIPE}")
+        if _cached(path):
+            manifest = _read_manifest(path)
+        else:
+            # The gate encodes probe texts through the fp32 graph before __init__ is done.
+            self._session = _session(fp32_path, self._threads)
+            self.model_path = fp32_path
+            self.dim = int(self._session.get_outputs()[0].shape[-1])
+            manifest = quantize_encoder(self, path)
+        self.gate_measurement = GateMeasurement(**manifest["gate"])
+        refusal = self._gate.verdict(self.gate_measurement)
+        if refusal is not None:
+            raise PrecisionRefused(
+                f"the int8 graph of {self.base_fingerprint} fails the quality gate "
+                f"({refusal}; {self.gate_measurement.heldout_texts} held-out of "
+                f"{self.gate_measurement.probe_texts} probe texts)"
+            )
+        return path
+
+    def encode_with(self, session) -> Callable[[list[str]], np.ndarray]:
+        """`encode` through another ONNX Runtime session of the same graph's inputs."""
+
+        def encode(texts: list[str]) -> np.ndarray:
+            current, self._session = self._session, session
+            try:
+                return self.encode(texts)
+            finally:
+                self._session = current
+
+        return encode
 
     def _embed_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64)}
@@ -182,7 +267,45 @@ def export_encoder(encoder: TextEncoder, path: Path) -> dict:
     )
     inputs = (batch["input_ids"], batch["attention_mask"])
     owner = {"kind": "encoder", "encoder": encoder.name}
-    return _export_verified(PooledEncoder().eval(), inputs, path, encoder.fingerprint, owner)
+    return _export_verified(PooledEncoder().eval(), inputs, path, encoder.base_fingerprint, owner)
+
+
+def quantize_encoder(encoder: OnnxTextEncoder, path: Path) -> dict:
+    """Quantise `encoder`'s loaded fp32 graph to int8 at `path` and measure the quality gate.
+
+    The measurements go into the manifest whether or not they pass: the gate is computed
+    once per graph, and each load judges them against its thresholds.
+    """
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with replacing(path, suffix=".onnx") as staging:
+        quantize_dynamic(
+            encoder.model_path,
+            staging,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": True},
+        )
+        texts, labels = probe_set()
+        measured = measure_gate(
+            encoder.encode_with(encoder._session),
+            encoder.encode_with(_session(staging, encoder._threads)),
+            texts,
+            labels,
+        )
+        record = {
+            "kind": "encoder",
+            "encoder": encoder.name,
+            "identity": f"{encoder.base_fingerprint}|{INT8_RECIPE}",
+            "quantized_from": encoder.model_path.name,
+            "onnxruntime": ort.__version__,
+            "gate": measured.as_dict(),
+            "sha256": _sha256(staging),
+        }
+    write_text(path.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True))
+    _log.info("made int8 graph %s: %s", path.name, measured)
+    return record
 
 
 # ------------------------------------------------------------- the fine-tuned classifier
@@ -329,7 +452,11 @@ def _cached(path: Path) -> bool:
     manifest = path.with_suffix(".json")
     if not (path.is_file() and manifest.is_file()):
         return False
-    return json.loads(manifest.read_text()).get("sha256") == _sha256(path)
+    return _read_manifest(path).get("sha256") == _sha256(path)
+
+
+def _read_manifest(path: Path) -> dict:
+    return json.loads(path.with_suffix(".json").read_text())
 
 
 def _session(path: Path, threads: int | None):  # -> onnxruntime.InferenceSession
@@ -351,14 +478,90 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def serving_encoder(name: str, device: str | None, runtime: ServingRuntime) -> TextEncoder:
-    """The sentence encoder a serving process should use for `name`."""
+def serving_encoder(
+    name: str, device: str | None, runtime: ServingRuntime, precision: str = FP32
+) -> TextEncoder:
+    """The sentence encoder a serving process should use for `name` at `precision`.
+
+    The precision comes from the model card and is not negotiable: an int8 model is served
+    by the int8 graph (on ONNX Runtime whatever `runtime` says; a graph refused by the gate
+    raises), an fp16 one by torch autocast on CUDA (elsewhere it raises). Only fp32, which
+    both runtimes compute alike, follows `runtime`.
+    """
+    if precision == INT8:
+        return OnnxTextEncoder(
+            name, cache_dir=runtime.cache_dir, threads=runtime.threads, precision=INT8
+        )
+    if precision == FP16:
+        return TextEncoder(name, device=device, precision=FP16)
     if use_onnx(runtime.name, device):
         try:
             return OnnxTextEncoder(name, cache_dir=runtime.cache_dir, threads=runtime.threads)
         except OnnxExportError as error:
             runtime.fallback(error)
     return TextEncoder(name, device=device)
+
+
+def card_runtime(fingerprint: str | None, cache_dir: Path | None) -> ServingRuntime:
+    """A runtime that scores a card as it was trained: torch for a torch fingerprint (and
+    for fingerprints written before runtimes were named), ONNX Runtime for an ONNX one
+    wherever the CPU serves (an fp32 card on CUDA: torch fp32, the same vectors)."""
+    trained_on = split_fingerprint(fingerprint)[1] if fingerprint else TORCH
+    return ServingRuntime("auto" if trained_on == ONNX else TORCH, cache_dir=cache_dir)
+
+
+def pipeline_encoder(
+    name: str,
+    device: str | None,
+    precision: str,
+    cache_dir: Path | str | None,
+    batch_size: int = 32,
+    threads: int | None = None,
+    gate: QualityGate = DEFAULT_GATE,
+) -> TextEncoder:
+    """The encoder the pipeline embeds (and so trains) with, for the precision setting.
+
+    On CUDA: torch, fp32 ("auto", "fp32") or fp16 autocast ("fp16"). On the CPU: ONNX
+    Runtime; "auto" takes the int8 graph when it passes `gate` and otherwise the fp32 graph,
+    logging why; "int8" insists (a refused graph raises `PrecisionRefused`: the user asked
+    for int8, and quietly giving fp32 vectors would change every fingerprint downstream);
+    "fp32" takes the fp32 graph. A failed fp32 export falls back to torch fp32, logged. The
+    encoder's `precision_note` says why it is not what was asked for, when it is not.
+    """
+    check_precision(precision)
+    on_cpu = pick_device(device) == "cpu"
+    if not on_cpu:
+        if precision == INT8:
+            raise ValueError("int8 is an ONNX Runtime CPU graph: on CUDA use fp32 or fp16")
+        return TextEncoder(
+            name,
+            device=device,
+            batch_size=batch_size,
+            precision=FP16 if precision == FP16 else FP32,
+        )
+    if precision == FP16:
+        raise ValueError("fp16 runs on CUDA only; on the CPU use auto, fp32 or int8")
+    note = None
+    try:
+        if precision in ("auto", INT8):
+            try:
+                return OnnxTextEncoder(
+                    name, cache_dir, batch_size, threads=threads, precision=INT8, gate=gate
+                )
+            except PrecisionRefused as refused:
+                if precision == INT8:
+                    raise
+                note = f"{refused}; using the fp32 graph"
+                _log.warning(note)
+        encoder: TextEncoder = OnnxTextEncoder(name, cache_dir, batch_size, threads=threads)
+    except OnnxExportError as error:
+        if precision == INT8:
+            raise
+        note = f"{error}; using torch fp32"
+        _log.warning(note)
+        encoder = TextEncoder(name, device="cpu", batch_size=batch_size)
+    encoder.precision_note = note
+    return encoder
 
 
 def serving_finetuned(

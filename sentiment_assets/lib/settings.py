@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from sentiment_assets.lib import synthetic
+from sentiment_assets.lib.encoder_precision import check_precision
 from sentiment_assets.lib.months import month_start, parse_month_range
 from sentiment_assets.lib.sources import (
     SYNTHETIC_SOURCE,
@@ -45,6 +46,7 @@ FEEDBACK_FILE = "feedback.jsonl"
 PASSED_ON = (
     "SENTIMENT_ENCODER",
     "SENTIMENT_DEVICE",
+    "SENTIMENT_ENCODER_PRECISION",
     "SENTIMENT_MONTHS",
     "SENTIMENT_EARLIEST_MONTH",
     "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS",
@@ -63,6 +65,11 @@ class Settings:
     mlflow_tracking_uri: str
     encoder: str = DEFAULT_ENCODER
     device: str | None = None
+    # SENTIMENT_ENCODER_PRECISION: auto | fp32 | fp16 | int8 (see lib/encoder_precision).
+    encoder_precision: str = "auto"
+    # SENTIMENT_ONNX_CACHE: a folder for the exported encoder graphs other than the home's,
+    # e.g. one shared by many homes (the test suite exports and gates once per session).
+    onnx_cache: Path | None = None
     # SENTIMENT_MONTHS: an explicit, fixed partition range; None lets the months grow.
     months: tuple[date, ...] | None = None
     # SENTIMENT_EARLIEST_MONTH: where growing partitions start; None: the source's first month.
@@ -96,7 +103,7 @@ class Settings:
 
     @property
     def onnx_cache_dir(self) -> Path:
-        return self.home / "onnx_cache"
+        return self.onnx_cache or self.home / "onnx_cache"
 
     @property
     def feedback_dir(self) -> Path:
@@ -145,6 +152,7 @@ class Settings:
             "SENTIMENT_SOURCE": self.source,
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
             "DAGSTER_HOME": str(self.dagster_home),
+            **({"SENTIMENT_ONNX_CACHE": str(self.onnx_cache)} if self.onnx_cache else {}),
         }
 
 
@@ -174,6 +182,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         # A relative path means "relative to where the user typed the command", not to
         # whichever directory a Dagster subprocess happens to start in.
         source = str(Path(source).expanduser().absolute())
+    onnx_cache = env.get("SENTIMENT_ONNX_CACHE") or None
     months = env.get("SENTIMENT_MONTHS") or None
     earliest = env.get("SENTIMENT_EARLIEST_MONTH") or None
     window = read_number(
@@ -195,6 +204,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
         encoder=env.get("SENTIMENT_ENCODER") or DEFAULT_ENCODER,
         device=env.get("SENTIMENT_DEVICE") or None,
+        encoder_precision=check_precision(
+            (env.get("SENTIMENT_ENCODER_PRECISION") or "auto").strip().lower()
+        ),
+        onnx_cache=Path(onnx_cache).expanduser().resolve() if onnx_cache else None,
         months=tuple(parse_month_range(months)) if months else None,
         earliest_month=month_start(date.fromisoformat(earliest)) if earliest else None,
         synthetic=synthetic.config_from_env(env),

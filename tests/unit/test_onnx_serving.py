@@ -11,6 +11,7 @@ import pytest
 
 from sentiment_assets.lib import onnx_serving
 from sentiment_assets.lib.encoder import TextEncoder
+from sentiment_assets.lib.encoder_precision import same_vectors
 from sentiment_assets.lib.finetune import WEIGHTS_FILE, FinetunedClassifier
 from sentiment_assets.lib.model_bundle import ModelCard, load_predictor, save_bundle
 from sentiment_assets.lib.onnx_serving import (
@@ -66,17 +67,20 @@ def test_embeddings_match_torch_row_for_row(
         np.testing.assert_allclose(onnx.encode([TEXTS[i]])[0], got[i], atol=1e-5)
 
 
-def test_same_fingerprint_so_models_trained_on_torch_embeddings_accept_it(
+def test_fp32_fingerprints_name_the_runtime_but_give_the_same_vectors(
     onnx: OnnxTextEncoder, torch_encoder: TextEncoder
 ) -> None:
-    assert onnx.fingerprint == torch_encoder.fingerprint
+    assert onnx.fingerprint == f"{torch_encoder.base_fingerprint}|onnx-fp32"
+    assert torch_encoder.fingerprint == f"{torch_encoder.base_fingerprint}|torch-fp32"
+    # Parity-checked to 1e-4: a model trained on either is served by either.
+    assert same_vectors(onnx.fingerprint, torch_encoder.fingerprint)
     assert (onnx.device, onnx.runtime) == ("cpu", "onnxruntime")
     assert onnx.encode([]).shape == (0, 384)
 
 
 def test_export_is_cached_with_a_manifest_and_reused(onnx: OnnxTextEncoder) -> None:
     manifest = json.loads(onnx.model_path.with_suffix(".json").read_text())
-    assert manifest["identity"] == onnx.fingerprint
+    assert manifest["identity"] == onnx.base_fingerprint
     assert manifest["max_abs_difference_vs_torch"] < onnx_serving.PARITY_TOLERANCE
     stamp = onnx.model_path.stat().st_mtime_ns
     again = OnnxTextEncoder(cache_dir=onnx.model_path.parent)
@@ -86,7 +90,7 @@ def test_export_is_cached_with_a_manifest_and_reused(onnx: OnnxTextEncoder) -> N
 
 def test_a_damaged_cached_file_is_rebuilt_not_trusted(onnx_cache: Path, tmp_path: Path) -> None:
     cache = _copy(onnx_cache, tmp_path)
-    (model,) = cache.glob("*.onnx")
+    model = cache / OnnxTextEncoder(cache_dir=onnx_cache).model_path.name
     with model.open("r+b") as handle:
         handle.truncate(1000)
     encoder = OnnxTextEncoder(cache_dir=cache)

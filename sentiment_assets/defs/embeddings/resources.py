@@ -1,4 +1,4 @@
-"""The sentence encoder resource: one loaded transformer per process."""
+"""The sentence encoder resource: one loaded encoder per process, the graph serving runs."""
 
 from __future__ import annotations
 
@@ -8,28 +8,44 @@ import dagster as dg
 
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.encoder import TextEncoder
+from sentiment_assets.lib.onnx_serving import pipeline_encoder
 
 
 @functools.lru_cache(maxsize=4)
-def _load_encoder(name: str, device: str | None, batch_size: int) -> TextEncoder:
-    # Loading the transformer takes seconds; one copy per process serves every asset.
-    return TextEncoder(name, device=device, batch_size=batch_size)
+def _load_encoder(
+    name: str, device: str | None, batch_size: int, precision: str, cache_dir: str
+) -> TextEncoder:
+    # Loading the encoder takes seconds (the first time, exporting and gating its graphs
+    # takes ~20 s more); one copy per process serves every asset.
+    return pipeline_encoder(name, device, precision, cache_dir, batch_size=batch_size)
 
 
 class EncoderResource(dg.ConfigurableResource):
-    """The sentence encoder: a local Hugging Face folder or the packaged all-MiniLM-L6-v2."""
+    """The sentence encoder: a local Hugging Face folder or the packaged all-MiniLM-L6-v2,
+    at `precision` (SENTIMENT_ENCODER_PRECISION: auto = int8 ONNX on the CPU when it passes
+    the quality gate, else fp32; see lib/encoder_precision)."""
 
     name: str
     device: str | None = None
     batch_size: int = 32
+    precision: str = "auto"
+    # Where the ONNX graphs are cached; None: the current settings' onnx_cache_dir.
+    cache_dir: str | None = None
 
     def get(self) -> TextEncoder:
-        return _load_encoder(self.name, self.device, self.batch_size)
+        cache_dir = self.cache_dir or str(current_settings().onnx_cache_dir)
+        return _load_encoder(self.name, self.device, self.batch_size, self.precision, cache_dir)
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
     settings = current_settings()
     return dg.Definitions(
-        resources={"encoder": EncoderResource(name=settings.encoder, device=settings.device)}
+        resources={
+            "encoder": EncoderResource(
+                name=settings.encoder,
+                device=settings.device,
+                precision=settings.encoder_precision,
+            )
+        }
     )
