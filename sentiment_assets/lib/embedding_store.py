@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sentiment_assets.lib.training import stratified_quotas
 from sentiment_assets.lib.warehouse import (
     arrow_to_vectors,
     connect,
-    replace_month,
     vectors_to_arrow,
 )
 
@@ -42,60 +42,89 @@ class EmbeddingStats:
     encoded: int
 
 
+# Texts encoded and written per round trip: memory follows this, not the month, and each
+# round trip costs one indexed query, noise next to encoding this many texts.
+DEFAULT_CHUNK_TEXTS = 20_000
+
+
 def embed_month(
     duckdb_path: Path,
     month: date,
     encoder: Encoder,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    chunk_texts: int = DEFAULT_CHUNK_TEXTS,
 ) -> EmbeddingStats:
-    with connect(duckdb_path) as con:
-        rows = con.execute(
-            "SELECT tweet_id, text, text_hash FROM clean.tweets_clean WHERE month = ? "
-            "ORDER BY tweet_id",
-            [month],
-        ).df()
-        unique = rows.drop_duplicates("text_hash")[["text_hash", "text"]]
-        con.register("month_hashes", unique[["text_hash"]])
-        cached = {
-            h
-            for (h,) in con.execute(
-                "SELECT c.text_hash FROM features.embedding_cache c "
-                "JOIN month_hashes m USING (text_hash) WHERE c.encoder = ?",
-                [encoder.fingerprint],
-            ).fetchall()
-        }
-    missing = unique[~unique["text_hash"].isin(cached)]
-    vectors = encoder.encode(missing["text"].tolist(), progress=progress)
+    """Embed the month's texts the cache lacks, ``chunk_texts`` at a time, then record the
+    month's membership.
 
+    Each chunk is read, encoded with the warehouse closed, and written before the next is
+    read, so a million-tweet month holds one chunk of texts and vectors at a time, and an
+    interrupted run keeps the chunks it finished (the next run encodes only the rest).
+    """
+    if chunk_texts < 1:
+        raise ValueError("chunk_texts must be >= 1")
+    fingerprint = encoder.fingerprint
     with connect(duckdb_path) as con:
-        if len(missing):
-            new_rows = pa.table(
-                {
-                    "encoder": pa.array([encoder.fingerprint] * len(missing)),
-                    "text_hash": pa.array(missing["text_hash"].tolist()),
-                    "embedding": vectors_to_arrow(vectors),
-                }
-            )
+        n_rows, n_unique, n_missing = con.execute(
+            "SELECT count(*), count(DISTINCT text_hash), count(DISTINCT text_hash) FILTER "
+            "(WHERE text_hash NOT IN (SELECT text_hash FROM features.embedding_cache "
+            "WHERE encoder = ?)) FROM clean.tweets_clean WHERE month = ?",
+            [fingerprint, month],
+        ).fetchone()
+    encoded = 0
+    after = ""  # keyset paging by hash: each chunk starts past the last one, whatever was cached
+    while encoded < n_missing:
+        with connect(duckdb_path) as con:
+            chunk = con.execute(
+                "SELECT text_hash, any_value(text) AS text FROM clean.tweets_clean t "
+                "WHERE month = ? AND text_hash > ? AND NOT EXISTS (SELECT 1 FROM "
+                "features.embedding_cache c WHERE c.encoder = ? AND c.text_hash = t.text_hash) "
+                "GROUP BY text_hash ORDER BY text_hash LIMIT ?",
+                [month, after, fingerprint, chunk_texts],
+            ).df()
+        if chunk.empty:
+            break  # another writer cached the rest meanwhile
+        done_before = encoded
+
+        def chunk_progress(done: int, _total: int, done_before: int = done_before) -> None:
+            if progress is not None:
+                progress(done_before + done, n_missing)
+
+        vectors = encoder.encode(chunk["text"].tolist(), progress=chunk_progress)
+        new_rows = pa.table(
+            {
+                "encoder": pa.array([fingerprint] * len(chunk)),
+                "text_hash": pa.array(chunk["text_hash"].tolist()),
+                "embedding": vectors_to_arrow(vectors),
+            }
+        )
+        with connect(duckdb_path) as con:
             con.register("new_embeddings", new_rows)
             con.execute(
                 "INSERT OR IGNORE INTO features.embedding_cache "
                 "SELECT encoder, text_hash, embedding, now() FROM new_embeddings"
             )
             con.unregister("new_embeddings")
-        membership = pd.DataFrame(
-            {
-                "month": month,
-                "tweet_id": rows["tweet_id"],
-                "encoder": encoder.fingerprint,
-                "text_hash": rows["text_hash"],
-            }
-        )
-        replace_month(con, "features.tweet_embeddings", month, membership)
+        encoded += len(chunk)
+        after = chunk["text_hash"].iloc[-1]
+
+    with connect(duckdb_path) as con:
+        # The membership is copied inside DuckDB: a month's ids never pass through Python.
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM features.tweet_embeddings WHERE month = ?", [month])
+            con.execute(
+                "INSERT INTO features.tweet_embeddings (month, tweet_id, encoder, text_hash) "
+                "SELECT month, tweet_id, ?, text_hash FROM clean.tweets_clean WHERE month = ?",
+                [fingerprint, month],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
     return EmbeddingStats(
-        rows=len(rows),
-        unique_texts=len(unique),
-        from_cache=len(unique) - len(missing),
-        encoded=len(missing),
+        rows=n_rows, unique_texts=n_unique, from_cache=n_unique - encoded, encoded=encoded
     )
 
 
@@ -104,31 +133,66 @@ def load_tweets(
     months: Sequence[date],
     encoder_fingerprint: str | None = None,
     labelled_only: bool = True,
+    *,
+    max_rows: int | None = None,
+    sample_seed: int = 0,
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Cleaned tweets of `months` in a stable order, with their embeddings when asked for.
 
+    With ``max_rows``, a window holding more rows is cut, inside DuckDB and before any
+    embedding is read, to a sample of ``max_rows`` rows stratified by label (the window's
+    label shares, see ``stratified_quotas``): within each label the rows with the smallest
+    md5(tweet_id, sample_seed) are kept, so the same data and seed give the same sample.
     Rows without an embedding (the month was never embedded) are an error rather than a
     silent drop, because a model trained on a quietly smaller set is a wrong model.
     """
     month_list = list(months)
-    label_filter = "label IS NOT NULL AND" if labelled_only else ""
+    label_filter = "t.label IS NOT NULL AND" if labelled_only else ""
+    window = f"{label_filter} t.month IN (SELECT unnest(?::DATE[]))"
     with connect(duckdb_path) as con:
+        sample_join = ""
+        if max_rows is not None:
+            counts = dict(
+                con.execute(
+                    f"SELECT t.label, count(*) FROM clean.tweets_clean t WHERE {window} "
+                    "GROUP BY t.label",
+                    [month_list],
+                ).fetchall()
+            )
+            if sum(counts.values()) > max_rows:
+                quotas = stratified_quotas(counts, max_rows)
+                con.register(
+                    "label_quotas",
+                    pd.DataFrame({"label": list(quotas), "quota": list(quotas.values())}),
+                )
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE window_sample AS SELECT tweet_id, month FROM "
+                    "(SELECT t.tweet_id, t.month, t.label, row_number() OVER (PARTITION BY "
+                    "t.label ORDER BY md5(t.tweet_id || ':' || ?), t.tweet_id) AS rank "
+                    f"FROM clean.tweets_clean t WHERE {window}) r "
+                    "JOIN label_quotas q ON q.label IS NOT DISTINCT FROM r.label "
+                    "WHERE r.rank <= q.quota",
+                    [str(sample_seed), month_list],
+                )
+                con.unregister("label_quotas")
+                sample_join = (
+                    "JOIN window_sample s ON s.tweet_id = t.tweet_id AND s.month = t.month"
+                )
         frame = con.execute(
-            "SELECT tweet_id, month, text, text_hash, label FROM clean.tweets_clean "
-            f"WHERE {label_filter} month IN (SELECT unnest(?::DATE[])) "
-            "ORDER BY month, tweet_id",
+            "SELECT t.tweet_id, t.month, t.text, t.text_hash, t.label FROM clean.tweets_clean t "
+            f"{sample_join} WHERE {window} ORDER BY t.month, t.tweet_id",
             [month_list],
         ).df()
         if encoder_fingerprint is None:
             return frame, None
         table = con.sql(
             "SELECT t.tweet_id, c.embedding FROM clean.tweets_clean t "
+            f"{sample_join} "
             "LEFT JOIN features.tweet_embeddings e ON e.tweet_id = t.tweet_id "
             "  AND e.month = t.month AND e.encoder = ? "
             "LEFT JOIN features.embedding_cache c ON c.encoder = e.encoder "
             "  AND c.text_hash = e.text_hash "
-            f"WHERE {label_filter.replace('label', 't.label')} t.month IN (SELECT unnest(?::DATE[])) "
-            "ORDER BY t.month, t.tweet_id",
+            f"WHERE {window} ORDER BY t.month, t.tweet_id",
             params=[encoder_fingerprint, month_list],
         ).to_arrow_table()
     embeddings = table.column("embedding")

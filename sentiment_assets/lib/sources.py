@@ -8,6 +8,11 @@ A file that yields no row that could be attributed to a month (binary, wrong col
 nothing dated inside the plausible window) is a ``SourceFileError`` naming it, never a silent
 "0 rows".
 
+Files are read ``chunk_rows`` records at a time (CSV cut only where a record ends), so memory
+follows the chunk, not the file: ``stage_month`` writes each chunk's rows to Parquet for DuckDB
+to copy into the warehouse, and only small per-file summaries are kept (and cached, for
+listing months). ``load_month`` returns the same rows as frames.
+
 The frames returned here carry every contract column except ``ingested_at``, which the caller
 adds when it writes, so that one load has one timestamp. ``month`` holds ``datetime.date``
 objects and ``created_at`` is naive ``datetime64[us]``. Columns are plain object dtype, so an
@@ -22,6 +27,7 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -29,8 +35,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sentiment_assets.lib import synthetic as syn
 from sentiment_assets.lib.landing import file_fingerprint
@@ -65,6 +74,9 @@ ACCEPTED_LABELS = frozenset({"0", "1", "2", "4", "negative", "positive", "neutra
 SUPPORTED_EXTENSIONS = (".csv", ".parquet", ".jsonl", ".ndjson")
 # The seeded generator instead of files (SENTIMENT_SOURCE=synthetic, the offline default).
 SYNTHETIC_SOURCE = "synthetic"
+# Rows read and validated at a time: memory follows the chunk, not the file (a month can hold
+# a million tweets). Large enough that per-chunk overhead is noise.
+DEFAULT_CHUNK_ROWS = 50_000
 
 # Sentiment140's 6 columns: the names of the original README and of the Kaggle copy.
 SENTIMENT140_FIELDS = ("polarity", "id", "date", "query", "user", "text")
@@ -131,23 +143,129 @@ def load_month(
     synthetic: SyntheticConfig | None = None,
     earliest: date | None = None,
     latest: date | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> IngestResult:
     """Accepted and rejected rows of ``source`` that belong to ``month`` (any day of it).
 
     ``earliest``/``latest`` (months, each optional) bound the plausible dates: a row dated in a
     month before ``earliest`` or after ``latest`` is rejected as ``date_out_of_range`` and, having
-    no partition month, is attributed like an undated row (see ``_attributed_frames``).
+    no partition month, is attributed like an undated row (see ``_scan_source``).
+    Files are read ``chunk_rows`` rows at a time, but the month's rows are returned in memory:
+    for months too large for that, ``stage_month`` writes them to Parquet instead.
     Raises ``SourceFileError`` naming every file of the source that cannot be ingested.
     """
-    month = date(month.year, month.month, 1)
-    if source == SYNTHETIC_SOURCE:
-        records = _synthetic_records(_required(synthetic), month)
-        frame = _validate(records, max_text_chars, SYNTHETIC_SOURCE)
-        # Generated rows belong to the month they were generated for, dated or not.
-        frame["month"] = [month] * len(frame)
-        return _split([_FileRows(SYNTHETIC_SOURCE, frame, records.names)], month)
-    window = _Window.of(earliest, latest)
-    return _split(_attributed_frames(source, max_text_chars, window), month)
+    parts = _scan_source(
+        source, _month(month), max_text_chars, synthetic, _Window.of(earliest, latest), chunk_rows
+    )
+    accepted = [frame for part in parts for frame in part.rows.accepted_frames]
+    rejected = [frame for part in parts for frame in part.rows.rejected_frames]
+    files = _files_frame(parts, _month(month))
+    return IngestResult(
+        _concat(accepted, _empty_accepted()),
+        _concat(rejected, _empty_rejected()),
+        int(files["rows"].sum()),
+        files,
+    )
+
+
+@dataclass(frozen=True)
+class StagedMonth:
+    """One month of one source written to Parquet files (see ``stage_month``), with counts."""
+
+    month: date
+    files: pd.DataFrame
+    accepted_paths: list[Path]
+    rejected_paths: list[Path]
+    rows_in: int
+    accepted: int
+    rejected: int
+    labelled: int
+    reasons: dict[str, int]
+
+    def __post_init__(self) -> None:
+        assert self.rows_in == self.accepted + self.rejected, "rows were lost"
+        assert int(self.files["rows"].sum()) == self.rows_in, "a file's rows were lost"
+
+
+def stage_month(
+    source: str,
+    month: date,
+    staging_dir: Path,
+    *,
+    max_text_chars: int = 1000,
+    synthetic: SyntheticConfig | None = None,
+    earliest: date | None = None,
+    latest: date | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> StagedMonth:
+    """``load_month``, but each chunk's rows go to Parquet files under ``staging_dir`` at once.
+
+    Memory is bounded by one chunk whatever the size of the month, and the warehouse is not
+    opened: ``write_staged_months`` moves the files into it in one short transaction.
+    """
+    parts = _scan_source(
+        source,
+        _month(month),
+        max_text_chars,
+        synthetic,
+        _Window.of(earliest, latest),
+        chunk_rows,
+        staging_dir,
+    )
+    files = _files_frame(parts, _month(month))
+    reasons: Counter[str] = Counter()
+    for part in parts:
+        reasons.update(part.rows.reasons)
+    return StagedMonth(
+        month=_month(month),
+        files=files,
+        accepted_paths=[p for part in parts for p in part.rows.accepted_paths],
+        rejected_paths=[p for part in parts for p in part.rows.rejected_paths],
+        rows_in=int(files["rows"].sum()),
+        accepted=sum(part.rows.accepted for part in parts),
+        rejected=sum(part.rows.rejected for part in parts),
+        labelled=sum(part.rows.labelled for part in parts),
+        reasons=dict(sorted(reasons.items())),
+    )
+
+
+def write_staged_months(
+    con: duckdb.DuckDBPyConnection,
+    month: date,
+    staged: Sequence[StagedMonth],
+    ingested_at: datetime,
+) -> None:
+    """Replace ``month`` in raw.tweets, raw.rejected_tweets and raw.ingested_files with the
+    staged rows, in one transaction: DuckDB reads the Parquet files itself, so the rows never
+    pass through Python again, and a failure leaves the previous load in place."""
+    tables = (
+        ("raw.tweets", RAW_COLUMNS, [p for s in staged for p in s.accepted_paths]),
+        ("raw.rejected_tweets", REJECTED_COLUMNS, [p for s in staged for p in s.rejected_paths]),
+    )
+    files = pd.concat([s.files for s in staged], ignore_index=True).assign(ingested_at=ingested_at)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, columns, paths in tables:
+            con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
+            if paths:
+                names = ", ".join(columns)
+                con.execute(
+                    f"INSERT INTO {table} ({names}, ingested_at) "
+                    f"SELECT {names}, ?::TIMESTAMP FROM read_parquet(?)",
+                    [ingested_at, [str(p) for p in paths]],
+                )
+        con.execute("DELETE FROM raw.ingested_files WHERE month = ?", [month])
+        if len(files):
+            con.register("staged_files", files)
+            names = ", ".join(files.columns)
+            con.execute(
+                f"INSERT INTO raw.ingested_files ({names}) SELECT {names} FROM staged_files"
+            )
+            con.unregister("staged_files")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
 
 
 def months_in_source(
@@ -162,14 +280,25 @@ def months_in_source(
     Months whose rows were all rejected count too; otherwise those rejects would never be
     recorded anywhere and rows would be lost silently. Months outside ``earliest``..``latest``
     never count: their rows are ``date_out_of_range`` rejects of a month inside the window.
+    Each file's summary is cached by (path, mtime, size), so asking again reads nothing.
     Raises ``SourceFileError`` like ``load_month``.
     """
     if source == SYNTHETIC_SOURCE:
         return syn.months(_required(synthetic))
+    window = _Window.of(earliest, latest)
     found: set[date] = set()
-    for part in _attributed_frames(source, 1000, _Window.of(earliest, latest)):
-        found.update(m for m in part.frame["month"].unique() if m is not None)
+    for part in _scan_source(source, None, 1000, synthetic, window, DEFAULT_CHUNK_ROWS):
+        found.update(part.summary.months)
     return sorted(found)
+
+
+def clear_cache() -> None:
+    """Forget every file summary, so the next call reads the files again."""
+    _SUMMARIES.clear()
+
+
+def _month(month: date) -> date:
+    return date(month.year, month.month, 1)
 
 
 def _required(config: SyntheticConfig | None) -> SyntheticConfig:
@@ -270,6 +399,8 @@ class _Records:
     label_required: bool = False
     # Why a file with no usable row may look that way (e.g. which layout it was read as).
     hint: str = ""
+    # source_row of the first record: a file read in chunks numbers its rows across chunks.
+    first_row: int = 1
 
     def add(
         self,
@@ -278,7 +409,7 @@ class _Records:
         pre_reason: str | None,
         bad_text: bool = False,
     ) -> None:
-        self.source_row.append(len(self.source_row) + 1)
+        self.source_row.append(self.first_row + len(self.source_row))
         self.tweet_id.append(values.get("tweet_id"))
         self.created_at.append(values.get("created_at"))
         self.text.append(values.get("text"))
@@ -292,22 +423,154 @@ class _Records:
         self.add({}, raw, reason)
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    """A file's validated rows (see _validate), cached; callers never mutate ``frame``."""
+@dataclass
+class _FileSummary:
+    """What a whole file holds under one window: enough to list its months and to place its
+    undated rows, without keeping a single row (see ``_scan_source``)."""
 
-    frame: pd.DataFrame
-    names: tuple[str, ...]
-    hint: str
+    rows: int = 0
+    structural: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    months: Counter[date] = field(default_factory=Counter)
+    unplaced: int = 0
+    hint: str = ""
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.rows += len(frame)
+        self.structural += int(frame["reason"].isin(STRUCTURAL_REASONS).sum())
+        self.reasons.update(frame["reason"].dropna())
+        placed = frame["month"].dropna()
+        self.months.update(placed)
+        self.unplaced += len(frame) - len(placed)
+
+    @property
+    def earliest(self) -> date | None:
+        return min(self.months, default=None)
+
+    def unusable(self) -> str | None:
+        """Why the file has no row worth recording one by one, or None if it has such rows."""
+        if self.rows == 0:
+            return "no data rows (the file is empty or holds only a header)"
+        if self.structural == self.rows:
+            return (
+                f"no row could be read ({_reason_counts(self.reasons)}), so it does not look "
+                f"like a tweet file of its format{self.hint}"
+            )
+        return None
+
+
+# Summaries of files already read, by (path, mtime_ns, size, max_text_chars, window): listing
+# a source's months again (the sensor, each start-up) reads nothing. Small, unlike the rows.
+_SUMMARIES: OrderedDict[tuple[object, ...], _FileSummary] = OrderedDict()
+_SUMMARY_CACHE_SIZE = 256
+
+ACCEPTED_SCHEMA = pa.schema(
+    [
+        ("tweet_id", pa.string()),
+        ("created_at", pa.timestamp("us")),
+        ("month", pa.date32()),
+        ("text", pa.string()),
+        ("label_raw", pa.string()),
+        ("user_name", pa.string()),
+        ("source", pa.string()),
+        ("source_row", pa.int64()),
+    ]
+)
+REJECTED_SCHEMA = pa.schema(
+    [
+        ("month", pa.date32()),
+        ("source", pa.string()),
+        ("source_row", pa.int64()),
+        ("raw_record", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+
+
+class _MonthRows:
+    """The rows one file gives the month: kept as frames, or, with a directory, appended to
+    Parquet files chunk by chunk so that nothing but the counts stays in memory."""
+
+    def __init__(self, directory: Path | None, stem: str) -> None:
+        self._directory = directory
+        self._stem = stem
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self.accepted_frames: list[pd.DataFrame] = []
+        self.rejected_frames: list[pd.DataFrame] = []
+        self.accepted_paths: list[Path] = []
+        self.rejected_paths: list[Path] = []
+        self.accepted = 0
+        self.rejected = 0
+        self.labelled = 0
+        self.reasons: Counter[str] = Counter()
+
+    def add(self, frame: pd.DataFrame, names: tuple[str, ...]) -> None:
+        if frame.empty:
+            return
+        ok = frame["reason"].isna()
+        accepted = frame.loc[ok, RAW_COLUMNS].reset_index(drop=True)
+        # Microseconds: DuckDB maps datetime64[us] to TIMESTAMP (ns would become TIMESTAMP_NS).
+        accepted["created_at"] = accepted["created_at"].astype("datetime64[us]")
+        bad = frame.loc[~ok]
+        rejected = pd.DataFrame(
+            {
+                "month": pd.Series(bad["month"].to_list(), dtype=object),
+                "source": pd.Series(bad["source"].to_list(), dtype=object),
+                "source_row": pd.Series(bad["source_row"].to_list(), dtype="int64"),
+                # CSV rows are still field lists: only rejected ones are rendered.
+                "raw_record": [_raw_record(r, names) for r in bad["raw"]],
+                "reason": pd.Series(bad["reason"].to_list(), dtype=object),
+            },
+            columns=REJECTED_COLUMNS,
+        )
+        self.accepted += len(accepted)
+        self.rejected += len(rejected)
+        self.labelled += int(accepted["label_raw"].notna().sum())
+        self.reasons.update(rejected["reason"])
+        if self._directory is None:
+            self.accepted_frames.append(accepted)
+            self.rejected_frames.append(rejected)
+            return
+        self._write("accepted", accepted, ACCEPTED_SCHEMA, self.accepted_paths)
+        self._write("rejected", rejected, REJECTED_SCHEMA, self.rejected_paths)
+
+    def _write(self, kind: str, frame: pd.DataFrame, schema: pa.Schema, paths: list[Path]) -> None:
+        if frame.empty:
+            return
+        assert self._directory is not None
+        writer = self._writers.get(kind)
+        if writer is None:
+            path = self._directory / f"{self._stem}-{kind}.parquet"
+            writer = self._writers[kind] = pq.ParquetWriter(path, schema)
+            paths.append(path)
+        writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+    def absorb(self, other: _MonthRows) -> None:
+        """Take over ``other``'s rows (a file's undated rows, once their month is known)."""
+        other.close()
+        self.accepted_frames += other.accepted_frames
+        self.rejected_frames += other.rejected_frames
+        self.accepted_paths += other.accepted_paths
+        self.rejected_paths += other.rejected_paths
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.labelled += other.labelled
+        self.reasons.update(other.reasons)
 
 
 @dataclass
-class _FileRows:
-    """One file's rows with every row given its month, ready to be split by month."""
+class _FilePart:
+    """One file of a source (or the generator): its summary and, when a month is loaded, the
+    rows it gives that month."""
 
     path: str
-    frame: pd.DataFrame
-    names: tuple[str, ...]
+    summary: _FileSummary
+    rows: _MonthRows
 
     def fingerprint(self) -> str | None:
         """The file's content fingerprint (None for the generator). Asked only when a month is
@@ -351,30 +614,22 @@ class _Window:
         return f" inside {lo} .. {hi}"
 
 
-@lru_cache(maxsize=16)
-def _parse_file(path: str, mtime_ns: int, size: int, max_text_chars: int) -> _Parsed:
-    # mtime and size are part of the key so that a rewritten file is read again.
-    del mtime_ns, size
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
-        records = _csv_records(Path(path).read_bytes())
-    elif suffix in (".jsonl", ".ndjson"):
-        records = _jsonl_records(Path(path).read_bytes())
-    elif suffix == ".parquet":
-        records = _parquet_records(path)
-    else:
-        raise ValueError(f"unsupported file type: {path}")
-    return _Parsed(_validate(records, max_text_chars, path), records.names, records.hint)
-
-
 @lru_cache(maxsize=64)
 def _fingerprint(path: str, mtime_ns: int, size: int) -> str:
-    del mtime_ns, size  # cache key only, as for _parse_file: hashing a big file once is enough
+    del mtime_ns, size  # cache key only: hashing a big file once is enough
     return file_fingerprint(Path(path))
 
 
-def _attributed_frames(source: str, max_text_chars: int, window: _Window) -> list[_FileRows]:
-    """Validated rows per file, every row given the month it is recorded under.
+def _scan_source(
+    source: str,
+    month: date | None,
+    max_text_chars: int,
+    synthetic: SyntheticConfig | None,
+    window: _Window,
+    chunk_rows: int,
+    staging_dir: Path | None = None,
+) -> list[_FilePart]:
+    """Every file of the source read chunk by chunk; with ``month``, the rows it gives ``month``.
 
     Rows without a usable date, and rows dated outside ``window`` (``date_out_of_range``), have
     no partition month of their own. They go to the earliest month of their own file that is
@@ -382,99 +637,266 @@ def _attributed_frames(source: str, max_text_chars: int, window: _Window) -> lis
     deterministic, so each such row is recorded once, in one month, whichever month is loaded,
     and re-loading that month replaces it (idempotent), like every other row. A file none of
     whose rows can be placed that way, or that has no readable row at all, is an error.
+    Memory holds one chunk, the summaries, and (without ``staging_dir``) the month's rows.
     """
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be >= 1")
+    if source == SYNTHETIC_SOURCE:
+        if month is None:
+            raise ValueError("the synthetic source lists its months from its config")
+        records = _synthetic_records(_required(synthetic), month)
+        frame = _validate(records, max_text_chars, SYNTHETIC_SOURCE)
+        # Generated rows belong to the month they were generated for, dated or not.
+        frame["month"] = [month] * len(frame)
+        rows = _MonthRows(staging_dir, "synthetic")
+        rows.add(frame, records.names)
+        rows.close()
+        summary = _FileSummary()
+        summary.add(frame)
+        return [_FilePart(SYNTHETIC_SOURCE, summary, rows)]
     problems: dict[str, str] = {}
-    parsed: list[tuple[Path, _Parsed, pd.DataFrame]] = []
-    for path in source_files(source):
+    scanned: list[tuple[Path, _FileSummary, _MonthRows, _MonthRows]] = []
+    for index, path in enumerate(source_files(source)):
+        rows = _MonthRows(staging_dir, f"{index:04d}-rows")
+        undated = _MonthRows(staging_dir, f"{index:04d}-undated")
         try:
-            stat = path.stat()
-            result = _parse_file(str(path), stat.st_mtime_ns, stat.st_size, max_text_chars)
+            summary = _scan_file(path, month, max_text_chars, window, chunk_rows, rows, undated)
         except Exception as error:  # unreadable for any reason (bad parquet, missing columns)
             problems[str(path)] = f"{type(error).__name__}: {error}"
             continue
-        frame = result.frame
-        unusable = _unusable(frame, result.hint)
+        finally:
+            rows.close()
+            undated.close()
+        unusable = summary.unusable()
         if unusable:
             problems[str(path)] = unusable
             continue
-        outside = window.outside(frame["created_at"])
-        if outside.any():
-            frame = frame.copy()
-            frame.loc[outside, "reason"] = "date_out_of_range"
-            frame.loc[outside, "month"] = None
-        parsed.append((path, result, frame))
-    earliest = [min((m for m in f["month"] if m is not None), default=None) for _, _, f in parsed]
-    source_earliest = min((m for m in earliest if m is not None), default=None)
-    out = []
-    for (path, result, frame), own in zip(parsed, earliest, strict=True):
-        unplaced = frame["month"].isna()
-        target = own if own is not None else source_earliest
-        if unplaced.any():
-            if target is None:
-                problems[str(path)] = (
-                    f"no row has a usable date{window.describe()}, so its "
-                    f"{int(unplaced.sum())} rows cannot be attributed to a month "
-                    f"({_reason_counts(frame['reason'])}){result.hint}"
-                )
-                continue
-            frame = frame.copy()
-            frame["month"] = frame["month"].where(~unplaced, target)
-        out.append(_FileRows(str(path), frame, result.names))
+        scanned.append((path, summary, rows, undated))
+    source_earliest = min(
+        (s.earliest for _, s, _, _ in scanned if s.earliest is not None), default=None
+    )
+    parts = []
+    for path, summary, rows, undated in scanned:
+        target = summary.earliest if summary.earliest is not None else source_earliest
+        if summary.unplaced and target is None:
+            problems[str(path)] = (
+                f"no row has a usable date{window.describe()}, so its {summary.unplaced} rows "
+                f"cannot be attributed to a month ({_reason_counts(summary.reasons)})"
+                f"{summary.hint}"
+            )
+            continue
+        if target == month:
+            rows.absorb(undated)
+        parts.append(_FilePart(str(path), summary, rows))
     if problems:
         raise SourceFileError(problems)
-    return out
+    return parts
 
 
-def _unusable(frame: pd.DataFrame, hint: str) -> str | None:
-    """Why a file has no row worth recording one by one, or None if it has such rows."""
-    if frame.empty:
-        return "no data rows (the file is empty or holds only a header)"
-    if frame["reason"].isin(STRUCTURAL_REASONS).all():
-        return (
-            f"no row could be read ({_reason_counts(frame['reason'])}), so it does not look "
-            f"like a tweet file of its format{hint}"
+def _scan_file(
+    path: Path,
+    month: date | None,
+    max_text_chars: int,
+    window: _Window,
+    chunk_rows: int,
+    rows: _MonthRows,
+    undated: _MonthRows,
+) -> _FileSummary:
+    """Read one file chunk by chunk: its summary, and (with ``month``) the month's rows into
+    ``rows`` and the rows without a month, marked with ``month``, into ``undated``."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, max_text_chars, window)
+    if month is None and key in _SUMMARIES:
+        _SUMMARIES.move_to_end(key)
+        return _SUMMARIES[key]
+    summary = _FileSummary()
+    for records in _file_records(path, chunk_rows):
+        frame = _validate(records, max_text_chars, str(path))
+        summary.hint = records.hint or summary.hint
+        outside = window.outside(frame["created_at"])
+        if outside.any():
+            frame.loc[outside, "reason"] = "date_out_of_range"
+            frame.loc[outside, "month"] = None
+        summary.add(frame)
+        if month is not None:
+            rows.add(frame[frame["month"] == month], records.names)
+            no_month = frame["month"].isna()
+            if no_month.any():
+                undated.add(frame[no_month].assign(month=month), records.names)
+    _SUMMARIES[key] = summary
+    while len(_SUMMARIES) > _SUMMARY_CACHE_SIZE:
+        _SUMMARIES.popitem(last=False)
+    return summary
+
+
+def _files_frame(parts: list[_FilePart], month: date) -> pd.DataFrame:
+    """raw.ingested_files rows (without ingested_at): one per file with rows in the month."""
+    file_rows = []
+    for part in parts:
+        rows = part.rows
+        n = rows.accepted + rows.rejected
+        if n == 0:
+            continue  # a file is listed for the months it has rows in
+        file_rows.append(
+            {
+                "month": month,
+                "file": part.path,
+                "fingerprint": part.fingerprint(),
+                "rows": n,
+                "accepted": rows.accepted,
+                "rejected": rows.rejected,
+                "status": (
+                    "loaded"
+                    if rows.rejected == 0
+                    else "all_rejected"
+                    if rows.rejected == n
+                    else "loaded_with_rejects"
+                ),
+                "reason": _reason_counts(rows.reasons) or None,
+            }
         )
-    return None
+    files = pd.DataFrame(file_rows, columns=FILE_COLUMNS) if file_rows else _empty_files()
+    for column in ("rows", "accepted", "rejected"):
+        files[column] = files[column].astype("int64")
+    return files
 
 
-def _reason_counts(reasons: pd.Series) -> str:
-    counts = reasons.dropna().value_counts().sort_index()
-    return ", ".join(f"{reason}={int(n)}" for reason, n in counts.items())
+def _reason_counts(reasons: Mapping[str, int]) -> str:
+    return ", ".join(f"{reason}={int(reasons[reason])}" for reason in sorted(reasons))
 
 
-def _csv_records(data: bytes) -> _Records:
-    try:
-        text = data.decode("utf-8")
-        clean = True
-    except UnicodeDecodeError:
-        # surrogateescape keeps the bad bytes visible per row, so a bad row costs one row only.
-        text = data.decode("utf-8", errors="surrogateescape")
-        clean = False
-    if text.startswith("\ufeff"):
-        text = text[1:]  # a byte order mark is not part of the first header name
+def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else empty
+
+
+def _empty_accepted() -> pd.DataFrame:
+    accepted = pd.DataFrame({c: pd.Series(dtype=object) for c in RAW_COLUMNS})
+    accepted["source_row"] = accepted["source_row"].astype("int64")
+    accepted["created_at"] = accepted["created_at"].astype("datetime64[us]")
+    return accepted
+
+
+def _empty_rejected() -> pd.DataFrame:
+    rejected = pd.DataFrame({c: pd.Series(dtype=object) for c in REJECTED_COLUMNS})
+    rejected["source_row"] = rejected["source_row"].astype("int64")
+    return rejected
+
+
+# --- reading files chunk by chunk -------------------------------------------------------------
+
+
+def _file_records(path: Path, chunk_rows: int) -> Iterator[_Records]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_chunks(path, chunk_rows)
+    if suffix in (".jsonl", ".ndjson"):
+        return _jsonl_chunks(path, chunk_rows)
+    if suffix == ".parquet":
+        return _parquet_chunks(path, chunk_rows)
+    raise ValueError(f"unsupported file type: {path}")
+
+
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[_Records]:
+    """The CSV's records about ``chunk_rows`` at a time, each chunk cut where a record ends.
+
+    One csv.reader runs over the whole file, so records that span lines (quoted newlines)
+    never straddle a chunk. A chunk with undecodable bytes or a record the reader gave up on
+    is read again on its own lines by the careful path (``_csv_chunk_records``).
+    """
     # The csv module refuses fields over 128 KiB by default, which would turn one over-long
     # tweet into a malformed_row; no field can be longer than the file, so that is the limit
     # (the setting is process-wide, and is only ever raised).
-    if csv.field_size_limit() <= len(text):
-        csv.field_size_limit(len(text) + 1)
-    pieces = text.split("\n")
-    lines = [p + "\n" for p in pieces[:-1]]
-    if pieces[-1]:
-        lines.append(pieces[-1])
+    size = path.stat().st_size
+    if csv.field_size_limit() <= size:
+        csv.field_size_limit(size + 1)
+    lines: list[str] = []
+    undecodable = False
 
-    rows = _csv_rows(lines, keep_raw=not clean)
+    def decoded_lines() -> Iterator[str]:
+        nonlocal undecodable
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle):
+                if number == 0 and raw.startswith(_BOM):
+                    raw = raw[len(_BOM) :]  # a byte order mark is not part of the first header
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    # surrogateescape keeps the bad bytes visible per row: a bad row costs one
+                    # row only.
+                    line = raw.decode("utf-8", errors="surrogateescape")
+                    undecodable = True
+                lines.append(line)
+                yield line
+
+    reader = csv.reader(decoded_lines())
+    fields_seen: list[list[str]] = []
+    reader_failed = False
+    layout: _CsvLayout | None = None
+    first_row = 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            reader_failed = True
+            continue
+        if not _blank(fields):
+            fields_seen.append(fields)
+        if len(fields_seen) >= chunk_rows:
+            fast = None if reader_failed or undecodable else fields_seen
+            records, layout = _csv_chunk_records(lines, fast, layout, first_row)
+            first_row += len(records.source_row)
+            yield records
+            lines.clear()
+            fields_seen = []
+            reader_failed = undecodable = False
+    if lines:
+        fast = None if reader_failed or undecodable else fields_seen
+        records, layout = _csv_chunk_records(lines, fast, layout, first_row)
+        yield records
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _blank(fields: list[str]) -> bool:
+    return not fields or (len(fields) == 1 and not fields[0].strip())
+
+
+def _csv_chunk_records(
+    lines: list[str],
+    parsed: list[list[str]] | None,
+    layout: _CsvLayout | None,
+    first_row: int,
+) -> tuple[_Records, _CsvLayout | None]:
+    """Records of one chunk of CSV lines; ``parsed`` holds its records when the single pass
+    read them cleanly, else (None) the lines are read again keeping each record's raw text.
+    The first chunk decides the layout (and holds the header); later chunks reuse it."""
+    rows = [(f, None) for f in parsed] if parsed is not None else _csv_rows(lines)
     if not rows:
-        return _Records(label_required=True)
-    layout = _csv_layout(rows)
-    if any(f is None or len(f) != len(layout.names) for f, _ in rows[layout.skip :]):
+        return _Records(label_required=True, first_row=first_row), layout
+    first_chunk = layout is None
+    if layout is None:
+        layout = _csv_layout(rows)
+    width = len(layout.names)
+    skip = layout.skip if first_chunk else 0
+    if any(f is None or len(f) != width for f, _ in rows[skip:]):
         # Some record is broken: read again, this time able to stop an unterminated quote from
         # swallowing the rows after it (that needs the expected width).
-        rows = _csv_rows(lines, keep_raw=True, width=len(layout.names))
-        layout = _csv_layout(rows)
+        rows = _csv_rows(lines, width=width)
+        if first_chunk:
+            layout = _csv_layout(rows)
+            width = len(layout.names)
+            skip = layout.skip
 
-    records = _Records(names=layout.names, label_required=layout.label_required, hint=layout.hint)
-    width = len(layout.names)
-    for fields, raw in rows[layout.skip :]:
+    records = _Records(
+        names=layout.names,
+        label_required=layout.label_required,
+        hint=layout.hint,
+        first_row=first_row,
+    )
+    for fields, raw in rows[skip:]:
         if raw is not None and _SURROGATE.search(raw):
             records.reject(_escape_bad_bytes(raw.rstrip("\r\n")), "invalid_encoding")
         elif fields is None:
@@ -483,7 +905,7 @@ def _csv_records(data: bytes) -> _Records:
             records.reject(_fields_record(layout.names, fields), "malformed_row")
         else:
             records.add({column: fields[i] for column, i in layout.positions.items()}, fields, None)
-    return records
+    return records, layout
 
 
 @dataclass(frozen=True)
@@ -515,24 +937,16 @@ def _csv_layout(rows: list[tuple[list[str] | None, str | None]]) -> _CsvLayout:
 
 
 def _csv_rows(
-    lines: list[str], keep_raw: bool, width: int | None = None
+    lines: list[str], width: int | None = None
 ) -> list[tuple[list[str] | None, str | None]]:
     """(fields, raw text) per non-blank CSV record; fields None where the csv module gave up.
 
-    With ``width``, a record that spans several lines and still has the wrong number of fields
-    (or fails) is an unterminated quote that ran on: only its first line is kept, as a broken
-    record, and reading starts again on the line after it, so the rows it swallowed survive.
+    The careful path, for chunks the single pass could not read cleanly: it tracks which
+    physical lines each record used, to keep its raw text. With ``width``, a record that spans
+    several lines and still has the wrong number of fields (or fails) is an unterminated quote
+    that ran on: only its first line is kept, as a broken record, and reading starts again on
+    the line after it, so the rows it swallowed survive.
     """
-
-    def blank(fields: list[str]) -> bool:
-        return not fields or (len(fields) == 1 and not fields[0].strip())
-
-    if not keep_raw and width is None:
-        try:  # the common case: one pass, no per-row bookkeeping
-            return [(f, None) for f in csv.reader(lines) if not blank(f)]
-        except csv.Error:
-            pass
-    # Slow path: track which physical lines each record used, to keep its raw text.
     rows: list[tuple[list[str] | None, str | None]] = []
     start = 0
     while start < len(lines):
@@ -553,7 +967,7 @@ def _csv_rows(
                 rows.append((None, lines[first]))
                 restart = first + 1
                 break
-            if fields is None or not blank(fields):
+            if fields is None or not _blank(fields):
                 rows.append((fields, "".join(lines[first:end])))
         if restart is None:
             break
@@ -588,39 +1002,50 @@ def _escape_bad_bytes(raw: str) -> str:
     return raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _jsonl_records(data: bytes) -> _Records:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[_Records]:
     records = _Records()
-    for line in data.split(b"\n"):
-        line = line.rstrip(b"\r")
-        if not line.strip():
-            continue  # blank lines are not data rows
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            records.reject(line.decode("utf-8", "backslashreplace"), "invalid_encoding")
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict):
-            _add_mapping(records, obj)
-        else:
-            records.reject(json.dumps({"_unparsed": text}, ensure_ascii=False), "malformed_row")
-    return records
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle):
+            if number == 0 and line.startswith(_BOM):
+                line = line[len(_BOM) :]
+            line = line.removesuffix(b"\n").rstrip(b"\r")
+            if not line.strip():
+                continue  # blank lines are not data rows
+            _add_jsonl_line(records, line)
+            if len(records.source_row) >= chunk_rows:
+                yield records
+                records = _Records(first_row=records.first_row + len(records.source_row))
+    yield records
 
 
-def _parquet_records(path: str) -> _Records:
-    table = pd.read_parquet(path)
-    positions = _alias_positions([str(c).strip().lower() for c in table.columns])
+def _add_jsonl_line(records: _Records, line: bytes) -> None:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        records.reject(line.decode("utf-8", "backslashreplace"), "invalid_encoding")
+        return
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict):
+        _add_mapping(records, obj)
+    else:
+        records.reject(json.dumps({"_unparsed": text}, ensure_ascii=False), "malformed_row")
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[_Records]:
+    parquet = pq.ParquetFile(path)
+    positions = _alias_positions([str(c).strip().lower() for c in parquet.schema_arrow.names])
     if "text" not in positions or "created_at" not in positions:
         raise ValueError(f"{path}: a parquet source needs text and created_at columns")
-    records = _Records()
-    for obj in table.to_dict("records"):
-        _add_mapping(records, obj)
-    return records
+    first_row = 1
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        records = _Records(first_row=first_row)
+        for obj in batch.to_pandas().to_dict("records"):
+            _add_mapping(records, obj)
+        first_row += len(records.source_row)
+        yield records
 
 
 def _add_mapping(records: _Records, obj: Mapping[Any, Any]) -> None:
@@ -743,60 +1168,3 @@ def _raw_record(raw: Any, names: tuple[str, ...]) -> str:
     if isinstance(raw, list):
         raw = dict(zip(names, raw, strict=False))
     return json.dumps(raw, ensure_ascii=False, default=str)
-
-
-def _split(parts: list[_FileRows], month: date) -> IngestResult:
-    accepted_parts, rejected_parts, file_rows = [], [], []
-    for part in parts:
-        mine = part.frame[part.frame["month"] == month]
-        if mine.empty:
-            continue  # a file is listed for the months it has rows in
-        ok = mine["reason"].isna()
-        accepted_parts.append(mine.loc[ok, RAW_COLUMNS])
-        bad = mine.loc[~ok]
-        rejected_parts.append(
-            pd.DataFrame(
-                {
-                    "month": pd.Series(bad["month"].to_list(), dtype=object),
-                    "source": pd.Series(bad["source"].to_list(), dtype=object),
-                    "source_row": pd.Series(bad["source_row"].to_list(), dtype="int64"),
-                    "raw_record": [_raw_record(r, part.names) for r in bad["raw"]],
-                    "reason": pd.Series(bad["reason"].to_list(), dtype=object),
-                },
-                columns=REJECTED_COLUMNS,
-            )
-        )
-        n_bad = len(bad)
-        file_rows.append(
-            {
-                "month": month,
-                "file": part.path,
-                "fingerprint": part.fingerprint(),
-                "rows": len(mine),
-                "accepted": len(mine) - n_bad,
-                "rejected": n_bad,
-                "status": (
-                    "loaded"
-                    if n_bad == 0
-                    else "all_rejected"
-                    if n_bad == len(mine)
-                    else "loaded_with_rejects"
-                ),
-                "reason": _reason_counts(bad["reason"]) or None,
-            }
-        )
-    if accepted_parts:
-        accepted = pd.concat(accepted_parts, ignore_index=True)
-        rejected = pd.concat(rejected_parts, ignore_index=True)
-    else:
-        accepted = pd.DataFrame({c: pd.Series(dtype=object) for c in RAW_COLUMNS})
-        accepted["source_row"] = accepted["source_row"].astype("int64")
-        accepted["created_at"] = accepted["created_at"].astype("datetime64[ns]")
-        rejected = pd.DataFrame({c: pd.Series(dtype=object) for c in REJECTED_COLUMNS})
-        rejected["source_row"] = rejected["source_row"].astype("int64")
-    # Microseconds: DuckDB maps datetime64[us] to TIMESTAMP (ns would become TIMESTAMP_NS).
-    accepted["created_at"] = accepted["created_at"].astype("datetime64[us]")
-    files = pd.DataFrame(file_rows, columns=FILE_COLUMNS) if file_rows else _empty_files()
-    for column in ("rows", "accepted", "rejected"):
-        files[column] = files[column].astype("int64")
-    return IngestResult(accepted, rejected, len(accepted) + len(rejected), files)

@@ -14,13 +14,18 @@ Three drift knobs per month make the monitoring and retraining paths demonstrabl
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sentiment_assets.lib.months import add_months, month_start, months_between
 from sentiment_assets.lib.text import clean_text, map_label
@@ -468,20 +473,39 @@ def generate_month(config: SyntheticConfig, month: date) -> pd.DataFrame:
     one contradictory duplicate (same id, other label) and round(bad_row_rate * n) broken rows.
     """
     month = month_start(month)
+    prefix = f"syn{config.seed}-{month:%Y%m}"
+    rows = _month_rows(
+        config,
+        month,
+        _rng_for(config.seed, month, "rows"),
+        config.tweets_per_month,
+        lambda i: f"{prefix}-{i:06d}",
+    )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _month_span(month: date) -> tuple[datetime, int]:
+    """The month's first instant and its length in seconds."""
+    start = datetime(month.year, month.month, 1)
+    end = datetime.combine(add_months(month, 1), datetime.min.time())
+    return start, int((end - start).total_seconds())
+
+
+def _month_rows(
+    config: SyntheticConfig,
+    month: date,
+    rng: random.Random,
+    n_total: int,
+    tweet_id: Callable[[int], str],
+) -> list[dict[str, str]]:
     knobs = config.drift_for(month)
-    rng = _rng_for(config.seed, month, "rows")
     users = _user_pool(config.seed)
-    n_total = config.tweets_per_month
     n_bad = min(n_total, round(config.bad_row_rate * n_total))
     n_dup = min(n_total - n_bad, round(DUPLICATE_RATE * n_total))
     n_contra = 1 if n_total - n_bad - n_dup >= 50 else 0
     n_base = n_total - n_dup - n_contra
     # Seconds spread uniformly over the calendar month.
-    start = datetime(month.year, month.month, 1)
-    span = int(
-        (datetime.combine(add_months(month, 1), datetime.min.time()) - start).total_seconds()
-    )
-    prefix = f"syn{config.seed}-{month:%Y%m}"
+    start, span = _month_span(month)
 
     rows: list[dict[str, str]] = []
     for i in range(n_base):
@@ -491,7 +515,7 @@ def generate_month(config: SyntheticConfig, month: date) -> pd.DataFrame:
         created = start + timedelta(seconds=rng.randrange(span))
         rows.append(
             {
-                "tweet_id": f"{prefix}-{i:06d}",
+                "tweet_id": tweet_id(i),
                 "created_at": created.strftime("%Y-%m-%d %H:%M:%S"),
                 "text": text,
                 "label": label,
@@ -514,7 +538,59 @@ def generate_month(config: SyntheticConfig, month: date) -> pd.DataFrame:
         rows.append(twin)
     # Spread the appended duplicates through the month instead of leaving them at the end.
     rng.shuffle(rows)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return rows
+
+
+# Rows generated at a time by write_month: each block has its own random stream, so a block's
+# rows depend only on (seed, month, block), and memory is bounded by one block.
+STREAM_BLOCK_ROWS = 50_000
+
+
+def write_month(
+    config: SyntheticConfig,
+    month: date,
+    path: Path,
+    n_tweets: int,
+    *,
+    block_rows: int = STREAM_BLOCK_ROWS,
+) -> int:
+    """Stream a month of ``n_tweets`` rows to ``path`` (.csv or .parquet) block by block.
+
+    For months far larger than ``generate_month`` should build in memory (a million tweets):
+    each block of ``block_rows`` rows is generated like a small month (the same dirt rates,
+    duplicates inside the block) and appended, so the file never exists in memory as a whole.
+    The same (config, month, n_tweets, block_rows) always writes the same bytes. Ids are
+    ``syn<seed>-<yyyymm>-s<row>``, apart from generate_month's. Returns the rows written.
+    """
+    if n_tweets < 0 or block_rows < 1:
+        raise ValueError("n_tweets must be >= 0 and block_rows >= 1")
+    month = month_start(month)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"write_month writes .csv or .parquet, not {suffix or 'no suffix'}")
+    prefix = f"syn{config.seed}-{month:%Y%m}-s"
+    schema = pa.schema([(column, pa.string()) for column in COLUMNS])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with ExitStack() as stack:
+        if suffix == ".parquet":
+            parquet = stack.enter_context(pq.ParquetWriter(path, schema))
+        else:
+            handle = stack.enter_context(path.open("w", encoding="utf-8", newline=""))
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+        for block, first in enumerate(range(0, n_tweets, block_rows)):
+            n = min(block_rows, n_tweets - first)
+            rng = _rng_for(config.seed, month, f"rows|block{block}")
+            rows = _month_rows(
+                config, month, rng, n, lambda i, first=first: f"{prefix}{first + i:09d}"
+            )
+            if suffix == ".parquet":
+                parquet.write_table(pa.Table.from_pylist(rows, schema=schema))
+            else:
+                writer.writerows([row[c] for c in COLUMNS] for row in rows)
+            written += len(rows)
+    return written
 
 
 def labelled_sample(n: int, seed: int, month: date) -> pd.DataFrame:

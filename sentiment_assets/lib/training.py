@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -25,6 +25,12 @@ HOLDOUT_FRACTION = 0.2
 # Months a model learns from, ending with the month it is trained through. A model's own
 # window is on its card; this is the default the lineage graph shows.
 DEFAULT_WINDOW_MONTHS = 3
+# Labelled rows of a window that training loads at most (training and validation rows
+# together). A larger window (a million-tweet month) is cut to a label-stratified sample of
+# this size before any embedding is read, so memory stays bounded (200,000 rows of 384-float
+# vectors: about 300 MB) and the logistic-regression families fit in about a minute on a CPU;
+# their accuracy has long flattened out at this size. None loads every row.
+DEFAULT_MAX_WINDOW_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,34 @@ def holdout_mask(tweet_ids: Sequence[str], fraction: float) -> np.ndarray:
 def in_holdout(tweet_ids: Sequence[str]) -> np.ndarray:
     """The platform's holdout: HOLDOUT_FRACTION of the tweets, the same ones everywhere."""
     return holdout_mask(tweet_ids, HOLDOUT_FRACTION)
+
+
+def stratified_quotas(counts: Mapping[Any, int], cap: int) -> dict[Any, int]:
+    """Rows to keep per label so that at most ``cap`` rows keep the labels' shares.
+
+    Each label gets the floor of its share and the rows left over go to the largest
+    remainders (ties by label order), so the quotas sum to exactly min(cap, total) and a label
+    with any rows keeps at least one when the cap allows.
+    """
+    if cap < 1:
+        raise ValueError("cap must be >= 1")
+    total = sum(counts.values())
+    if total <= cap:
+        return dict(counts)
+    labels = sorted(counts, key=str)
+    exact = {label: cap * counts[label] / total for label in labels}
+    quotas = {label: int(exact[label]) for label in labels}
+    left = cap - sum(quotas.values())
+    by_remainder = sorted(labels, key=lambda label: -(exact[label] - quotas[label]))
+    for label in by_remainder[:left]:
+        quotas[label] += 1
+    for label in labels:
+        if counts[label] and not quotas[label]:
+            donor = max(labels, key=lambda other: quotas[other])
+            if quotas[donor] > 1:
+                quotas[donor] -= 1
+                quotas[label] = 1
+    return quotas
 
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:

@@ -155,7 +155,7 @@ def test_generic_csv_aliases_labels_ids_and_offsets() -> None:
 
 def test_content_hash_ids_are_stable_and_distinct() -> None:
     ids_first = load_month(str(GENERIC_NOLABEL), date(2024, 7, 1)).accepted["tweet_id"].tolist()
-    sources._parse_file.cache_clear()
+    sources.clear_cache()
     ids_again = load_month(str(GENERIC_NOLABEL), date(2024, 7, 1)).accepted["tweet_id"].tolist()
     assert ids_first == ids_again
     assert len(set(ids_first)) == 2
@@ -345,7 +345,7 @@ needs_real = pytest.mark.skipif(
 @needs_real
 def test_real_sentiment140_sample() -> None:
     assert REAL_CSV is not None
-    sources._parse_file.cache_clear()
+    sources.clear_cache()
     started = time.perf_counter()
     months = months_in_source(REAL_CSV)
     first_read = time.perf_counter() - started

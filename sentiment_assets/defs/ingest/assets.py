@@ -6,13 +6,21 @@ file that cannot be ingested at all fails the run with its name (a landing file 
 to landing/quarantine/ with its reason, so it is not retried forever).
 """
 
+import tempfile
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.landing import landing_files, quarantine
-from sentiment_assets.lib.sources import IngestResult, SourceFileError, load_month
-from sentiment_assets.lib.warehouse import replace_month
+from sentiment_assets.lib.sources import (
+    DEFAULT_CHUNK_ROWS,
+    SourceFileError,
+    StagedMonth,
+    stage_month,
+    write_staged_months,
+)
 from sentiment_assets.lineage import RAW_TWEETS
 from sentiment_assets.partitions import (
     DUCKDB_POOL,
@@ -31,6 +39,8 @@ class IngestConfig(dg.Config):
     # Above this share of rejected rows the month still loads, but the check warns: a source
     # whose format silently changed shows up here first.
     max_reject_rate: float = 0.05
+    # Rows read, validated and staged at a time: the step's memory follows this, not the month.
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
 
 
 @dg.asset(
@@ -57,68 +67,77 @@ def raw_tweets(
     # `date_out_of_range` reject instead of being counted nowhere.
     earliest, latest = FIRST_MONTH, last_month()
 
-    def load(source: str) -> IngestResult:
-        return load_month(
-            source,
-            month,
-            max_text_chars=config.max_text_chars,
-            synthetic=settings.synthetic,
-            earliest=earliest,
-            latest=latest,
-        )
+    # Each file's rows go, chunk by chunk, to Parquet next to the warehouse (not /tmp, which
+    # may be memory); DuckDB then copies them in one transaction, so a month of any size
+    # passes through Python one chunk at a time and the warehouse lock is held only briefly.
+    warehouse.path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".raw_tweets-", dir=warehouse.path.parent) as tmp:
 
-    results: list[IngestResult] = []
-    unusable: list[str] = []
-    try:
-        results.append(load(settings.source))
-    except SourceFileError as error:
-        # The configured source is the user's own data: named, never moved.
-        unusable += [f"{path}: {why}" for path, why in error.problems.items()]
-    quarantined: list[str] = []
-    for path in landing_files(settings.landing_dir):
+        def load(source: str, index: int) -> StagedMonth:
+            staging = Path(tmp) / f"{index:04d}"
+            staging.mkdir()
+            return stage_month(
+                source,
+                month,
+                staging,
+                max_text_chars=config.max_text_chars,
+                synthetic=settings.synthetic,
+                earliest=earliest,
+                latest=latest,
+                chunk_rows=config.chunk_rows,
+            )
+
+        results: list[StagedMonth] = []
+        unusable: list[str] = []
         try:
-            results.append(load(str(path)))
-        except Exception as error:  # any unreadable file: quarantine it, report it, go on
-            why = (
-                error.problems.get(str(path), str(error))
-                if isinstance(error, SourceFileError)
-                else f"{type(error).__name__}: {error}"
+            results.append(load(settings.source, 0))
+        except SourceFileError as error:
+            # The configured source is the user's own data: named, never moved.
+            unusable += [f"{path}: {why}" for path, why in error.problems.items()]
+        quarantined: list[str] = []
+        for index, path in enumerate(landing_files(settings.landing_dir), start=1):
+            try:
+                results.append(load(str(path), index))
+            except Exception as error:  # any unreadable file: quarantine it, report it, go on
+                why = (
+                    error.problems.get(str(path), str(error))
+                    if isinstance(error, SourceFileError)
+                    else f"{type(error).__name__}: {error}"
+                )
+                moved = quarantine(path, why)
+                quarantined.append(f"{path.name}: {why} (moved to {moved})")
+        if unusable or quarantined:
+            # Nothing is written: a month is replaced only by a load that accounts for every
+            # file.
+            parts = []
+            if unusable:
+                parts.append("SENTIMENT_SOURCE files could not be ingested: " + "; ".join(unusable))
+            if quarantined:
+                parts.append(
+                    "landing files could not be read and were quarantined: "
+                    + "; ".join(quarantined)
+                )
+            raise dg.Failure(
+                " | ".join(parts),
+                metadata={
+                    "unusable_source_files": dg.MetadataValue.json(unusable),
+                    "quarantined": dg.MetadataValue.json(quarantined),
+                },
             )
-            moved = quarantine(path, why)
-            quarantined.append(f"{path.name}: {why} (moved to {moved})")
-    if unusable or quarantined:
-        # Nothing is written: a month is replaced only by a load that accounts for every file.
-        parts = []
-        if unusable:
-            parts.append("SENTIMENT_SOURCE files could not be ingested: " + "; ".join(unusable))
-        if quarantined:
-            parts.append(
-                "landing files could not be read and were quarantined: " + "; ".join(quarantined)
-            )
-        raise dg.Failure(
-            " | ".join(parts),
-            metadata={
-                "unusable_source_files": dg.MetadataValue.json(unusable),
-                "quarantined": dg.MetadataValue.json(quarantined),
-            },
-        )
-    ingested_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    accepted = pd.concat([r.accepted for r in results], ignore_index=True).assign(
-        ingested_at=ingested_at
-    )
-    rejected = pd.concat([r.rejected for r in results], ignore_index=True).assign(
-        ingested_at=ingested_at
-    )
-    files = pd.concat([r.files for r in results], ignore_index=True).assign(ingested_at=ingested_at)
+        ingested_at = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
+        with warehouse.connect() as con:
+            write_staged_months(con, month, results, ingested_at)
+    files = pd.concat([r.files for r in results], ignore_index=True)
     rows_in = sum(r.rows_in for r in results)
-    with warehouse.connect() as con:
-        replace_month(con, "raw.tweets", month, accepted)
-        replace_month(con, "raw.rejected_tweets", month, rejected)
-        replace_month(con, "raw.ingested_files", month, files)
-
-    reject_rate = len(rejected) / rows_in if rows_in else 0.0
-    reasons = rejected["reason"].value_counts().sort_index().to_dict() if len(rejected) else {}
-    labelled = int(accepted["label_raw"].notna().sum())
+    n_accepted = sum(r.accepted for r in results)
+    n_rejected = sum(r.rejected for r in results)
+    reasons: dict[str, int] = {}
+    for result in results:
+        for reason, count in result.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    reasons = dict(sorted(reasons.items()))
+    labelled = sum(r.labelled for r in results)
+    reject_rate = n_rejected / rows_in if rows_in else 0.0
     per_file = [
         {
             "file": row["file"],
@@ -131,17 +150,17 @@ def raw_tweets(
         for row in files.to_dict("records")
     ]
     context.log.info(
-        f"{month:%Y-%m}: {rows_in} rows in, {len(accepted)} accepted, "
-        f"{len(rejected)} rejected {reasons}, from {len(per_file)} files"
+        f"{month:%Y-%m}: {rows_in} rows in, {n_accepted} accepted, "
+        f"{n_rejected} rejected {reasons}, from {len(per_file)} files"
     )
     return dg.MaterializeResult(
         metadata={
             "rows_in": rows_in,
-            "rows_accepted": len(accepted),
-            "rows_rejected": len(rejected),
+            "rows_accepted": n_accepted,
+            "rows_rejected": n_rejected,
             "rows_labelled": labelled,
             "reject_rate": reject_rate,
-            "rejects_by_reason": dg.MetadataValue.json({k: int(v) for k, v in reasons.items()}),
+            "rejects_by_reason": dg.MetadataValue.json(reasons),
             "source": settings.source,
             "landing_files": len(results) - 1,
             "files": dg.MetadataValue.json(per_file),
@@ -156,7 +175,7 @@ def raw_tweets(
                 metadata={
                     "reject_rate": reject_rate,
                     "threshold": config.max_reject_rate,
-                    "rows_rejected": len(rejected),
+                    "rows_rejected": n_rejected,
                     "rows_in": rows_in,
                 },
                 description="Share of rows quarantined in raw.rejected_tweets for this month "
