@@ -3,7 +3,8 @@
 In a fresh SENTIMENT_HOME: the first synthetic month is built and its best model becomes
 champion. Then month after month, as if time passed, the data side is built (raw_tweets ->
 dbt -> embeddings -> drift_report), drift_sensor is ticked against the persistent instance,
-and each retrain it requests is launched directly (as the daemon would). A table per month
+and each retrain it requests is launched directly (as the daemon would), then the fine-tuned
+follow-up the follow-up sensor requests once that retrain is over. A table per month
 shows the drift statistics, the verdict, whether a retrain was requested, and the champion
 and its accuracy on the month before and after. The exit status is non-zero unless the
 injected drift month is flagged and retrained, no undrifted month is, and the champion's
@@ -153,23 +154,63 @@ def retrains_requested(settings, instance, cursor: str | None) -> tuple[list, st
     return list(result.run_requests or []), result.cursor
 
 
-def launch(retrain_job, requests: list, instance) -> set[str]:
-    """Run each requested retrain as the daemon would; the months retrained."""
+def follow_up_requested(result, instance) -> list:
+    """What the daemon's follow-up sensor makes of a finished retrain run: the run of the
+    families the retrain left out (the fine-tuned one), if any."""
+    import dagster as dg
+
+    from sentiment_assets.defs.monitoring.sensors import (
+        follow_up_after_failure_sensor,
+        follow_up_sensor,
+    )
+
+    sensor = follow_up_sensor if result.success else follow_up_after_failure_sensor
+    finished = (
+        dg.DagsterEventType.RUN_SUCCESS if result.success else dg.DagsterEventType.RUN_FAILURE
+    )
+    (event,) = [e for e in result.all_events if e.event_type == finished]
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+    )
+    outcome = sensor(context if result.success else context.for_run_failure())
+    return [outcome] if isinstance(outcome, dg.RunRequest) else []
+
+
+def launch(jobs: dict, requests: list, instance) -> set[str]:
+    """Run each of drift_sensor's requests as the daemon would (`jobs` by name: retrain_job,
+    recalibrate_job and follow_up_job), a retrain's follow-up after it; the months retrained."""
+    retrained = set()
     for request in requests:
         print(
-            f"== drift_sensor requested retrain_job for {request.partition_key} "
+            f"== drift_sensor requested {request.job_name} for {request.partition_key} "
             f"(run_key {request.run_key})",
             flush=True,
         )
-        launched = retrain_job.execute_in_process(
-            partition_key=request.partition_key,
-            run_config=request.run_config,
-            tags=request.tags,
-            instance=instance,
-            raise_on_error=False,
-        )
-        print(f"   retrain run {launched.run_id}: {'success' if launched.success else 'failed'}")
-    return {request.partition_key for request in requests}
+        launched = execute(jobs[request.job_name], request, instance)
+        print(f"   run {launched.run_id}: {'success' if launched.success else 'failed'}")
+        if request.job_name != "retrain_job":
+            continue
+        retrained.add(request.partition_key)
+        for follow_up in follow_up_requested(launched, instance):
+            print(f"== follow_up_sensor requested follow_up_job (run_key {follow_up.run_key})")
+            finished = execute(jobs["follow_up_job"], follow_up, instance)
+            print(
+                f"   follow-up run {finished.run_id}: {'success' if finished.success else 'failed'}"
+            )
+    return retrained
+
+
+def execute(job, request, instance):
+    return job.execute_in_process(
+        partition_key=request.partition_key,
+        run_config=request.run_config,
+        tags=request.tags,
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
 def failures(
@@ -229,7 +270,11 @@ def run(home: Path) -> int:
     build_months([months[0].isoformat()], FIRST_MONTH_ASSETS)
     client = MlflowClient(settings.mlflow_tracking_uri)
     instance = dg.DagsterInstance.get()
-    retrain_job = defs().resolve_job_def("retrain_job")
+    definitions = defs()
+    jobs = {
+        name: definitions.resolve_job_def(name)
+        for name in ("retrain_job", "recalibrate_job", "follow_up_job")
+    }
     cursor = None
     rows: list[MonthRow] = []
     flagged: set[str] = set()
@@ -243,7 +288,7 @@ def run(home: Path) -> int:
         if verdict == "DRIFT":
             flagged.add(key)
         requests, cursor = retrains_requested(settings, instance, cursor)
-        retrained |= launch(retrain_job, requests, instance)
+        retrained |= launch(jobs, requests, instance)
         after = registry.champion(client)
         rows.append(
             MonthRow(

@@ -21,11 +21,14 @@ def instance():
         yield test_instance
 
 
-def report(instance: dg.DagsterInstance, partition: str, drifted: bool) -> int:
+def report(
+    instance: dg.DagsterInstance, partition: str, drifted: bool, statistics: list[str] | None = None
+) -> int:
+    metadata: dict = {"drifted": drifted}
+    if statistics is not None:
+        metadata["drifted_statistics"] = dg.MetadataValue.json(statistics)
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(
-            asset_key=DRIFT_REPORT, partition=partition, metadata={"drifted": drifted}
-        )
+        dg.AssetMaterialization(asset_key=DRIFT_REPORT, partition=partition, metadata=metadata)
     )
     return instance.fetch_materializations(dg.AssetKey(DRIFT_REPORT), limit=1).records[0].storage_id
 
@@ -103,3 +106,32 @@ def test_drift_reports_summary_points_at_the_sensor_only_when_drifted():
     assert report_summary([*calm, combine(calm)]) == (
         "no drift: 0 of 2 statistics beyond threshold; no retrain"
     )
+
+
+@pytest.mark.parametrize(
+    ("statistics", "jobs"),
+    [
+        # The class balance moved, the content did not: the prior is re-estimated, no retrain.
+        ([drift.PREDICTED_POSITIVE_RATE, drift.PREDICTION_PSI], ["recalibrate_job"]),
+        # The same with labels showing a drop: re-estimate first, then retrain.
+        (
+            [drift.LABEL_PRIOR, drift.PERFORMANCE_DROP],
+            ["recalibrate_job", "retrain_job"],
+        ),
+        # The content moved too: new weights are needed.
+        ([drift.PREDICTED_POSITIVE_RATE, drift.EMBEDDING_MMD], ["retrain_job"]),
+        # A report written before drifted_statistics existed: retrained as it always was.
+        (None, ["retrain_job"]),
+    ],
+)
+def test_a_prior_only_shift_is_answered_by_recalibration_first(
+    instance, monkeypatch, statistics, jobs
+):
+    monkeypatch.setenv(COOLDOWN_ENV, "0")
+    storage_id = report(instance, "2024-03-01", drifted=True, statistics=statistics)
+    result = tick(instance)
+    assert [r.job_name for r in result.run_requests] == jobs
+    assert all(str(storage_id) in r.run_key for r in result.run_requests)
+    assert len({r.run_key for r in result.run_requests}) == len(jobs)
+    (said,) = decisions(instance, "2024-03-01")
+    assert said.startswith("requested recalibrate" if "recalibrate_job" in jobs else "requested (")

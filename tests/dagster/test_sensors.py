@@ -9,6 +9,7 @@ from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.monitoring.sensors import drift_sensor, new_data_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.retrain_policy import FAST_FAMILIES
 from tests.conftest import use_home
 
 COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"
@@ -63,13 +64,18 @@ def test_drift_requests_one_retrain_once(instance, monkeypatch):
     assert again == [], "the same drift event must not retrain twice"
 
 
-def test_a_retrain_configures_only_the_training_window(instance, monkeypatch):
+def test_a_retrain_configures_only_the_training_window_and_fast_families(instance, monkeypatch):
     monkeypatch.setenv(COOLDOWN_ENV, "0")
     monkeypatch.setenv("SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS", "2")
     report(instance, "drift_report", "2024-03-01", drifted=True)
     (request,), _ = tick(drift_sensor, instance)
-    # The challenger and the drift report read the window from the new model's card.
-    assert request.run_config == {"ops": {"sentiment_model": {"config": {"window_months": 2}}}}
+    # The challenger and the drift report read the window from the new model's card; the
+    # fine-tuned family trains in the follow-up run (tests/dagster/test_follow_up.py).
+    assert request.run_config == {
+        "ops": {
+            "sentiment_model": {"config": {"window_months": 2, "families": list(FAST_FAMILIES)}}
+        }
+    }
 
 
 def test_a_newer_drift_of_the_same_month_retrains_again(instance, monkeypatch):

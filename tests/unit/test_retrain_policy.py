@@ -1,4 +1,14 @@
-from sentiment_assets.lib.retrain_policy import DriftEvent, SensorCursor, plan_retrains, run_key
+from sentiment_assets.lib.retrain_policy import (
+    FAST_FAMILIES,
+    FOLLOW_UP_FAMILIES,
+    DriftEvent,
+    SensorCursor,
+    follow_up_families,
+    follow_up_run_key,
+    plan_retrains,
+    run_key,
+)
+from sentiment_assets.lib.training import FAMILIES, FINETUNED_TRANSFORMER
 
 
 def event(storage_id: int, partition: str = "2024-05-01", drifted: bool = True) -> DriftEvent:
@@ -31,3 +41,14 @@ def test_cooldown_and_staleness_and_one_request_per_month_per_tick():
 def test_run_keys_differ_per_drift_event():
     assert run_key(event(7)) != run_key(event(8))
     assert "2024-05-01" in run_key(event(7))
+
+
+def test_a_fast_retrain_leaves_the_fine_tuned_family_to_one_follow_up() -> None:
+    assert set(FAST_FAMILIES) | set(FOLLOW_UP_FAMILIES) == set(FAMILIES)
+    assert not set(FAST_FAMILIES) & set(FOLLOW_UP_FAMILIES)
+    assert follow_up_families(FAST_FAMILIES, model_materialized=True) == [FINETUNED_TRANSFORMER]
+    # Nothing trained: nothing to follow up; everything trained: nothing left.
+    assert follow_up_families(FAST_FAMILIES, model_materialized=False) == []
+    assert follow_up_families(FAMILIES, model_materialized=True) == []
+    assert follow_up_families([FINETUNED_TRANSFORMER], model_materialized=True) == []
+    assert follow_up_run_key("abc") == follow_up_run_key("abc") != follow_up_run_key("abd")
