@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentiment_assets.lib.evaluation import NEXT_MONTH_EVAL
+from sentiment_assets.lib.calibration import Calibration, ReliabilityBin, bins_from_json
+from sentiment_assets.lib.evaluation import CHAMPION_EVAL, ESTIMATED_EVAL, NEXT_MONTH_EVAL
 from sentiment_assets.lib.publish import HISTORY_TABLES, champion_file, history_dir
 
 # The columns the app reads from each table (a subset of warehouse.py's DDL).
@@ -24,6 +25,32 @@ EVALUATION_COLUMNS = [
     "trained_through",
     "eval_month",
     "eval_set",
+    "n",
+    "accuracy",
+    "macro_f1",
+    "accuracy_lower",
+    "accuracy_upper",
+    "macro_f1_lower",
+    "macro_f1_upper",
+    "created_at",
+]
+# The calibration of each trained version (training_runs' calibration columns).
+CALIBRATION_COLUMNS = [
+    "model_family",
+    "model_version",
+    "trained_through",
+    "calibration_method",
+    "temperature",
+    "ece_before",
+    "ece_after",
+    "reliability",
+    "created_at",
+]
+SLICE_COLUMNS = [
+    "model_family",
+    "model_version",
+    "eval_month",
+    "slice",
     "n",
     "accuracy",
     "macro_f1",
@@ -66,10 +93,16 @@ class Snapshot:
     champion: dict | None
     published_at: pd.Timestamp | None
     notes: list[str] = field(default_factory=list)
+    calibrations: pd.DataFrame = field(default_factory=lambda: _empty(CALIBRATION_COLUMNS))
+    slices: pd.DataFrame = field(default_factory=lambda: _empty(SLICE_COLUMNS))
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
 def _read(path: Path, columns: list[str], notes: list[str]) -> pd.DataFrame:
-    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    empty = _empty(columns)
     if not path.exists():
         return empty
     try:
@@ -103,7 +136,11 @@ def read_snapshot(published_dir: Path) -> Snapshot:
         notes.append(
             f"no published history under {folder.name}/ yet: run the pipeline (make pipeline)"
         )
-    return Snapshot(evaluations, drift, promotions, champion, published_at, notes)
+    calibrations = _read(files["training_runs"], CALIBRATION_COLUMNS, notes)
+    slices = _read(files["slice_evaluations"], SLICE_COLUMNS, notes)
+    return Snapshot(
+        evaluations, drift, promotions, champion, published_at, notes, calibrations, slices
+    )
 
 
 def metric_history(evaluations: pd.DataFrame) -> pd.DataFrame:
@@ -159,3 +196,118 @@ def promotion_table(promotions: pd.DataFrame) -> pd.DataFrame:
     for column in ("challenger_score", "champion_score", "margin"):
         frame[column] = pd.to_numeric(frame[column]).round(4)
     return frame
+
+
+def _newest(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    ordered = frame.assign(created_at=pd.to_datetime(frame["created_at"])).sort_values(
+        [*keys, "created_at"]
+    )
+    return ordered.groupby(keys, as_index=False).tail(1)
+
+
+ESTIMATE_TABLE_COLUMNS = [
+    "eval_month",
+    "model_family",
+    "model_version",
+    "estimated_accuracy",
+    "interval",
+    "realised_accuracy",
+    "error",
+    "estimated_macro_f1",
+    "realised_macro_f1",
+]
+
+
+def estimated_vs_realised(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """One row per (month, version) with an estimate: the accuracy expected before labels
+    with its 95% interval, and beside it the realised accuracy once labels exist (blank
+    until then). error = realised - estimated. Newest month first."""
+    if evaluations.empty or not (evaluations["eval_set"] == ESTIMATED_EVAL).any():
+        return _empty(ESTIMATE_TABLE_COLUMNS)
+    keys = ["eval_month", "model_version"]
+    latest = _newest(evaluations, [*keys, "eval_set"])
+    estimated = latest[latest["eval_set"] == ESTIMATED_EVAL]
+    realised = latest[latest["eval_set"].isin([NEXT_MONTH_EVAL, CHAMPION_EVAL])]
+    joined = estimated.merge(
+        realised[[*keys, "accuracy", "macro_f1"]], on=keys, how="left", suffixes=("", "_real")
+    )
+    out = pd.DataFrame(
+        {
+            "eval_month": pd.to_datetime(joined["eval_month"]).dt.strftime("%Y-%m"),
+            "model_family": joined["model_family"],
+            "model_version": joined["model_version"].astype(str),
+            "estimated_accuracy": joined["accuracy"].astype(float).round(4),
+            "interval": [
+                f"[{low:.3f}, {high:.3f}]"
+                for low, high in zip(
+                    joined["accuracy_lower"].astype(float),
+                    joined["accuracy_upper"].astype(float),
+                    strict=True,
+                )
+            ],
+            "realised_accuracy": joined["accuracy_real"].astype(float).round(4),
+            "error": (
+                joined["accuracy_real"].astype(float) - joined["accuracy"].astype(float)
+            ).round(4),
+            "estimated_macro_f1": joined["macro_f1"].astype(float).round(4),
+            "realised_macro_f1": joined["macro_f1_real"].astype(float).round(4),
+        }
+    )
+    return out.sort_values(["eval_month", "model_family"], ascending=[False, True]).reset_index(
+        drop=True
+    )
+
+
+def slice_history(slices: pd.DataFrame) -> pd.DataFrame:
+    """Newest score of each (month, version, slice); newest month first."""
+    columns = ["eval_month", "model_family", "model_version", "slice", "n", "accuracy", "macro_f1"]
+    if slices.empty:
+        return _empty(columns)
+    latest = _newest(slices, ["eval_month", "model_version", "slice"])
+    out = latest[columns].assign(
+        eval_month=pd.to_datetime(latest["eval_month"]).dt.strftime("%Y-%m"),
+        model_version=latest["model_version"].astype(str),
+        accuracy=latest["accuracy"].astype(float).round(4),
+        macro_f1=latest["macro_f1"].astype(float).round(4),
+    )
+    return out.sort_values(
+        ["eval_month", "model_family", "model_version", "slice"],
+        ascending=[False, True, True, True],
+    ).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Reliability:
+    version: str
+    family: str
+    trained_through: str
+    calibration: Calibration
+    before: list[ReliabilityBin]
+    after: list[ReliabilityBin]
+
+
+def reliability_of(calibrations: pd.DataFrame, version: str | None) -> Reliability | None:
+    """The reliability diagram of `version` (the champion), or of the newest calibrated
+    version when that one has none; None before any version was calibrated."""
+    frame = calibrations[calibrations["reliability"].notna()]
+    if frame.empty:
+        return None
+    chosen = frame[frame["model_version"].astype(str) == str(version)]
+    ordered = (chosen if len(chosen) else frame).sort_values("created_at")
+    row = ordered.iloc[-1]
+    before, after = bins_from_json(row["reliability"])
+    calibration = Calibration(
+        method=str(row["calibration_method"]),
+        temperature=float(row["temperature"]),
+        n=sum(b.n for b in after),
+        ece_before=None if pd.isna(row["ece_before"]) else float(row["ece_before"]),
+        ece_after=None if pd.isna(row["ece_after"]) else float(row["ece_after"]),
+    )
+    return Reliability(
+        str(row["model_version"]),
+        str(row["model_family"]),
+        f"{pd.Timestamp(row['trained_through']):%Y-%m}",
+        calibration,
+        before,
+        after,
+    )

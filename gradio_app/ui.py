@@ -30,6 +30,7 @@ from gradio_app.feedback import FeedbackStore, ServedPrediction
 from gradio_app.model_holder import HolderStatus, ModelHolder, NoModelError, Prediction
 from gradio_app.telemetry import Telemetry
 from sentiment_assets.lib.batch_io import InputFileError, read_texts
+from sentiment_assets.lib.calibration import reliability_figure
 from sentiment_assets.lib.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -343,6 +344,39 @@ def read_history(ctx: AppContext) -> tuple:
     )
 
 
+def read_monitoring(ctx: AppContext) -> tuple:
+    """What the pipeline knows before labels, and where the champion is weak: estimated vs
+    realised accuracy, the champion's reliability diagram, the slices' scores."""
+    snapshot = history.read_snapshot(ctx.settings.published_dir)
+    estimates = history.estimated_vs_realised(snapshot.evaluations)
+    if estimates.empty:
+        note = "No estimates yet: model_evaluation writes one per version and month."
+    else:
+        judged = estimates[estimates["realised_accuracy"].notna()]
+        note = (
+            f"Accuracy expected from calibrated probabilities (before labels, 95% interval) "
+            f"and the realised accuracy once labels exist: {len(estimates)} estimates, "
+            f"{len(judged)} with labels, mean |error| "
+            f"{judged['error'].abs().mean():.3f}."
+            if len(judged)
+            else f"{len(estimates)} estimates, none with labels yet."
+        )
+    champion = (snapshot.champion or {}).get("version")
+    reliability = history.reliability_of(snapshot.calibrations, champion)
+    figure = None
+    if reliability is not None:
+        who = "champion" if reliability.version == str(champion) else "newest version"
+        figure = reliability_figure(
+            reliability.before,
+            reliability.after,
+            reliability.calibration,
+            f"{who} v{reliability.version} ({reliability.family})\n"
+            f"holdout reliability, trained through {reliability.trained_through}",
+        )
+    slices = history.slice_history(snapshot.slices)
+    return note, estimates, figure, slices if not slices.empty else None
+
+
 def check_now(ctx: AppContext) -> str:
     # Not blocking: while the poller loads a model (tens of seconds) the click answers at
     # once with "loading model vN…" instead of hanging until the load is over.
@@ -434,6 +468,16 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
                     x_title="evaluation month",
                     sort="x",
                 )
+            estimate_note = gr.Markdown()
+            estimate_table = gr.Dataframe(
+                label="Estimated before labels vs realised (newest month first)",
+                interactive=False,
+            )
+            with gr.Row():
+                reliability_plot = gr.Plot(label="Calibration (reliability diagram)")
+                slice_table = gr.Dataframe(
+                    label="Accuracy per slice of tweets (newest month first)", interactive=False
+                )
             drift_note = gr.Markdown()
             drift_plot = gr.Plot(show_label=False)
             drift_table = gr.Dataframe(label="Drift reports", interactive=False)
@@ -479,6 +523,9 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
         ]
         history_fn = functools.partial(read_history, ctx)
         refresh.click(history_fn, None, history_outputs, api_name="history")
+        monitoring_outputs = [estimate_note, estimate_table, reliability_plot, slice_table]
+        monitoring_fn = functools.partial(read_monitoring, ctx)
+        refresh.click(monitoring_fn, None, monitoring_outputs, api_name="monitoring")
         check.click(functools.partial(check_now, ctx), None, status, api_name="check_registry")
         poll_fn = functools.partial(poll_status, ctx)
         blocks.load(poll_fn, None, [status, status_timer], api_visibility="private")
@@ -490,4 +537,5 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
             show_progress="hidden",
         )
         blocks.load(history_fn, None, history_outputs, api_visibility="private")
+        blocks.load(monitoring_fn, None, monitoring_outputs, api_visibility="private")
     return blocks

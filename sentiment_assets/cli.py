@@ -16,11 +16,14 @@ def print_evaluations(settings: Settings) -> None:
 
     with connect(settings.duckdb_path, read_only=True) as con:
         table = con.execute(
-            "SELECT model_family, trained_through, eval_month, n, round(accuracy, 4) AS accuracy, "
-            "round(macro_f1, 4) AS macro_f1 FROM metrics.model_evaluations "
-            "ORDER BY eval_month, model_family"
+            "SELECT model_family, trained_through, eval_month, eval_set, n, "
+            "round(accuracy, 4) AS accuracy, round(macro_f1, 4) AS macro_f1 "
+            "FROM metrics.model_evaluations ORDER BY eval_month, model_family, eval_set"
         ).df()
-    print("\nmetrics.model_evaluations (forward chaining: trained through M, scored on M+1)")
+    print(
+        "\nmetrics.model_evaluations (forward chaining: trained through M, scored on M+1; "
+        "'estimated' = expected before labels)"
+    )
     print(table.to_string(index=False) if len(table) else "(no rows)")
 
 

@@ -33,6 +33,7 @@ HISTORY_TABLES = {
     "training_runs": "metrics.training_runs",
     "promotions": "metrics.promotions",
     "drift_reports": "metrics.drift_reports",
+    "slice_evaluations": "metrics.slice_evaluations",
 }
 
 

@@ -50,12 +50,32 @@ CREATE TABLE IF NOT EXISTS metrics.training_runs (
     train_seconds DOUBLE, inference_ms_per_tweet DOUBLE, model_uri VARCHAR,
     mlflow_run_id VARCHAR, bundle_version VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
 );
+-- The holdout calibration of each version (lib/calibration.py): temperature, ECE before and
+-- after, and the reliability diagram's bins as JSON ({"before": [...], "after": [...]}).
+ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS calibration_method VARCHAR;
+ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS temperature DOUBLE;
+ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS ece_before DOUBLE;
+ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS ece_after DOUBLE;
+ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS reliability VARCHAR;
 CREATE TABLE IF NOT EXISTS metrics.model_evaluations (
     model_family VARCHAR, model_version VARCHAR, trained_through DATE, eval_month DATE,
     eval_set VARCHAR, n BIGINT, accuracy DOUBLE, macro_f1 DOUBLE,
     precision_negative DOUBLE, recall_negative DOUBLE,
     precision_positive DOUBLE, recall_positive DOUBLE,
     dagster_run_id VARCHAR, created_at TIMESTAMP
+);
+-- The 95% interval of eval_set 'estimated' rows (lib/performance_estimation.py); NULL on
+-- rows measured against labels.
+ALTER TABLE metrics.model_evaluations ADD COLUMN IF NOT EXISTS accuracy_lower DOUBLE;
+ALTER TABLE metrics.model_evaluations ADD COLUMN IF NOT EXISTS accuracy_upper DOUBLE;
+ALTER TABLE metrics.model_evaluations ADD COLUMN IF NOT EXISTS macro_f1_lower DOUBLE;
+ALTER TABLE metrics.model_evaluations ADD COLUMN IF NOT EXISTS macro_f1_upper DOUBLE;
+-- One row per (version, month, slice) with n > 0 (lib/slices.py); a tweet counts in every
+-- slice it matches.
+CREATE TABLE IF NOT EXISTS metrics.slice_evaluations (
+    model_family VARCHAR, model_version VARCHAR, trained_through DATE, eval_month DATE,
+    slice VARCHAR, n BIGINT, accuracy DOUBLE, macro_f1 DOUBLE, dagster_run_id VARCHAR,
+    created_at TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS metrics.promotions (
     model_version VARCHAR, model_family VARCHAR, trained_through DATE, decision VARCHAR,
