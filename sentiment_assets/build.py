@@ -17,7 +17,7 @@ import dagster as dg
 from sentiment_assets.environment import current_settings, export
 from sentiment_assets.lib.atomic import exclusive_lock, write_text
 from sentiment_assets.lib.settings import REPO_ROOT, Settings
-from sentiment_assets.lineage import MODEL_CHALLENGER
+from sentiment_assets.lineage import MODEL_CHALLENGER, PRIOR_ADJUSTED_MODEL
 from sentiment_assets.recovery import HOST_TAG, PID_TAG, abandon_runs_of, recover
 
 INIT_LOCK = ".init.lock"
@@ -77,6 +77,10 @@ def months_with_data(settings: Settings) -> list[str]:
     return [m.isoformat() for m in sorted(found) if FIRST_MONTH <= m <= last_month()]
 
 
+# A month's build: everything but the assets that answer an event (drift_sensor's requests).
+MONTH_BUILD = dg.AssetSelection.all() - dg.AssetSelection.assets(PRIOR_ADJUSTED_MODEL)
+
+
 def build_months(
     months: Sequence[str] | None = None, selection: Sequence[str] | None = None
 ) -> list[dg.ExecuteInProcessResult]:
@@ -100,7 +104,7 @@ def build_months(
                 partition_key=key,
                 instance=instance,
                 resources=definitions.resources,
-                selection=[dg.AssetKey(k) for k in selection] if selection else None,
+                selection=[dg.AssetKey(k) for k in selection] if selection else MONTH_BUILD,
                 raise_on_error=False,
                 tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
             )

@@ -1,7 +1,8 @@
 """The asset keys of the lineage, named once: deps, selections, sensors and records use these.
 
 raw_tweets -dbt-> stg_tweets -> tweets_clean (+ tweets_dropped) -> tweet_embeddings -> drift_report ->
-sentiment_model -> model_challenger -> model_champion; model_evaluation scores month M+1.
+sentiment_model -> model_challenger -> model_champion; model_evaluation scores month M+1;
+prior_adjusted_model (on request only) adjusts the champion to a month's class prior.
 Each constant is the name of the asset function that defines it (a test checks).
 """
 
@@ -16,3 +17,4 @@ SENTIMENT_MODEL = "sentiment_model"
 MODEL_EVALUATION = "model_evaluation"
 MODEL_CHALLENGER = "model_challenger"
 MODEL_CHAMPION = "model_champion"
+PRIOR_ADJUSTED_MODEL = "prior_adjusted_model"

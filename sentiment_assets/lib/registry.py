@@ -31,6 +31,8 @@ REGISTERED_MODEL = "tweet-sentiment"
 CHAMPION_ALIAS = "champion"
 EXPERIMENT_NAME = "tweet-sentiment"
 BUNDLE_ARTIFACT_PATH = "model"
+TRAINED = "trained"
+PRIOR_ADJUSTED = "prior_adjusted"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class VersionInfo:
     trained_through: str
     run_id: str | None
     source: str
+    # TRAINED, or PRIOR_ADJUSTED for a trained version's scores moved to a month's prior
+    # (same weights): such a child names its parent and is never a month's fresh challenger.
+    kind: str = TRAINED
+    parent_version: str | None = None
 
     @classmethod
     def of(cls, model_version: ModelVersion) -> VersionInfo:
@@ -49,6 +55,8 @@ class VersionInfo:
             trained_through=model_version.tags.get("trained_through", ""),
             run_id=model_version.run_id,
             source=model_version.source,
+            kind=model_version.tags.get("kind", TRAINED),
+            parent_version=model_version.tags.get("parent_version"),
         )
 
     @property
@@ -122,6 +130,9 @@ def register_bundle(
         "trained_through": card.trained_through,
         "bundle_version": card.version,
     }
+    if card.prior_adjustment:
+        tags["kind"] = PRIOR_ADJUSTED
+        tags["parent_version"] = str(card.prior_adjustment["parent_version"])
     return register_version(client, run_id, artifact_uri, tags)
 
 
@@ -137,7 +148,7 @@ def latest_versions_trained_through(client: MlflowClient, month: str) -> list[Ve
     """The newest version of each family trained through `month` (YYYY-MM-DD)."""
     newest: dict[str, VersionInfo] = {}
     for info in all_versions(client):
-        if info.trained_through == month:
+        if info.trained_through == month and info.kind == TRAINED:
             newest[info.family] = info
     return [newest[f] for f in sorted(newest)]
 

@@ -266,6 +266,11 @@ def drift_report(
         metadata={
             "summary": dg.MetadataValue.text(summary),
             "drifted": bool(combined.drifted),
+            # Which statistics flagged it: drift_sensor answers a prior-only shift with the
+            # cheap prior re-estimation (prior_adjusted_model) before a retrain.
+            "drifted_statistics": dg.MetadataValue.json(
+                [r.statistic for r in results if r.drifted and r.statistic != drift.COMBINED]
+            ),
             "reference": reference_name,
             "champion_version": champion.version,
             "n_reference": len(reference),
