@@ -158,13 +158,16 @@ class FinetunedClassifier:
         labels: Sequence[int],
         params: FinetuneParams,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        on_epoch_end: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         """Fine-tune on (texts, labels in {0, 1}); returns training statistics.
 
         Training starts from the current encoder weights (the pretrained ones for a fresh
         instance) and a newly initialised head drawn from ``params.seed``. ``progress`` is
         called after every optimizer step with a small dict (step, total_steps, epoch,
-        loss, lr, elapsed_s).
+        loss, lr, elapsed_s). ``on_epoch_end(epoch)`` is called after each pass over the data
+        (epoch counted from 1; a pass cut short by max_steps counts): hyperparameter search
+        scores the model there and may stop training by raising.
         """
         texts = list(texts)  # positional indexing below; a pandas Series would misbehave
         if len(texts) != len(labels):
@@ -260,6 +263,10 @@ class FinetunedClassifier:
                         }
                     )
             epoch += 1
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+                # The callback may have scored the model, which leaves it in eval mode.
+                self.network.train()
         self.network.eval()
 
         self.params = params
