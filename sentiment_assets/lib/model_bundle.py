@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sentiment_assets.lib.calibration import Calibration
+from sentiment_assets.lib.encoder_precision import same_vectors
 from sentiment_assets.lib.months import parse_month_range
+from sentiment_assets.lib.prior_shift import PriorAdjustment
 from sentiment_assets.lib.text import clean_text
 from sentiment_assets.lib.training import (
     EMBEDDING_LOGREG,
@@ -49,6 +52,10 @@ TRUSTED_SKOPS_TYPES = (
 )
 
 
+# Card fields measured on the trained model rather than defining it.
+DERIVED_CARD_FIELDS = ("metrics", "calibration")
+
+
 @dataclass
 class ModelCard:
     family: str
@@ -59,13 +66,23 @@ class ModelCard:
     encoder: str | None = None
     encoder_fingerprint: str | None = None
     metrics: dict = field(default_factory=dict)
+    # lib/calibration.Calibration.as_dict(), fitted on the holdout after training; empty on
+    # cards written before calibration existed (identity).
+    calibration: dict = field(default_factory=dict)
+    # lib/prior_shift.PriorAdjustment.as_dict() on a prior-adjusted child of a trained
+    # version (same weights, scores moved to a month's re-estimated prior); empty otherwise.
+    prior_adjustment: dict = field(default_factory=dict)
 
     @property
     def version(self) -> str:
-        """Content-derived id: the same data and parameters give the same version."""
-        identity = json.dumps(
-            {k: v for k, v in asdict(self).items() if k != "metrics"}, sort_keys=True
-        )
+        """Content-derived id: the same data and parameters give the same version. Metrics
+        and calibration are measured on the trained model, so they are not part of it; a
+        prior adjustment changes the predictions, so it is, and cards without one keep the
+        ids they had before the field existed."""
+        fields = {k: v for k, v in asdict(self).items() if k not in DERIVED_CARD_FIELDS}
+        if not self.prior_adjustment:
+            del fields["prior_adjustment"]
+        identity = json.dumps(fields, sort_keys=True)
         digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
         return f"{self.family}-{self.trained_through[:7]}-{digest}"
 
@@ -95,7 +112,7 @@ def save_bundle(directory: Path, card: ModelCard, estimator: object) -> Path:
         import skops.io
 
         skops.io.dump(estimator, staging / SKOPS_FILE)
-    (staging / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
+    write_card(staging, card)
     if directory.exists():
         retired = directory.with_name(f".{directory.name}-retired-{os.getpid()}")
         os.replace(directory, retired)
@@ -104,6 +121,12 @@ def save_bundle(directory: Path, card: ModelCard, estimator: object) -> Path:
     else:
         os.replace(staging, directory)
     return directory
+
+
+def write_card(directory: Path, card: ModelCard) -> None:
+    """(Re)write a bundle's card; training rewrites it once the holdout calibration is known,
+    before the bundle is registered."""
+    (directory / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
 
 
 def read_card(directory: Path) -> ModelCard:
@@ -138,12 +161,16 @@ class Predictor:
         self.directory = directory
         self.card = read_card(directory)
         self._device = device
-        # None: torch, exactly as in training (evaluation uses this); serving passes one.
+        # None: the runtime and precision the card's encoder fingerprint names, exactly as in
+        # training (evaluation uses this); serving passes one.
         self._runtime = runtime
         # A caller that already holds the encoder (a Dagster step, the app) passes it in, so
-        # the transformer is not loaded a second time; a different encoder is never used.
-        same = getattr(encoder, "fingerprint", None) == self.card.encoder_fingerprint
+        # the transformer is not loaded a second time; one giving other vectors (another
+        # model, or another precision) is never used.
+        same = same_vectors(getattr(encoder, "fingerprint", None), self.card.encoder_fingerprint)
         self._encoder = encoder if same else None
+        # Where an encoder loaded here keeps its ONNX graphs: the caller's encoder's folder.
+        self._onnx_cache_dir = getattr(encoder, "cache_dir", None)
         if self._encoder is None and runtime is not None and self.card.family == EMBEDDING_LOGREG:
             # Serving loads everything up front: the first request must not pay for it.
             self._encoder = self._load_encoder()
@@ -177,15 +204,12 @@ class Predictor:
         return self._encoder.encode(texts)
 
     def _load_encoder(self) -> object:
-        if self._runtime is not None:
-            encoder = self._runtime.encoder(
-                self.card.encoder, self._device, self.card.encoder_fingerprint
-            )
-        else:
-            from sentiment_assets.lib.encoder import TextEncoder
+        from sentiment_assets.lib.onnx_serving import card_runtime
 
-            encoder = TextEncoder(self.card.encoder, device=self._device)
-        if encoder.fingerprint != self.card.encoder_fingerprint:
+        fingerprint = self.card.encoder_fingerprint
+        runtime = self._runtime or card_runtime(fingerprint, self._onnx_cache_dir)
+        encoder = runtime.encoder(self.card.encoder, self._device, fingerprint)
+        if not same_vectors(encoder.fingerprint, fingerprint):
             # Embeddings from another encoder would be silently wrong: refuse.
             raise RuntimeError(
                 f"version {self.card.version} was trained on encoder "
@@ -202,14 +226,29 @@ class Predictor:
             return np.zeros(0, dtype=np.float64)
         family = self.card.family
         if family == TFIDF_LOGREG:
-            return self._model.predict_proba(cleaned_texts)[:, 1]
-        if family == EMBEDDING_LOGREG:
+            raw = self._model.predict_proba(cleaned_texts)[:, 1]
+        elif family == EMBEDDING_LOGREG:
             vectors = embeddings if embeddings is not None else self._embed(cleaned_texts)
-            return self._model.predict_proba(vectors)[:, 1]
-        return self._model.predict_proba(cleaned_texts)
+            raw = self._model.predict_proba(vectors)[:, 1]
+        else:
+            raw = self._model.predict_proba(cleaned_texts)
+        if self.card.prior_adjustment:
+            return PriorAdjustment.from_dict(self.card.prior_adjustment).apply(raw)
+        return raw
 
     def predict_proba(self, raw_texts: list[str]) -> np.ndarray:
         return self.predict_proba_clean([clean_text(t) for t in raw_texts])
+
+    @property
+    def calibration(self) -> Calibration:
+        return Calibration.from_dict(self.card.calibration)
+
+    def calibrated_proba_clean(
+        self, cleaned_texts: list[str], embeddings: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Calibrated P(positive): the same 0.5 decisions as predict_proba_clean (temperature
+        scaling moves no score across 0.5), with confidences that match observed rates."""
+        return self.calibration.apply(self.predict_proba_clean(cleaned_texts, embeddings))
 
 
 def load_predictor(

@@ -19,7 +19,10 @@ from sentiment_assets.definitions import defs
 from sentiment_assets.defs.models.training import SHORT_FAMILY
 from sentiment_assets.lib import registry, synthetic
 from sentiment_assets.lib.cache_pruning import versions_to_keep
+from sentiment_assets.lib.prior_shift import adjust_posteriors
 from sentiment_assets.lib.promotion import PromotionRecord, previous_champion
+from sentiment_assets.lib.serving import load_version
+from sentiment_assets.lib.slices import slice_masks
 from sentiment_assets.lib.training import FAMILIES
 from sentiment_assets.lib.warehouse import connect
 from tests.conftest import use_home
@@ -154,10 +157,22 @@ def test_rerun_replaces_a_month_instead_of_appending(built):
             assert max(n for _, n in per_month) < 2 * min(n for _, n in per_month), table
         evaluations = count(
             con,
-            "SELECT count(*) FROM metrics.model_evaluations WHERE eval_month = ?",
+            "SELECT count(*) FROM metrics.model_evaluations "
+            "WHERE eval_month = ? AND eval_set = 'next_month'",
             date(2024, 2, 1),
         )
         assert evaluations == 3, "one row per (model, eval month), also after a rerun"
+        for table, key in (
+            ("metrics.model_evaluations", "eval_set"),
+            ("metrics.slice_evaluations", "slice"),
+        ):
+            duplicated = count(
+                con,
+                f"SELECT count(*) - count(DISTINCT (model_version, {key})) FROM {table} "
+                "WHERE eval_month = ?",
+                date(2024, 2, 1),
+            )
+            assert duplicated == 0, table
     first = materialization_metadata(results["2024-02-01"], "tweet_embeddings")
     again = materialization_metadata(rerun, "tweet_embeddings")
     assert first["encoded"] > 0
@@ -173,7 +188,8 @@ def test_forward_chained_metrics_are_recorded(built):
     with connect(settings.duckdb_path, read_only=True) as con:
         rows = con.execute(
             "SELECT model_family, trained_through, eval_month, n, accuracy, macro_f1 "
-            "FROM metrics.model_evaluations ORDER BY eval_month, model_family"
+            "FROM metrics.model_evaluations WHERE eval_set = 'next_month' "
+            "ORDER BY eval_month, model_family"
         ).fetchall()
     assert {(r[0], r[1], r[2]) for r in rows} == {
         (family, date(2024, m - 1, 1), date(2024, m, 1)) for family in FAMILIES for m in (2, 3)
@@ -185,6 +201,95 @@ def test_forward_chained_metrics_are_recorded(built):
             # Undrifted month: a model trained on one month must beat chance clearly (the
             # fine-tuned transformer's CPU test budget is too small to promise that).
             assert accuracy > 0.6, (family, accuracy)
+
+
+def test_every_evaluated_version_has_an_estimate_beside_its_realised_score(built):
+    settings, _, _ = built
+    with connect(settings.duckdb_path, read_only=True) as con:
+        pairs = con.execute(
+            "SELECT r.eval_month, r.eval_set, e.n, r.n, e.accuracy, e.accuracy_lower, "
+            "e.accuracy_upper, e.macro_f1_lower, e.macro_f1, e.macro_f1_upper, r.accuracy "
+            "FROM metrics.model_evaluations r LEFT JOIN metrics.model_evaluations e "
+            "ON e.model_version = r.model_version AND e.eval_month = r.eval_month "
+            "AND e.eval_set = 'estimated' WHERE r.eval_set IN ('next_month', 'champion')"
+        ).fetchall()
+        estimates = count(
+            con, "SELECT count(*) FROM metrics.model_evaluations WHERE eval_set = 'estimated'"
+        )
+    assert len(pairs) == estimates >= 2 * len(FAMILIES)
+    for month, _, n_all, n_labelled, acc, acc_low, acc_high, f1_low, f1, f1_high, real in pairs:
+        assert n_all is not None, f"{month}: a realised row without its estimate"
+        # The estimate reads every tweet of the month, labelled or not.
+        assert n_all >= n_labelled
+        assert acc_low < acc < acc_high and f1_low < f1 < f1_high
+        assert 0.5 <= acc <= 1.0 and 0.0 <= real <= 1.0
+
+
+def test_every_version_is_calibrated_on_its_holdout(built):
+    """The temperature travels on the bundle's card; ECE and the reliability diagram are in
+    MLflow and in metrics.training_runs, which the app reads from the snapshot."""
+    settings, _, _ = built
+    with connect(settings.duckdb_path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT calibration_method, temperature, ece_before, ece_after, reliability, "
+            "mlflow_run_id FROM metrics.training_runs"
+        ).fetchall()
+    assert rows
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    for method, temperature, before, after, reliability, run_id in rows:
+        assert method == "temperature" and temperature > 0
+        assert 0.0 <= after <= 1.0 and 0.0 <= before <= 1.0
+        assert {"before", "after"} == set(json.loads(reliability))
+        run = client.get_run(run_id)
+        assert run.data.metrics["ece_after"] == pytest.approx(after)
+        artifacts = [a.path for a in client.list_artifacts(run_id, "calibration")]
+        assert artifacts == ["calibration/reliability.png"]
+    champion = registry.champion(client)
+    card = json.loads(
+        (
+            registry.cached_bundle_path(settings.registry_cache_dir, champion.version) / "card.json"
+        ).read_text()
+    )
+    assert card["calibration"]["method"] == "temperature"
+    published = pd.read_parquet(settings.published_dir / "history" / "training_runs.parquet")
+    assert published["reliability"].notna().all()
+
+
+def test_slices_count_each_labelled_tweet_once_per_matching_slice(built):
+    settings, results, _ = built
+    with connect(settings.duckdb_path, read_only=True) as con:
+        for key in MONTHS[1:]:
+            month = date.fromisoformat(key)
+            texts = [
+                t
+                for (t,) in con.execute(
+                    "SELECT text FROM clean.tweets_clean WHERE month = ? AND label IS NOT NULL",
+                    [month],
+                ).fetchall()
+            ]
+            expected = {k: int(v.sum()) for k, v in slice_masks(texts).items() if v.any()}
+            rows = con.execute(
+                "SELECT model_version, slice, n FROM metrics.slice_evaluations "
+                "WHERE eval_month = ?",
+                [month],
+            ).fetchall()
+            versions = {v for v, _, _ in rows}
+            assert len(versions) >= len(FAMILIES)
+            for version in versions:
+                assert {s: n for v, s, n in rows if v == version} == expected, (key, version)
+            # The Dagster metadata shows the same slices, and the WARN check ran.
+            meta = materialization_metadata(results[key], "model_evaluation")
+            assert {r.data["slice"] for r in meta["slices"].records} == set(expected)
+            (check,) = [
+                c
+                for c in results[key].get_asset_check_evaluations()
+                if c.asset_key.to_user_string() == "model_evaluation"
+            ]
+            assert check.check_name == "slices_within_margin"
+            assert check.severity == dg.AssetCheckSeverity.WARN
+        total = count(con, "SELECT count(*) FROM metrics.slice_evaluations")
+    published = pd.read_parquet(settings.published_dir / "history" / "slice_evaluations.parquet")
+    assert len(published) == total
 
 
 def test_model_bundles_hold_no_pickles(built):
@@ -467,3 +572,63 @@ def test_rollback_moves_the_alias_back_in_one_command(built):
     assert (decision, version) == ("rollback", older.version)
     back = run_cli(settings, "rollback", "--to", before.version)
     assert back.returncode == 0 and registry.champion(client).version == before.version
+
+
+def recalibrate(month: str, **config) -> dg.ExecuteInProcessResult:
+    definitions = defs()
+    return dg.materialize(
+        list(definitions.assets),
+        selection=[dg.AssetKey("prior_adjusted_model")],
+        partition_key=month,
+        resources=definitions.resources,
+        instance=dg.DagsterInstance.get(),
+        run_config={"ops": {"prior_adjusted_model": {"config": config}}},
+    )
+
+
+def test_a_prior_adjusted_child_waits_for_labels_then_meets_the_gate(built):
+    settings, _, _ = built
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    champion = registry.champion(client)
+    with connect(settings.duckdb_path, read_only=True) as con:
+        decisions_before = count(con, "SELECT count(*) FROM metrics.promotions")
+
+    # min_prior_change 0 registers a child even for the small shift of a quiet month.
+    waiting = materialization_metadata(
+        recalibrate("2024-03-01", min_prior_change=0.0, min_labelled_rows=10**9),
+        "prior_adjusted_model",
+    )
+    assert waiting["decision"] == "awaiting labels"
+    assert registry.champion(client).version == champion.version
+    child = registry.version_info(client, waiting["version"])
+    assert (child.kind, child.parent_version) == (registry.PRIOR_ADJUSTED, champion.version)
+    fresh = registry.latest_versions_trained_through(client, child.trained_through)
+    assert child.version not in {v.version for v in fresh}, "a child is never a month's challenger"
+
+    parent = load_version(champion, settings.registry_cache_dir)
+    adjusted = load_version(child, settings.registry_cache_dir)
+    adjustment = adjusted.card.prior_adjustment
+    assert adjustment["prior"] == pytest.approx(waiting["estimated_prior"], abs=1e-4)
+    texts = ["i love this so much", "worst day ever, everything broke", "meh it is ok i guess"]
+    expected = adjust_posteriors(
+        parent.calibration.apply(parent.predict_proba(texts)),
+        adjustment["training_prior"],
+        adjustment["prior"],
+    )
+    assert adjusted.predict_proba(texts) == pytest.approx(expected)
+    assert adjusted.version != parent.version
+
+    judged = materialization_metadata(
+        recalibrate("2024-03-01", min_prior_change=0.0, min_labelled_rows=20),
+        "prior_adjusted_model",
+    )
+    with connect(settings.duckdb_path, read_only=True) as con:
+        assert count(con, "SELECT count(*) FROM metrics.promotions") == decisions_before + 1
+        decision, eval_month = con.execute(
+            "SELECT decision, eval_month FROM metrics.promotions WHERE model_version = ?",
+            [judged["version"]],
+        ).fetchone()
+    assert (decision, eval_month) == (judged["decision"], date(2024, 3, 1))
+    moved = registry.champion(client).version == judged["version"]
+    assert moved == (decision == "promoted")
+    registry.set_champion(client, champion.version)

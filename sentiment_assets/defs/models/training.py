@@ -5,9 +5,11 @@ of the registered model `tweet-sentiment` tagged with its family and month. Its 
 on its card: drift and promotion read it from there.
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -20,17 +22,27 @@ from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.models.tracking import code_version, run_link, tracked_step
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib import registry
+from sentiment_assets.lib.calibration import (
+    calibration_sample,
+    fit_temperature,
+    reliability_bins,
+    reliability_figure,
+    reliability_json,
+)
 from sentiment_assets.lib.embedding_store import load_tweets
 from sentiment_assets.lib.encoder import TextEncoder
 from sentiment_assets.lib.model_bundle import (
     ModelCard,
+    Predictor,
     data_fingerprint,
     load_predictor,
     save_bundle,
+    write_card,
 )
 from sentiment_assets.lib.months import trailing_window
 from sentiment_assets.lib.publish import publish_history
 from sentiment_assets.lib.training import (
+    DEFAULT_MAX_WINDOW_ROWS,
     DEFAULT_WINDOW_MONTHS,
     EMBEDDING_LOGREG,
     FAMILIES,
@@ -43,6 +55,16 @@ from sentiment_assets.lib.training import (
     fit_finetuned_transformer,
     fit_tfidf_logreg,
     in_holdout,
+)
+from sentiment_assets.lib.tuning import (
+    TUNING_METRIC,
+    MlflowTrialLogger,
+    TrialRecord,
+    TuneSettings,
+    TuningResult,
+    tune_finetuned,
+    tune_logreg,
+    tuning_split,
 )
 from sentiment_assets.lib.warehouse import replace_rows
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
@@ -71,6 +93,29 @@ FINETUNE_KNOBS = (
 )
 
 
+class TuneConfig(dg.Config):
+    """Opt-in hyperparameter search (optuna, seeded TPE) before each listed family is fitted:
+    trials are scored on a share of the training rows (never the holdout), each is an MLflow
+    run nested under the family's run, and the model is trained with the best trial's
+    parameters (the first trial is the defaults, so the search never picks worse on it)."""
+
+    enabled: bool = False
+    n_trials: int = 20
+    # None: no limit; a timeout makes the number of trials depend on the machine.
+    timeout_seconds: float | None = None
+    seed: int = 0
+    families: list[str] = [TFIDF_LOGREG, EMBEDDING_LOGREG]  # noqa: RUF012 (pydantic copies it)
+    validation_fraction: float = TuneSettings.validation_fraction
+
+    def settings(self) -> TuneSettings:
+        return TuneSettings(
+            n_trials=self.n_trials,
+            timeout_seconds=self.timeout_seconds,
+            seed=self.seed,
+            validation_fraction=self.validation_fraction,
+        )
+
+
 class TrainConfig(dg.Config):
     families: list[str] = list(FAMILIES)  # noqa: RUF012 (pydantic copies it)
     window_months: int = DEFAULT_WINDOW_MONTHS
@@ -84,6 +129,10 @@ class TrainConfig(dg.Config):
     finetune_learning_rate: float = FinetuneParams.learning_rate
     finetune_freeze_layers: int = FinetuneParams.freeze_layers
     finetune_batch_size: int = FinetuneParams.batch_size
+    # Labelled window rows loaded at most (a label-stratified, seeded sample beyond it), so a
+    # million-tweet window trains in bounded memory; 0 loads every row.
+    max_window_rows: int = DEFAULT_MAX_WINDOW_ROWS
+    tune: TuneConfig = TuneConfig()
 
     def logreg(self) -> LogRegParams:
         return LogRegParams(C=self.C, seed=self.seed)
@@ -122,19 +171,70 @@ class TrainedVersion:
     latency_ms: float
 
 
+def _tune(
+    family: str, data: TrainingData, config: TrainConfig, text_encoder: TextEncoder, log: Any
+) -> TuningResult | None:
+    """The opt-in search for one family, inside the family's MLflow run (trials nest there)."""
+    if not config.tune.enabled or family not in config.tune.families:
+        return None
+    settings = config.tune.settings()
+    train = ~data.holdout
+    validation = tuning_split(
+        data.frame["tweet_id"].tolist(), data.holdout, settings.validation_fraction, settings.seed
+    )[train]
+    labels = data.labels[train]
+    texts = data.frame["text"][train].tolist()
+    mlflow_log = MlflowTrialLogger(MlflowClient(), mlflow_api.active_run().info.run_id)
+
+    def on_trial(record: TrialRecord) -> None:
+        mlflow_log(record)
+        log.info(
+            f"{family} trial {record.number} {record.state}: {record.params} "
+            f"validation {TUNING_METRIC} {record.value}"
+        )
+
+    if family == FINETUNED_TRANSFORMER:
+        base = config.finetune(text_encoder.device)
+        result = tune_finetuned(
+            texts, labels, validation, base, settings, text_encoder.path, on_trial
+        )
+    else:
+        features = texts if family == TFIDF_LOGREG else data.vectors[train]
+        result = tune_logreg(
+            family, features, labels, validation, config.logreg(), settings, on_trial
+        )
+    mlflow_api.log_metrics(
+        {
+            f"tune_best_val_{TUNING_METRIC}": result.best_value,
+            f"tune_default_val_{TUNING_METRIC}": result.default_value,
+        }
+    )
+    log.info(
+        f"{family}: best of {len(result.trials)} trials is #{result.best_trial} "
+        f"{result.best_params} ({TUNING_METRIC} {result.best_value:.4f}, "
+        f"defaults {result.default_value:.4f})"
+    )
+    return result
+
+
 def _fit(
     family: str, data: TrainingData, config: TrainConfig, text_encoder: TextEncoder, log: Any
 ) -> tuple[FitResult, dict]:
+    tuned = _tune(family, data, config, text_encoder, log)
+    best = tuned.best_params if tuned else {}
+    # On the card, so a tuned model's version differs from the default one's.
+    tuning = tuned.card_params(config.tune.settings()) if tuned else {}
     if family == TFIDF_LOGREG:
-        params = config.logreg()
+        params = dataclasses.replace(config.logreg(), **best)
         fit = fit_tfidf_logreg(data.frame["text"].tolist(), data.labels, data.holdout, params)
-        return fit, params.as_dict()
+        return fit, {**params.as_dict(), **tuning}
     if family == EMBEDDING_LOGREG:
-        params = config.logreg()
-        return fit_embedding_logreg(
-            data.vectors, data.labels, data.holdout, params
-        ), params.as_dict()
-    finetune = config.finetune(text_encoder.device)
+        params = dataclasses.replace(config.logreg(), **best)
+        return fit_embedding_logreg(data.vectors, data.labels, data.holdout, params), {
+            **params.as_dict(),
+            **tuning,
+        }
+    finetune = dataclasses.replace(config.finetune(text_encoder.device), **best)
 
     def progress(step: dict) -> None:
         if step["step"] % 10 == 0 or step["step"] == step["total_steps"]:
@@ -150,7 +250,7 @@ def _fit(
         text_encoder.path,
         progress=progress,
     )
-    return fit, {k: v for k, v in finetune.__dict__.items() if v is not None}
+    return fit, {**{k: v for k, v in finetune.__dict__.items() if v is not None}, **tuning}
 
 
 def _model_card(
@@ -210,6 +310,42 @@ def _log_run(
     )
 
 
+def _calibrate(
+    card: ModelCard, data: TrainingData, directory: Path, predictor: Predictor
+) -> ModelCard:
+    """Fit the version's temperature on its holdout rows, put it on the bundle's card (so
+    whatever loads the version can calibrate), and log ECE before/after and the reliability
+    diagram to the active MLflow run. Returns the card as rewritten."""
+    holdout = np.flatnonzero(data.holdout)
+    holdout = holdout[calibration_sample(len(holdout))]
+    texts = data.frame["text"].iloc[holdout].tolist()
+    vectors = data.vectors[holdout] if data.vectors is not None else None
+    proba = predictor.predict_proba_clean(texts, vectors)
+    labels = data.labels[holdout]
+    calibration = fit_temperature(proba, labels)
+    before = reliability_bins(proba, labels)
+    after = reliability_bins(calibration.apply(proba), labels)
+    card = dataclasses.replace(
+        card,
+        calibration=calibration.as_dict(),
+        metrics={**card.metrics, "reliability": reliability_json(before, after)},
+    )
+    write_card(directory, card)
+    if calibration.ece_before is not None:
+        mlflow_api.log_metrics(
+            {
+                "ece_before": calibration.ece_before,
+                "ece_after": calibration.ece_after,
+                "calibration_temperature": calibration.temperature,
+            }
+        )
+        title = f"{card.family} through {card.trained_through[:7]}: {len(labels)} holdout rows"
+        mlflow_api.log_figure(
+            reliability_figure(before, after, calibration, title), "calibration/reliability.png"
+        )
+    return card
+
+
 def _train_and_register(
     context: dg.AssetExecutionContext,
     family: str,
@@ -228,6 +364,7 @@ def _train_and_register(
         with registry.staging_dir(cache_dir, family) as staging:
             directory = save_bundle(staging / "bundle", card, fit.estimator)
             predictor = load_predictor(directory, encoder=text_encoder)
+            card = _calibrate(card, data, directory, predictor)
             sample = data.frame["text"].iloc[:LATENCY_SAMPLE].tolist()
             started = time.perf_counter()
             predictor.predict_proba_clean(sample)
@@ -260,6 +397,11 @@ def _training_row(trained: TrainedVersion, data: TrainingData, run_id: str) -> d
         "model_uri": trained.version.source,
         "mlflow_run_id": trained.run_id,
         "bundle_version": trained.card.version,
+        "calibration_method": trained.card.calibration.get("method"),
+        "temperature": trained.card.calibration.get("temperature"),
+        "ece_before": trained.card.calibration.get("ece_before"),
+        "ece_after": trained.card.calibration.get("ece_after"),
+        "reliability": trained.card.metrics.get("reliability"),
         "dagster_run_id": run_id,
         "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
     }
@@ -358,7 +500,7 @@ def sentiment_model(
     mlflow: dg.ResourceParam[Any],
 ) -> dg.MaterializeResult:
     month = partition_month(context)
-    unknown = sorted(set(config.families) - set(FAMILIES))
+    unknown = sorted((set(config.families) | set(config.tune.families)) - set(FAMILIES))
     if unknown or not config.families:
         raise dg.Failure(f"families must be a non-empty subset of {list(FAMILIES)}: {unknown}")
     window = trailing_window(month, config.window_months, earliest=FIRST_MONTH)
@@ -367,6 +509,8 @@ def sentiment_model(
         warehouse.path,
         window,
         text_encoder.fingerprint if EMBEDDING_LOGREG in config.families else None,
+        max_rows=config.max_window_rows or None,
+        sample_seed=config.seed,
     )
     if frame.empty:
         raise dg.Failure(f"no labelled tweets in {[str(m) for m in window]}: nothing to train on")
@@ -375,6 +519,7 @@ def sentiment_model(
     metadata: dict[str, object] = {
         "window": ", ".join(f"{m:%Y-%m}" for m in window),
         "n_labelled": len(frame),
+        "max_window_rows": config.max_window_rows,
         "n_holdout": int(data.holdout.sum()),
         "positive_share": float(data.labels.mean()),
     }
