@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sentiment_assets.lib import synthetic
 from sentiment_assets.lib.encoder_precision import check_precision
+from sentiment_assets.lib.lake import Lake
 from sentiment_assets.lib.months import month_start, parse_month_range
 from sentiment_assets.lib.sources import (
     SYNTHETIC_SOURCE,
@@ -44,6 +45,7 @@ FEEDBACK_FILE = "feedback.jsonl"
 
 # Variables passed on to child processes as they were given (paths are exported resolved).
 PASSED_ON = (
+    "SENTIMENT_CELERY_BROKER",
     "SENTIMENT_ENCODER",
     "SENTIMENT_DEVICE",
     "SENTIMENT_ENCODER_PRECISION",
@@ -56,6 +58,18 @@ PASSED_ON = (
 )
 SYNTHETIC_PREFIX = "SENTIMENT_SYNTHETIC_"
 
+# SENTIMENT_PROFILE: "embedded" (one machine, DuckDB file, SQLite stores: the default) or
+# "prod" (the lake warehouse, Dagster on PostgreSQL, steps on Celery workers, an MLflow
+# server over HTTP: see deploy/ and the README's "Scaling out").
+EMBEDDED = "embedded"
+PROD = "prod"
+PROFILES = (EMBEDDED, PROD)
+# SENTIMENT_WAREHOUSE: "duckdb" (one file, one writer) or "lake" (Parquet files per table and
+# month, any number of writers: lib/lake.py). Each profile has its default.
+DUCKDB_WAREHOUSE = "duckdb"
+LAKE_WAREHOUSE = "lake"
+WAREHOUSE_KINDS = (DUCKDB_WAREHOUSE, LAKE_WAREHOUSE)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -63,6 +77,12 @@ class Settings:
     duckdb_path: Path
     source: str
     mlflow_tracking_uri: str
+    profile: str = EMBEDDED
+    warehouse_kind: str = DUCKDB_WAREHOUSE
+    # SENTIMENT_LAKE_DIR: the lake warehouse's root (default: the home's lake/).
+    lake_dir: Path | None = None
+    # SENTIMENT_CELERY_BROKER: the prod profile's Celery broker (and result backend).
+    celery_broker: str | None = None
     encoder: str = DEFAULT_ENCODER
     device: str | None = None
     # SENTIMENT_ENCODER_PRECISION: auto | fp32 | fp16 | int8 (see lib/encoder_precision).
@@ -114,6 +134,20 @@ class Settings:
         return self.home / "mlartifacts"
 
     @property
+    def uses_lake(self) -> bool:
+        return self.warehouse_kind == LAKE_WAREHOUSE
+
+    @property
+    def lake_root(self) -> Path:
+        return self.lake_dir or self.home / "lake"
+
+    @property
+    def warehouse(self) -> Path | Lake:
+        """Where the warehouse is: the DuckDB file, or the lake (`lib.warehouse.connect`
+        opens either)."""
+        return Lake(self.lake_root) if self.uses_lake else self.duckdb_path
+
+    @property
     def is_synthetic(self) -> bool:
         return self.source == SYNTHETIC_SOURCE
 
@@ -152,6 +186,9 @@ class Settings:
             "SENTIMENT_SOURCE": self.source,
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
             "DAGSTER_HOME": str(self.dagster_home),
+            "SENTIMENT_PROFILE": self.profile,
+            "SENTIMENT_WAREHOUSE": self.warehouse_kind,
+            **({"SENTIMENT_LAKE_DIR": str(self.lake_dir)} if self.lake_dir else {}),
             **({"SENTIMENT_ONNX_CACHE": str(self.onnx_cache)} if self.onnx_cache else {}),
         }
 
@@ -173,6 +210,13 @@ def read_number(
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or "").strip().lower() or default
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Settings from environment variables (`env`); unset or empty ones keep the defaults."""
     home = Path(env.get("SENTIMENT_HOME") or DEFAULT_HOME).expanduser().resolve()
@@ -182,6 +226,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         # A relative path means "relative to where the user typed the command", not to
         # whichever directory a Dagster subprocess happens to start in.
         source = str(Path(source).expanduser().absolute())
+    profile = _choice(env, "SENTIMENT_PROFILE", PROFILES, EMBEDDED)
+    warehouse_kind = _choice(
+        env,
+        "SENTIMENT_WAREHOUSE",
+        WAREHOUSE_KINDS,
+        LAKE_WAREHOUSE if profile == PROD else DUCKDB_WAREHOUSE,
+    )
+    lake_dir = env.get("SENTIMENT_LAKE_DIR") or None
     onnx_cache = env.get("SENTIMENT_ONNX_CACHE") or None
     months = env.get("SENTIMENT_MONTHS") or None
     earliest = env.get("SENTIMENT_EARLIEST_MONTH") or None
@@ -202,6 +254,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         duckdb_path=duckdb_path,
         source=source,
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        profile=profile,
+        warehouse_kind=warehouse_kind,
+        lake_dir=Path(lake_dir).expanduser().resolve() if lake_dir else None,
+        celery_broker=env.get("SENTIMENT_CELERY_BROKER") or None,
         encoder=env.get("SENTIMENT_ENCODER") or DEFAULT_ENCODER,
         device=env.get("SENTIMENT_DEVICE") or None,
         encoder_precision=check_precision(
