@@ -14,7 +14,7 @@ from sentiment_assets.lib.settings import Settings
 def print_evaluations(settings: Settings) -> None:
     from sentiment_assets.lib.warehouse import connect
 
-    with connect(settings.duckdb_path, read_only=True) as con:
+    with connect(settings.warehouse, read_only=True) as con:
         table = con.execute(
             "SELECT model_family, trained_through, eval_month, eval_set, n, "
             "round(accuracy, 4) AS accuracy, round(macro_f1, 4) AS macro_f1 "
@@ -96,7 +96,7 @@ def command_rollback(args: argparse.Namespace) -> int:
     current_version = current.version if current else None
     target = args.to
     if target is None:
-        with connect(settings.duckdb_path, read_only=True) as con:
+        with connect(settings.warehouse, read_only=True) as con:
             target = previous_champion(con, current_version)
         if target is None:
             print("error: no earlier champion to roll back to", file=sys.stderr)
@@ -110,7 +110,7 @@ def command_rollback(args: argparse.Namespace) -> int:
         reason=f"manual rollback from {current_version or 'none'}",
         champion_version=current_version,
     )
-    with connect(settings.duckdb_path) as con:
+    with connect(settings.warehouse) as con:
         ensure_schema(con)
         record_champion_change(record, client, con, settings.published_dir)
         # The rollback is done whatever pruning does: it only warns.
@@ -138,7 +138,7 @@ def command_prune_cache(args: argparse.Namespace) -> int:
     settings = current_settings()
     # Read-only: the warehouse is only read (metrics.promotions), and a running pipeline
     # may hold it for writing.
-    with connect(settings.duckdb_path, read_only=True) as con:
+    with connect(settings.warehouse, read_only=True) as con:
         pruned = prune_caches(settings, MlflowClient(settings.mlflow_tracking_uri), con)
     print(pruned.summary())
     return 0

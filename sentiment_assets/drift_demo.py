@@ -62,7 +62,7 @@ def holdout_accuracy(settings, month: date, version_info) -> float:
 
     predictor = load_version(version_info, settings.registry_cache_dir)
     fingerprint = predictor.card.encoder_fingerprint
-    frame, vectors = load_tweets(settings.duckdb_path, [month], fingerprint)
+    frame, vectors = load_tweets(settings.warehouse, [month], fingerprint)
     keep = in_holdout(frame["tweet_id"].tolist())
     scores = predictor.predict_proba_clean(
         frame.loc[keep, "text"].tolist(), vectors[keep] if vectors is not None else None
@@ -73,7 +73,7 @@ def holdout_accuracy(settings, month: date, version_info) -> float:
 def drift_stats(settings, month: date) -> tuple[dict, str]:
     from sentiment_assets.lib.warehouse import connect
 
-    with connect(settings.duckdb_path, read_only=True) as con:
+    with connect(settings.warehouse, read_only=True) as con:
         rows = con.execute(
             "SELECT statistic, value, p_value, drifted FROM metrics.drift_reports "
             "WHERE month = ? ORDER BY created_at",

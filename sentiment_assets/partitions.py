@@ -17,8 +17,11 @@ import dagster as dg
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.months import month_start, next_month
 
-# Every step that writes the warehouse takes this pool (size 1: DuckDB admits one writer).
-DUCKDB_POOL = "duckdb"
+_SETTINGS = current_settings()
+
+# Every step that writes the DuckDB warehouse takes this pool (size 1: DuckDB admits one
+# writer). The lake has no such lock (lib/lake.py), so there its writers take no pool.
+DUCKDB_POOL = None if _SETTINGS.uses_lake else "duckdb"
 # Training takes this one: one job at a time on the accelerator.
 GPU_POOL = "gpu"
 
@@ -34,7 +37,6 @@ def current_month() -> date:
     return month_start(date.today())
 
 
-_SETTINGS = current_settings()
 FIRST_MONTH = _SETTINGS.first_month(latest=current_month())
 
 if _SETTINGS.months is not None:

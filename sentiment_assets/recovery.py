@@ -120,9 +120,9 @@ def _dagster_run_of(client: MlflowClient, mlflow_run_id: str | None) -> str | No
 
 
 def _recorded_versions(settings: Settings) -> set[str] | None:
-    if not settings.duckdb_path.exists():
+    if not (settings.lake_root if settings.uses_lake else settings.duckdb_path).exists():
         return None
-    with connect(settings.duckdb_path, read_only=True) as con:
+    with connect(settings.warehouse, read_only=True) as con:
         try:
             rows = con.execute("SELECT DISTINCT model_version FROM metrics.training_runs")
         except duckdb.CatalogException:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sentiment_assets.lib.lake import Lake, LakeConnection
 from sentiment_assets.lib.training import stratified_quotas
 from sentiment_assets.lib.warehouse import (
     arrow_to_vectors,
@@ -48,7 +49,7 @@ DEFAULT_CHUNK_TEXTS = 20_000
 
 
 def embed_month(
-    duckdb_path: Path,
+    warehouse: Path | Lake,
     month: date,
     encoder: Encoder,
     progress: Callable[[int, int], None] | None = None,
@@ -65,7 +66,7 @@ def embed_month(
     if chunk_texts < 1:
         raise ValueError("chunk_texts must be >= 1")
     fingerprint = encoder.fingerprint
-    with connect(duckdb_path) as con:
+    with connect(warehouse) as con:
         n_rows, n_unique, n_missing = con.execute(
             "SELECT count(*), count(DISTINCT text_hash), count(DISTINCT text_hash) FILTER "
             "(WHERE text_hash NOT IN (SELECT text_hash FROM features.embedding_cache "
@@ -75,7 +76,7 @@ def embed_month(
     encoded = 0
     after = ""  # keyset paging by hash: each chunk starts past the last one, whatever was cached
     while encoded < n_missing:
-        with connect(duckdb_path) as con:
+        with connect(warehouse) as con:
             chunk = con.execute(
                 "SELECT text_hash, any_value(text) AS text FROM clean.tweets_clean t "
                 "WHERE month = ? AND text_hash > ? AND NOT EXISTS (SELECT 1 FROM "
@@ -99,37 +100,47 @@ def embed_month(
                 "embedding": vectors_to_arrow(vectors),
             }
         )
-        with connect(duckdb_path) as con:
+        with connect(warehouse) as con:
             con.register("new_embeddings", new_rows)
-            con.execute(
-                "INSERT OR IGNORE INTO features.embedding_cache "
-                "SELECT encoder, text_hash, embedding, now() FROM new_embeddings"
-            )
+            select = "SELECT encoder, text_hash, embedding, now() AS created_at FROM new_embeddings"
+            if isinstance(con, LakeConnection):
+                con.insert_new("features.embedding_cache", select)
+            else:
+                con.execute(f"INSERT OR IGNORE INTO features.embedding_cache {select}")
             con.unregister("new_embeddings")
         encoded += len(chunk)
         after = chunk["text_hash"].iloc[-1]
 
-    with connect(duckdb_path) as con:
+    with connect(warehouse) as con:
         # The membership is copied inside DuckDB: a month's ids never pass through Python.
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute("DELETE FROM features.tweet_embeddings WHERE month = ?", [month])
-            con.execute(
-                "INSERT INTO features.tweet_embeddings (month, tweet_id, encoder, text_hash) "
-                "SELECT month, tweet_id, ?, text_hash FROM clean.tweets_clean WHERE month = ?",
+        if isinstance(con, LakeConnection):
+            con.replace_month_with(
+                "features.tweet_embeddings",
+                month,
+                "SELECT month, tweet_id, ?::VARCHAR AS encoder, text_hash "
+                "FROM clean.tweets_clean WHERE month = ?",
                 [fingerprint, month],
             )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+        else:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM features.tweet_embeddings WHERE month = ?", [month])
+                con.execute(
+                    "INSERT INTO features.tweet_embeddings (month, tweet_id, encoder, text_hash) "
+                    "SELECT month, tweet_id, ?, text_hash FROM clean.tweets_clean WHERE month = ?",
+                    [fingerprint, month],
+                )
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
     return EmbeddingStats(
         rows=n_rows, unique_texts=n_unique, from_cache=n_unique - encoded, encoded=encoded
     )
 
 
 def load_tweets(
-    duckdb_path: Path,
+    warehouse: Path | Lake,
     months: Sequence[date],
     encoder_fingerprint: str | None = None,
     labelled_only: bool = True,
@@ -149,7 +160,7 @@ def load_tweets(
     month_list = list(months)
     label_filter = "t.label IS NOT NULL AND" if labelled_only else ""
     window = f"{label_filter} t.month IN (SELECT unnest(?::DATE[]))"
-    with connect(duckdb_path) as con:
+    with connect(warehouse) as con:
         sample_join = ""
         if max_rows is not None:
             counts = dict(

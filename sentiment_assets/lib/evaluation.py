@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sentiment_assets.lib.embedding_store import load_tweets
+from sentiment_assets.lib.lake import Lake
 from sentiment_assets.lib.metrics import classification_metrics
 from sentiment_assets.lib.model_bundle import Predictor
 from sentiment_assets.lib.performance_estimation import PerformanceEstimate, estimate_performance
@@ -31,7 +32,7 @@ ESTIMATED_EVAL = "estimated"
 
 def score_version(
     predictor: Predictor,
-    duckdb_path: Path,
+    warehouse: Path | Lake,
     frame: pd.DataFrame,
     months: list[date],
     keep: np.ndarray | None = None,
@@ -41,7 +42,7 @@ def score_version(
     vectors instead of encoding again."""
     embeddings = None
     if predictor.card.encoder_fingerprint:
-        _, embeddings = load_tweets(duckdb_path, months, predictor.card.encoder_fingerprint)
+        _, embeddings = load_tweets(warehouse, months, predictor.card.encoder_fingerprint)
         if keep is not None:
             embeddings = embeddings[keep]
     texts = frame["text"].tolist()
@@ -53,10 +54,10 @@ def score_version(
     ), ms_per_tweet
 
 
-def holdout_rows(duckdb_path: Path, months: list[date]) -> tuple[pd.DataFrame, np.ndarray]:
+def holdout_rows(warehouse: Path | Lake, months: list[date]) -> tuple[pd.DataFrame, np.ndarray]:
     """The labelled holdout rows of `months` (no model ever trains on them) and the mask
     that picks them out of all labelled rows of those months."""
-    labelled, _ = load_tweets(duckdb_path, months)
+    labelled, _ = load_tweets(warehouse, months)
     keep = in_holdout(labelled["tweet_id"].tolist())
     return labelled[keep].reset_index(drop=True), keep
 

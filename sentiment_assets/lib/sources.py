@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentiment_assets.lib import synthetic as syn
+from sentiment_assets.lib.lake import LakeConnection
 from sentiment_assets.lib.landing import file_fingerprint
 from sentiment_assets.lib.synthetic import SyntheticConfig
 
@@ -230,7 +231,7 @@ def stage_month(
 
 
 def write_staged_months(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | LakeConnection,
     month: date,
     staged: Sequence[StagedMonth],
     ingested_at: datetime,
@@ -243,6 +244,19 @@ def write_staged_months(
         ("raw.rejected_tweets", REJECTED_COLUMNS, [p for s in staged for p in s.rejected_paths]),
     )
     files = pd.concat([s.files for s in staged], ignore_index=True).assign(ingested_at=ingested_at)
+    if isinstance(con, LakeConnection):
+        # One file per table and month, each replaced atomically, in this order: a reader in
+        # between sees the new rows with the previous file accounting.
+        for table, columns, paths in tables:
+            query = (
+                f"SELECT {', '.join(columns)}, ?::TIMESTAMP AS ingested_at FROM read_parquet(?)"
+                if paths
+                else "SELECT NULL::DATE AS month WHERE false"
+            )
+            params = [ingested_at, [str(p) for p in paths]] if paths else []
+            con.replace_month_with(table, month, query, params)
+        con.replace_rows("raw.ingested_files", files, "month = ?", [month])
+        return
     con.execute("BEGIN TRANSACTION")
     try:
         for table, columns, paths in tables:

@@ -1,4 +1,7 @@
-"""DuckDB warehouse access: schema, short-lived connections, idempotent month writes.
+"""Warehouse access: schema, short-lived connections, idempotent month writes.
+
+The warehouse is a DuckDB file (the embedded profile) or a lake of Parquet files
+(lib/lake.py); `connect` opens either, and the write helpers here work on both.
 
 DuckDB lets one process hold a file read-write at a time. Connections here are opened per
 unit of work and closed at once, and opening retries for a while when another process (dbt,
@@ -17,6 +20,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from sentiment_assets.lib.lake import Lake, LakeConnection, connect_lake
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS raw;
@@ -93,9 +98,26 @@ CREATE TABLE IF NOT EXISTS metrics.drift_reports (
 LOCK_RETRY_SECONDS = 120.0
 
 
+def is_lake(con: object) -> bool:
+    return isinstance(con, LakeConnection)
+
+
+def scratch_parent(location: Path | Lake) -> Path:
+    """A folder on the warehouse's own disk for a writer's staging files."""
+    return location.scratch_dir if isinstance(location, Lake) else Path(location).parent
+
+
 @contextmanager
-def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    path = Path(path)
+def connect(
+    location: Path | str | Lake, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection to the warehouse: the DuckDB file (waiting out another
+    writer's lock), or a lake connection, which never waits (see lib/lake.py)."""
+    if isinstance(location, Lake):
+        with connect_lake(location, DDL) as con:
+            yield con  # type: ignore[misc]  # LakeConnection answers like a DuckDB connection
+        return
+    path = Path(location)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + LOCK_RETRY_SECONDS
@@ -116,7 +138,8 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(DDL)
+    if not is_lake(con):  # a lake connection is made from the DDL
+        con.execute(DDL)
 
 
 def replace_rows(
@@ -130,6 +153,9 @@ def replace_rows(
 
     Re-materialising a month must replace it, never append to it: counts may not double.
     """
+    if isinstance(con, LakeConnection):
+        con.replace_rows(table, frame, where, params)
+        return
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM {table} WHERE {where}", list(params))

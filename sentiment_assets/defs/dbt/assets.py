@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 import dagster as dg
@@ -14,6 +15,10 @@ from dagster_dbt import (
 )
 
 from sentiment_assets.defs.dbt.project import dbt_project
+from sentiment_assets.defs.platform.resources import WarehouseResource
+from sentiment_assets.lib.lake import Lake, dbt_months, dbt_scratch, export_dbt_months
+from sentiment_assets.lib.months import next_month
+from sentiment_assets.lib.warehouse import DDL
 from sentiment_assets.partitions import DUCKDB_POOL, MONTHLY_BACKFILL, monthly_partitions
 
 
@@ -58,15 +63,28 @@ class DbtConfig(dg.Config):
 INDIRECT_SELECTION = ["--indirect-selection", "cautious"]
 
 
-def dbt_build_args(window_start: str, window_end: str, full_refresh: bool) -> list[str]:
+def dbt_build_args(
+    window_start: str, window_end: str, full_refresh: bool, duckdb_path: str | None = None
+) -> list[str]:
+    """dbt's arguments for one window; `duckdb_path` overrides the database dbt builds in
+    (the lake's scratch file; profiles.yml reads the var)."""
+    target = {"duckdb_path": duckdb_path} if duckdb_path else {}
     if full_refresh:
-        return ["build", "--full-refresh", *INDIRECT_SELECTION]
+        refresh = ["--vars", json.dumps(target)] if target else []
+        return ["build", "--full-refresh", *refresh, *INDIRECT_SELECTION]
     return [
         "build",
         "--vars",
-        json.dumps({"min_month": window_start, "max_month": window_end}),
+        json.dumps({"min_month": window_start, "max_month": window_end, **target}),
         *INDIRECT_SELECTION,
     ]
+
+
+def window_months(start: date, end: date) -> list[date]:
+    months = [start]
+    while next_month(months[-1]) < end:
+        months.append(next_month(months[-1]))
+    return months
 
 
 @dbt_assets(
@@ -81,9 +99,24 @@ def dbt_build_args(window_start: str, window_end: str, full_refresh: bool) -> li
     backfill_policy=MONTHLY_BACKFILL,
     pool=DUCKDB_POOL,
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtConfig):
+def dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    config: DbtConfig,
+    warehouse: WarehouseResource,
+):
     window = context.partition_time_window
-    args = dbt_build_args(
-        window.start.date().isoformat(), window.end.date().isoformat(), config.full_refresh
-    )
-    yield from dbt.cli(args, context=context).stream()
+    start, end = window.start.date(), window.end.date()
+    location = warehouse.location
+    if not isinstance(location, Lake):
+        args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh)
+        yield from dbt.cli(args, context=context).stream()
+        return
+    # The lake: dbt builds in a scratch DuckDB of this run's own (so months build in parallel),
+    # and the months it made replace theirs in the lake only once the build and its tests passed.
+    with dbt_scratch(location, DDL, f"{context.run_id}-{start.isoformat()}") as scratch:
+        args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh, str(scratch))
+        yield from dbt.cli(args, context=context).stream()
+        months = dbt_months(location, scratch) if config.full_refresh else window_months(start, end)
+        written = export_dbt_months(location, scratch, months)
+    context.log.info(f"lake: wrote {len(months)} month(s) of {written}")

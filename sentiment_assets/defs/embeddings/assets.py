@@ -44,7 +44,7 @@ def tweet_embeddings(
             context.log.info(f"embedded {done}/{total} new texts on {text_encoder.device}")
             next_report[0] = done / total + 0.1
 
-    stats = embed_month(warehouse.path, month, text_encoder, progress=report)
+    stats = embed_month(warehouse.location, month, text_encoder, progress=report)
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(
         metadata={

@@ -21,6 +21,7 @@ from sentiment_assets.lib.sources import (
     stage_month,
     write_staged_months,
 )
+from sentiment_assets.lib.warehouse import scratch_parent
 from sentiment_assets.lineage import RAW_TWEETS
 from sentiment_assets.partitions import (
     DUCKDB_POOL,
@@ -70,8 +71,9 @@ def raw_tweets(
     # Each file's rows go, chunk by chunk, to Parquet next to the warehouse (not /tmp, which
     # may be memory); DuckDB then copies them in one transaction, so a month of any size
     # passes through Python one chunk at a time and the warehouse lock is held only briefly.
-    warehouse.path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".raw_tweets-", dir=warehouse.path.parent) as tmp:
+    staging_parent = scratch_parent(warehouse.location)
+    staging_parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".raw_tweets-", dir=staging_parent) as tmp:
 
         def load(source: str, index: int) -> StagedMonth:
             staging = Path(tmp) / f"{index:04d}"

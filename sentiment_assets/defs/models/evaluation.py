@@ -245,7 +245,7 @@ def model_evaluation(
             f"no registered model trained through {trained_through:%Y-%m}: materialize "
             f"sentiment_model for {trained_through.isoformat()} first"
         )
-    frame, _ = load_tweets(warehouse.path, [month], labelled_only=False)
+    frame, _ = load_tweets(warehouse.location, [month], labelled_only=False)
     if frame.empty:
         raise dg.Failure(f"{month:%Y-%m} has no tweets to evaluate on")
 
@@ -265,7 +265,7 @@ def model_evaluation(
         fingerprint = predictor.card.encoder_fingerprint
         if fingerprint and fingerprint not in vectors:
             _, vectors[fingerprint] = load_tweets(
-                warehouse.path, [month], fingerprint, labelled_only=False
+                warehouse.location, [month], fingerprint, labelled_only=False
             )
         evaluation = evaluate_month(predictor, frame, vectors.get(fingerprint or ""))
         rows, version_slices = _rows(info, month, realised_set, evaluation, context.run_id, now)

@@ -186,7 +186,7 @@ def model_challenger(
     versions.keep_only(challenger.version, *([current.version] if current else []))
 
     window = versions.get(challenger).card.window()
-    frame, keep = holdout_rows(warehouse.path, window)
+    frame, keep = holdout_rows(warehouse.location, window)
     if len(frame) < 10 or frame["label"].nunique() < 2:
         raise dg.Failure(
             f"only {len(frame)} holdout rows in {[str(m) for m in window]}: too few to compare "
@@ -194,7 +194,7 @@ def model_challenger(
         )
 
     def score(info: registry.VersionInfo) -> float:
-        result, _ = score_version(versions.get(info), warehouse.path, frame, window, keep)
+        result, _ = score_version(versions.get(info), warehouse.location, frame, window, keep)
         return result[config.metric]
 
     challenger_score = score(challenger)

@@ -62,7 +62,7 @@ def _base_version(client: MlflowClient, champion: registry.VersionInfo) -> regis
 
 def _training_prior(warehouse: WarehouseResource, predictor: Predictor) -> float:
     """The positive share of the rows the version learned from (its window, holdout out)."""
-    frame, _ = load_tweets(warehouse.path, predictor.card.window())
+    frame, _ = load_tweets(warehouse.location, predictor.card.window())
     train = frame.loc[~in_holdout(frame["tweet_id"].tolist()), "label"].to_numpy(dtype=float)
     if train.size == 0:
         raise dg.Failure(f"version {predictor.version}'s window has no labelled rows left")
@@ -133,7 +133,7 @@ def prior_adjusted_model(
     base = _base_version(client, champion)
     predictor = load_version(base, settings.registry_cache_dir, encoder=encoder.get())
     frame, vectors = load_tweets(
-        warehouse.path, [month], predictor.card.encoder_fingerprint, labelled_only=False
+        warehouse.location, [month], predictor.card.encoder_fingerprint, labelled_only=False
     )
     if frame.empty:
         raise dg.Failure(f"no tweets in {month:%Y-%m}: materialize tweet_embeddings first")
@@ -162,7 +162,7 @@ def prior_adjusted_model(
         metadata["mlflow_parent_run"] = run_link(settings.mlflow_ui_url, parent_run_id)
         child = _register_child(predictor, adjustment, settings.registry_cache_dir, context.log)
     metadata["version"] = child.version
-    gate_rows, keep = holdout_rows(warehouse.path, [month])
+    gate_rows, keep = holdout_rows(warehouse.location, [month])
     if len(gate_rows) < config.min_labelled_rows or gate_rows["label"].nunique() < 2:
         note = (
             f"{len(gate_rows)} labelled holdout rows in {month:%Y-%m} (fewer than "
@@ -175,7 +175,7 @@ def prior_adjusted_model(
 
     def score(info: registry.VersionInfo) -> float:
         loaded = load_version(info, settings.registry_cache_dir, encoder=encoder.get())
-        result, _ = score_version(loaded, warehouse.path, gate_rows, [month], keep)
+        result, _ = score_version(loaded, warehouse.location, gate_rows, [month], keep)
         return result[config.metric]
 
     child_score, champion_score = score(child), score(champion)

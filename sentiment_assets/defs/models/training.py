@@ -506,7 +506,7 @@ def sentiment_model(
     window = trailing_window(month, config.window_months, earliest=FIRST_MONTH)
     text_encoder = encoder.get()
     frame, vectors = load_tweets(
-        warehouse.path,
+        warehouse.location,
         window,
         text_encoder.fingerprint if EMBEDDING_LOGREG in config.families else None,
         max_rows=config.max_window_rows or None,

@@ -14,6 +14,7 @@ from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib import drift, registry
 from sentiment_assets.lib.embedding_store import load_tweets
+from sentiment_assets.lib.lake import Lake
 from sentiment_assets.lib.model_bundle import Predictor
 from sentiment_assets.lib.publish import publish_history
 from sentiment_assets.lib.serving import load_version
@@ -83,10 +84,10 @@ def _check_results(
 
 
 def _reference(
-    duckdb_path: Path, window: list[date], fingerprint: str, config: DriftConfig
+    warehouse: Path | Lake, window: list[date], fingerprint: str, config: DriftConfig
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The champion's training window, subsampled (seeded) to keep a report to seconds."""
-    reference, vectors = load_tweets(duckdb_path, window, fingerprint, labelled_only=False)
+    reference, vectors = load_tweets(warehouse, window, fingerprint, labelled_only=False)
     if len(reference) <= config.max_reference_rows:
         return reference, vectors
     rng = np.random.default_rng(config.seed)
@@ -229,8 +230,10 @@ def drift_report(
         return
 
     fingerprint = text_encoder.fingerprint
-    reference, ref_vectors = _reference(warehouse.path, window, fingerprint, config)
-    current, cur_vectors = load_tweets(warehouse.path, [month], fingerprint, labelled_only=False)
+    reference, ref_vectors = _reference(warehouse.location, window, fingerprint, config)
+    current, cur_vectors = load_tweets(
+        warehouse.location, [month], fingerprint, labelled_only=False
+    )
     # The champion trained on the reference rows outside the holdout: only its holdout scores
     # are out of sample, so only those describe its reference behaviour honestly.
     results = drift.drift_report(

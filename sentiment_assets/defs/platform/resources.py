@@ -11,21 +11,29 @@ import duckdb
 
 from sentiment_assets.environment import current_settings, export
 from sentiment_assets.lib import warehouse
-from sentiment_assets.lib.settings import Settings, load_settings
+from sentiment_assets.lib.lake import Lake
+from sentiment_assets.lib.settings import (
+    DUCKDB_WAREHOUSE,
+    LAKE_WAREHOUSE,
+    Settings,
+    load_settings,
+)
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file; every connection is short-lived."""
+    """The warehouse: the DuckDB file, or the lake's folder (kind "lake", lib/lake.py);
+    every connection is short-lived."""
 
     database: str
+    kind: str = DUCKDB_WAREHOUSE
 
     @property
-    def path(self) -> Path:
-        return Path(self.database)
+    def location(self) -> Path | Lake:
+        return Lake(Path(self.database)) if self.kind == LAKE_WAREHOUSE else Path(self.database)
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.path) as con:
+        with warehouse.connect(self.location) as con:
             warehouse.ensure_schema(con)
             yield con
 
@@ -53,7 +61,10 @@ def resources() -> dg.Definitions:
     export(settings)
     return dg.Definitions(
         resources={
-            "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
+            "warehouse": WarehouseResource(
+                database=str(settings.lake_root if settings.uses_lake else settings.duckdb_path),
+                kind=settings.warehouse_kind,
+            ),
             "platform": PlatformResource.of(settings),
         }
     )
