@@ -15,6 +15,7 @@ COPY sentiment_assets ./sentiment_assets
 COPY gradio_app ./gradio_app
 COPY dbt_project ./dbt_project
 COPY dagster.yaml workspace.yaml ./
+COPY deploy ./deploy
 
 # CPU torch from the PyTorch CPU index keeps the image small; use a CUDA base image and the
 # default index for GPU hosts.

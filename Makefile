@@ -11,7 +11,7 @@ DAGSTER_PORT ?= 3000
 DBT_FILES := dbt_project/dbt_project.yml $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup manifest pipeline demo serve ui screenshots test test-fast lint bench bench-monitoring bench-scale compare drift-demo drift-power chaos clean
+.PHONY: setup manifest pipeline demo serve ui screenshots test test-fast lint bench bench-monitoring bench-scale bench-prod compare drift-demo drift-power chaos clean setup-prod prod-up prod-down
 
 setup: $(VENV)/.installed $(MANIFEST)
 
@@ -99,6 +99,13 @@ bench-scale: setup
 	mkdir -p bench/results
 	$(PYTHON) -m bench.bench_scale --out bench/results/scale.json --md bench/results/scale.md
 
+# Four synthetic months' data sides built one after another on the embedded profile versus
+# all at once on the prod profile (`prod up`, PROD_WORKERS Celery workers); the services
+# need `make setup-prod`. bench/results/prod_parallel.md.
+bench-prod: setup-prod
+	mkdir -p bench/results
+	$(PYTHON) -m bench.bench_prod_parallel --workers $(PROD_WORKERS) --out bench/results/prod_parallel.json --md bench/results/prod_parallel.md
+
 drift-demo: setup
 	$(VENV)/bin/sentiment drift-demo
 
@@ -115,6 +122,23 @@ compare: setup
 	mkdir -p bench/results
 	$(PYTHON) -m bench.compare_families --dataset synthetic --out bench/results/families_synthetic.json --md bench/results/families.md
 	$(PYTHON) -m bench.compare_families --dataset sentiment140 --out bench/results/families_sentiment140.json --md bench/results/families.md
+
+# The prod profile on this machine (deploy/README.md): PostgreSQL, Redis, the MLflow server,
+# the Dagster webserver and daemon and PROD_WORKERS Celery workers under
+# $(SENTIMENT_HOME)/prod; `source $(SENTIMENT_HOME)/prod/env.sh` points the CLI at them.
+PROD_WORKERS ?= 2
+PROD_MLFLOW_PORT ?= $(MLFLOW_PORT)
+
+setup-prod: setup
+	@if [ -z "$$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || ! command -v redis-server >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; \
+	fi
+
+prod-up: setup-prod
+	$(VENV)/bin/sentiment prod up --workers $(PROD_WORKERS) --dagster-port $(DAGSTER_PORT) --mlflow-port $(PROD_MLFLOW_PORT)
+
+prod-down:
+	$(VENV)/bin/sentiment prod down
 
 clean:
 	rm -rf $(SENTIMENT_HOME) dbt_project/target dbt_project/logs

@@ -11,12 +11,13 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
 from sentiment_assets.environment import current_settings, export
 from sentiment_assets.lib.atomic import exclusive_lock, write_text
-from sentiment_assets.lib.settings import REPO_ROOT, Settings
+from sentiment_assets.lib.settings import PROD, REPO_ROOT, Settings
 from sentiment_assets.lineage import MODEL_CHALLENGER, PRIOR_ADJUSTED_MODEL
 from sentiment_assets.recovery import HOST_TAG, PID_TAG, abandon_runs_of, recover
 
@@ -43,7 +44,7 @@ def prepare_environment() -> Settings:
         folder.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(settings.dagster_home / INIT_LOCK):
         # dagster.yaml is read only from DAGSTER_HOME: the repo keeps the template.
-        write_text(settings.dagster_home / "dagster.yaml", (REPO_ROOT / "dagster.yaml").read_text())
+        write_text(settings.dagster_home / "dagster.yaml", instance_template(settings).read_text())
         with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
             # Touch each storage, so each creates its tables here, under the lock.
             instance.get_runs(limit=1)
@@ -54,6 +55,14 @@ def prepare_environment() -> Settings:
     if summary:
         print(summary, flush=True)
     return settings
+
+
+def instance_template(settings: Settings) -> Path:
+    """The repo's dagster.yaml, or under the prod profile deploy/dagster.prod.yaml (storage
+    on PostgreSQL, from DAGSTER_PG_URL)."""
+    if settings.profile == PROD:
+        return REPO_ROOT / "deploy" / "dagster.prod.yaml"
+    return REPO_ROOT / "dagster.yaml"
 
 
 def months_with_data(settings: Settings) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import Settings
+from sentiment_assets.prod import add_command as add_prod_command
 
 
 def print_evaluations(settings: Settings) -> None:
@@ -289,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sql.add_argument("query", help='e.g. "SELECT * FROM metrics.model_evaluations"')
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sql.set_defaults(handler=command_sql)
+
+    add_prod_command(commands)
 
     args = parser.parse_args(argv)
     return args.handler(args)

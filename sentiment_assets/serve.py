@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from sentiment_assets.lib.settings import REPO_ROOT, Settings
+from sentiment_assets.lib.services import group_members
+from sentiment_assets.lib.settings import REPO_ROOT, Settings, is_tracking_server
 
 PREFIX = "[serve]"
 POLL_S = 0.5
@@ -102,7 +103,7 @@ def mlflow_port(settings: Settings) -> int:
 
 def serves_mlflow(settings: Settings) -> bool:
     """Only a local tracking store is served here; a remote tracking server has its own UI."""
-    return not settings.mlflow_tracking_uri.startswith(("http://", "https://", "databricks"))
+    return not is_tracking_server(settings.mlflow_tracking_uri)
 
 
 def services(settings: Settings, host: str, dagster_port: int, app_port: int) -> list[Service]:
@@ -157,23 +158,6 @@ def services(settings: Settings, host: str, dagster_port: int, app_port: int) ->
         )
     )
     return found
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group `pgid`, read from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state, ppid, pgrp, ...
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -314,7 +298,10 @@ def serve(
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, supervisor.request_stop)
     if not serves_mlflow(settings):
-        supervisor.say(f"MLflow: tracking at {settings.mlflow_tracking_uri}, not served here")
+        supervisor.say(
+            f"MLflow: tracking at {settings.mlflow_tracking_uri}, not served here "
+            f"(UI: {settings.mlflow_ui_url})"
+        )
     elif urlsplit(settings.mlflow_ui_url).hostname not in (host, "localhost", "127.0.0.1"):
         supervisor.say(
             f"note: MLFLOW_UI_URL={settings.mlflow_ui_url} names another host than {host}: "

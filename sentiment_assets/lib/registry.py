@@ -4,6 +4,11 @@ A version's source is the run's `model/` artifact folder: our bundle (card.json 
 or safetensors weights), not an MLflow flavour, because flavours pickle by default. The local
 cache keeps one copy per version: training moves its bundle in once the version exists, and
 any other version is downloaded once, the first time something loads it with `Predictor`.
+
+The store is either one this process opens itself (SQLite under SENTIMENT_HOME, artifacts in
+its `mlartifacts/`) or an MLflow tracking server over HTTP, which owns its artifact root: then
+sources are `mlflow-artifacts:/` URIs and every byte goes through the server, never written
+into its folder by a client (which may run on another machine).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from sentiment_assets.lib.settings import is_tracking_server
 
 if TYPE_CHECKING:
     from sentiment_assets.lib.model_bundle import ModelCard
@@ -75,19 +82,25 @@ EXPERIMENT_KIND = "custom_model_development"
 def configure(tracking_uri: str, artifacts_dir: Path) -> str:
     """Point MLflow at the platform's store; returns the experiment id.
 
-    The experiment's artifact location is set explicitly so artifacts land under
-    SENTIMENT_HOME instead of wherever the process happens to run. An experiment made before
-    the kind tag existed gets it here too.
+    On a local store the experiment's artifact location is set explicitly (`artifacts_dir`)
+    so artifacts land under SENTIMENT_HOME instead of wherever the process happens to run. A
+    tracking server chooses it itself (`mlflow-artifacts:/`, proxied by the server): a local
+    path there would make every client write into a folder of its own machine that the
+    server and the other machines never see. An experiment made before the kind tag existed
+    gets it here too.
     """
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is None:
-        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        location = None
+        if not is_tracking_server(tracking_uri):
+            artifacts_dir.mkdir(parents=True, exist_ok=True)
+            location = artifacts_dir.resolve().as_uri()
         try:
             return client.create_experiment(
                 EXPERIMENT_NAME,
-                artifact_location=artifacts_dir.resolve().as_uri(),
+                artifact_location=location,
                 tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
             )
         except MlflowException:
@@ -234,14 +247,21 @@ def adopt_bundle(bundle: Path, info: VersionInfo, cache_dir: Path) -> Path:
     return target
 
 
-def download_bundle(info: VersionInfo, cache_dir: Path) -> Path:
-    """The version's bundle folder, fetched once; concurrent callers never see half a copy."""
+def download_bundle(info: VersionInfo, cache_dir: Path, tracking_uri: str | None = None) -> Path:
+    """The version's bundle folder, fetched once; concurrent callers never see half a copy.
+
+    `tracking_uri` is the server a `mlflow-artifacts:/` source is fetched from; None: this
+    process's tracking URI (`mlflow.set_tracking_uri`, else MLFLOW_TRACKING_URI), which
+    Dagster steps have from their environment. A local store's `file:` sources need neither.
+    """
     target = cached_bundle_path(cache_dir, info.version)
     if (target / "card.json").exists():
         return target
     with staging_dir(cache_dir, f"v{info.version}") as staging:
         local = Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=info.source, dst_path=staging)
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=info.source, dst_path=staging, tracking_uri=tracking_uri
+            )
         )
         try:
             os.replace(local, target)

@@ -35,14 +35,16 @@ def load_version(
     encoder: object = None,
     device: str | None = None,
     runtime: ServingRuntime | None = None,
+    tracking_uri: str | None = None,
 ) -> Predictor:
     """A registered version, ready to score.
 
     `encoder`: a sentence encoder the caller already holds; an embedding model trained on it
     shares it (any other model ignores it). `runtime`: how a serving process runs the
     transformers (ONNX Runtime or torch); None scores exactly as training did, with torch.
+    `tracking_uri`: the MLflow server to fetch a bundle from (see `registry.download_bundle`).
     """
-    bundle = registry.download_bundle(info, cache_dir)
+    bundle = registry.download_bundle(info, cache_dir, tracking_uri)
     return load_predictor(bundle, device=device, encoder=encoder, runtime=runtime)
 
 
@@ -76,7 +78,13 @@ def load_champion(
 ) -> LoadedChampion:
     """The champion (or `info`), ready to serve on `runtime`."""
     info = info or champion_info(settings)
+    # The settings' server, not the process's tracking URI: the app and the CLI are handed
+    # settings, which need not be the environment's.
     predictor = load_version(
-        info, settings.registry_cache_dir, device=settings.device, runtime=runtime
+        info,
+        settings.registry_cache_dir,
+        device=settings.device,
+        runtime=runtime,
+        tracking_uri=settings.mlflow_tracking_uri,
     )
     return LoadedChampion(info, predictor)

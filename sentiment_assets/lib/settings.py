@@ -8,10 +8,13 @@ mapping; reading the process environment is the job of `sentiment_assets.environ
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sentiment_assets.lib import synthetic
 from sentiment_assets.lib.encoder_precision import check_precision
@@ -29,6 +32,9 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_HOME = REPO_ROOT / ".sentiment"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+# MLFLOW_TRACKING_URI schemes of a tracking server, as opposed to a store (SQLite, a database,
+# a folder) the process opens itself: the server owns the artifact root and serves its own UI.
+TRACKING_SERVER_SCHEMES = ("http", "https", "databricks")
 # A drift retrain learns from the drifted month alone: the months before it describe a world
 # that has just changed.
 DEFAULT_RETRAIN_WINDOW_MONTHS = 1
@@ -119,7 +125,13 @@ class Settings:
 
     @property
     def registry_cache_dir(self) -> Path:
-        return self.home / "registry_cache"
+        cache = self.home / "registry_cache"
+        if not is_tracking_server(self.mlflow_tracking_uri):
+            return cache
+        # A server numbers its versions from 1 as the home's own store does: its v1 is
+        # another model, so its bundles get a folder of their own. The name never looks
+        # like `v<N>`, so pruning the embedded cache leaves it alone.
+        return cache / server_cache_name(self.mlflow_tracking_uri)
 
     @property
     def onnx_cache_dir(self) -> Path:
@@ -193,6 +205,32 @@ class Settings:
         }
 
 
+def is_tracking_server(tracking_uri: str) -> bool:
+    # A bare "databricks" (the workspace of the CLI's default profile) has no scheme.
+    scheme = urlsplit(tracking_uri).scheme or tracking_uri
+    return scheme.lower() in TRACKING_SERVER_SCHEMES
+
+
+def server_cache_name(tracking_uri: str) -> str:
+    """A folder name for a tracking server's bundles: readable host and port, plus a digest
+    of the whole URI (credentials included, so they never appear in a path)."""
+    uri = tracking_uri.rstrip("/")
+    parts = urlsplit(uri)
+    address = parts.hostname or parts.scheme or uri
+    if parts.port:
+        address += f"-{parts.port}"
+    readable = re.sub(r"[^A-Za-z0-9.]+", "-", address)
+    return f"server-{readable}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}"
+
+
+def default_ui_url(tracking_uri: str) -> str:
+    """Where people open MLflow when MLFLOW_UI_URL is unset: a tracking server over HTTP
+    serves its own UI at its own address; a local store is shown by `sentiment serve`."""
+    if urlsplit(tracking_uri).scheme.lower() in ("http", "https"):
+        return tracking_uri.rstrip("/")
+    return DEFAULT_MLFLOW_UI_URL
+
+
 def read_number(
     env: Mapping[str, str], name: str, default: float, cast: type = float, *, positive: bool = False
 ) -> float:
@@ -249,11 +287,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         for name, value in env.items()
         if value and (name in PASSED_ON or name.startswith(SYNTHETIC_PREFIX))
     }
+    tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     return Settings(
         home=home,
         duckdb_path=duckdb_path,
         source=source,
-        mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        mlflow_tracking_uri=tracking_uri,
         profile=profile,
         warehouse_kind=warehouse_kind,
         lake_dir=Path(lake_dir).expanduser().resolve() if lake_dir else None,
@@ -274,6 +313,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         cache_keep_newest=read_number(
             env, "SENTIMENT_CACHE_KEEP_VERSIONS", DEFAULT_CACHE_KEEP_NEWEST, int, positive=True
         ),
-        mlflow_ui_url=env.get("MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI_URL,
+        mlflow_ui_url=env.get("MLFLOW_UI_URL") or default_ui_url(tracking_uri),
         variables=variables,
     )

@@ -1,0 +1,315 @@
+"""`sentiment prod up|down|status`: the prod profile's services on this machine.
+
+`up` starts, under a folder of its own (default `$SENTIMENT_HOME/prod/`), in this order:
+PostgreSQL (Dagster's storage and MLflow's backend store), Redis (the Celery broker), the
+MLflow tracking server, the Dagster webserver and daemon (DAGSTER_HOME prepared from
+deploy/dagster.prod.yaml), and N Celery workers. It returns once each one answers, prints
+their URLs, and writes `env.sh`, which points the CLI (`sentiment pipeline`, `sql`,
+`rollback`, `predict`) at them when sourced. The processes outlive the command; `down` stops
+them, newest first, and `status` says which still run.
+
+The same topology in containers: docker-compose.yml; on Kubernetes: deploy/helm/values.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from sentiment_assets.lib import services
+from sentiment_assets.lib.celery_workers import (
+    broker_url,
+    celery_worker_command,
+    celery_worker_environment,
+)
+from sentiment_assets.lib.settings import PROD, REPO_ROOT, Settings
+
+PREFIX = "[prod]"
+# Ports away from the system services' defaults (5432, 6379), so a PostgreSQL or Redis
+# already running on this machine is left alone; Dagster and MLflow keep their usual ones.
+DEFAULT_PG_PORT = 15432
+DEFAULT_REDIS_PORT = 16379
+DEFAULT_MLFLOW_PORT = 5000
+DEFAULT_DAGSTER_PORT = 3000
+DEFAULT_WORKERS = 2
+# Loading the code location on a busy 2-core machine takes minutes.
+DEFAULT_TIMEOUT_S = 600.0
+ENV_FILE = "env.sh"
+WEBSERVER = "dagster-webserver"
+DAEMON = "dagster-daemon"
+WORKER_PREFIX = "celery-worker-"
+
+
+def prod_folder(settings: Settings) -> Path:
+    return settings.home / "prod"
+
+
+@dataclass(frozen=True)
+class Options:
+    folder: Path
+    pg_port: int = DEFAULT_PG_PORT
+    redis_port: int = DEFAULT_REDIS_PORT
+    mlflow_port: int = DEFAULT_MLFLOW_PORT
+    dagster_port: int = DEFAULT_DAGSTER_PORT
+    workers: int = DEFAULT_WORKERS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+
+def _say(message: str) -> None:
+    print(f"{PREFIX} {message}", flush=True)
+
+
+def up(options: Options, say: Callable[[str], None] = _say) -> dict[str, str]:
+    """Start everything; returns the variables written to env.sh. On any failure what was
+    started is stopped again before the error propagates."""
+    folder = options.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    # PostgreSQL runs as another user when we are root: it must be able to enter the folder.
+    folder.chmod(0o755)
+    running = [s for s in services.recorded(folder) if s.alive]
+    if running:
+        names = ", ".join(s.name for s in running)
+        raise services.ServiceError(f"already up under {folder} ({names}): `prod down` first")
+    # Leftovers of a crashed `up` (dead records, orphaned children) go first.
+    services.stop_all(folder)
+    began = time.monotonic()
+    try:
+        variables = _start(options, say)
+    except BaseException:
+        say("start failed: stopping what was started")
+        services.stop_all(folder)
+        raise
+    say(f"all up after {time.monotonic() - began:.1f} s; `source {folder / ENV_FILE}`")
+    return variables
+
+
+def _start(options: Options, say: Callable[[str], None]) -> dict[str, str]:
+    folder = options.folder
+    password = services.secret(folder)
+
+    def started(what: str, url: str, since: float) -> None:
+        say(f"{what}: {url}  ({time.monotonic() - since:.1f} s)")
+
+    t = time.monotonic()
+    _, postgres = services.start_postgres(folder, options.pg_port, password)
+    started("PostgreSQL", f"{postgres.host}:{postgres.port}", t)
+    t = time.monotonic()
+    redis = services.start_redis(folder, options.redis_port, password)
+    started("Redis", redis.url, t)
+    t = time.monotonic()
+    mlflow = services.start_mlflow(
+        folder, options.mlflow_port, postgres.url(services.MLFLOW_DB), os.environ
+    )
+    started("MLflow", mlflow.url, t)
+
+    # From here on this process is the prod profile: prepare_environment reads these, writes
+    # DAGSTER_HOME/dagster.yaml from the prod template and creates Dagster's tables.
+    os.environ.update(
+        {
+            "SENTIMENT_PROFILE": PROD,
+            "DAGSTER_PG_URL": postgres.url(services.DAGSTER_DB),
+            "MLFLOW_TRACKING_URI": mlflow.url,
+            "MLFLOW_UI_URL": mlflow.url,
+            "SENTIMENT_CELERY_BROKER": services.redis_url(options.redis_port, password),
+        }
+    )
+    from sentiment_assets.build import prepare_environment
+
+    settings = prepare_environment()
+    limit_pools(settings)
+    variables = {**settings.environment(), "DAGSTER_PG_URL": os.environ["DAGSTER_PG_URL"]}
+    env_file = write_env_file(folder / ENV_FILE, variables)
+    say(f"environment: {env_file}")
+    children = {**os.environ, **variables}
+
+    t = time.monotonic()
+    scripts = Path(sys.executable).parent
+    workspace = str(REPO_ROOT / "workspace.yaml")
+    dagster_url = f"http://{services.LOOPBACK}:{options.dagster_port}"
+    webserver = services.start_process(
+        folder,
+        WEBSERVER,
+        [
+            str(scripts / WEBSERVER),
+            *("-h", services.LOOPBACK, "-p", str(options.dagster_port)),
+            *("-w", workspace),
+        ],
+        children,
+        url=dagster_url,
+        cwd=REPO_ROOT,
+    )
+    daemon = services.start_process(
+        folder, DAEMON, [str(scripts / DAEMON), "run", "-w", workspace], children, cwd=REPO_ROOT
+    )
+    workers = [
+        services.start_process(
+            folder,
+            name,
+            celery_worker_command(settings, name),
+            celery_worker_environment(children, settings),
+            url=f"{name}@{socket.gethostname()}",
+            cwd=REPO_ROOT,
+        )
+        for name in (f"{WORKER_PREFIX}{i}" for i in range(1, options.workers + 1))
+    ]
+
+    from sentiment_assets.serve import dagster_ready
+
+    services.wait_until(webserver, lambda: dagster_ready(dagster_url), options.timeout_s)
+    started("Dagster UI", dagster_url, t)
+    services.wait_until(daemon, lambda: daemon_beats(settings), options.timeout_s)
+    started("Dagster daemon", "heartbeat in PostgreSQL", t)
+    for worker in workers:
+        services.wait_until(worker, lambda w=worker: worker_answers(settings, w), options.timeout_s)
+        started(f"Celery worker {worker.name}", broker_url_shown(options.redis_port), t)
+    return variables
+
+
+def broker_url_shown(port: int) -> str:
+    """The broker's URL without its password, for printing."""
+    return f"redis://{services.LOOPBACK}:{port}/0"
+
+
+def limit_pools(settings: Settings) -> None:
+    """Pool "gpu" to 1: deploy/dagster.prod.yaml's default_limit lets data steps of several
+    months run at once, but training shares one accelerator. Dagster keeps explicit pool
+    limits in its storage, not in dagster.yaml."""
+    import dagster as dg
+
+    from sentiment_assets.partitions import GPU_POOL
+
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
+
+
+def daemon_beats(settings: Settings) -> bool:
+    """True once the daemon has written a heartbeat to the instance's storage."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        return bool(instance.get_daemon_heartbeats())
+
+
+def worker_answers(settings: Settings, worker: services.Started) -> bool:
+    """True once the worker answers a ping over the broker (so it takes tasks)."""
+    from celery import Celery
+
+    app = Celery(broker=broker_url(settings))
+    try:
+        replies = app.control.ping(destination=[worker.url], timeout=1.0)
+    finally:
+        app.close()
+    return any(worker.url in reply for reply in replies)
+
+
+def write_env_file(path: Path, variables: Mapping[str, str]) -> Path:
+    """`export NAME=value` lines to `source`: readable by its owner only, as the database
+    URL carries the password."""
+    lines = [
+        "# Written by `sentiment prod up`: `source` this file to point `sentiment` (pipeline,",
+        "# sql, rollback, predict) and Dagster's CLI at the running prod profile.",
+        *(f"export {name}={shlex.quote(value)}" for name, value in sorted(variables.items())),
+    ]
+    path.unlink(missing_ok=True)
+    # Created owner-only, never readable by others even for a moment.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
+
+
+def worker(name: str) -> NoReturn:
+    """Replace this process with one Celery worker: what each worker container runs
+    (docker-compose.yml, deploy/helm), with the environment's broker and storage."""
+    from sentiment_assets.build import prepare_environment
+
+    settings = prepare_environment()
+    argv = celery_worker_command(settings, name)
+    os.execve(argv[0], argv, celery_worker_environment(os.environ, settings))
+
+
+def down(folder: Path, say: Callable[[str], None] = _say) -> int:
+    stopped = services.stop_all(folder)
+    for name, outcome in stopped:
+        say(f"{name}: {outcome}")
+    if not stopped:
+        say(f"nothing recorded under {folder}")
+    (folder / ENV_FILE).unlink(missing_ok=True)
+    return 0
+
+
+def status(folder: Path, say: Callable[[str], None] = _say) -> int:
+    """One line a process; 0 when every recorded process runs (and there is one)."""
+    found = services.recorded(folder)
+    for process in found:
+        state = "running" if process.alive else "NOT running"
+        say(f"{process.name:<22} {state:<12} pid {process.pid:<8} {process.url}")
+    if not found:
+        say(f"nothing recorded under {folder}")
+    return 0 if found and all(p.alive for p in found) else 1
+
+
+def command(args: argparse.Namespace) -> int:
+    from sentiment_assets.environment import current_settings
+
+    folder = Path(args.folder).resolve() if args.folder else prod_folder(current_settings())
+    if args.action == "down":
+        try:
+            return down(folder)
+        except services.ServiceError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    if args.action == "status":
+        return status(folder)
+    if args.action == "worker":
+        return worker(args.name)
+    options = Options(
+        folder,
+        pg_port=args.pg_port,
+        redis_port=args.redis_port,
+        mlflow_port=args.mlflow_port,
+        dagster_port=args.dagster_port,
+        workers=args.workers,
+        timeout_s=args.timeout,
+    )
+    try:
+        up(options)
+    except services.ServiceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    """`sentiment prod up|down|status`, registered by the CLI."""
+    parser = commands.add_parser(
+        "prod",
+        help="start/stop the prod profile's services on this machine (PostgreSQL, Redis, "
+        "MLflow server, Dagster webserver and daemon, Celery workers)",
+    )
+    parser.add_argument(
+        "action",
+        choices=["up", "down", "status", "worker"],
+        help="worker: become one Celery worker (--name) on the current environment's "
+        "broker, as containers and other machines run them",
+    )
+    parser.add_argument("--name", default="worker", help="worker name (Celery appends @<hostname>)")
+    parser.add_argument(
+        "--folder", help="where their state, logs and pids go ($SENTIMENT_HOME/prod)"
+    )
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="Celery workers")
+    parser.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
+    parser.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
+    parser.add_argument("--mlflow-port", type=int, default=DEFAULT_MLFLOW_PORT)
+    parser.add_argument("--dagster-port", type=int, default=DEFAULT_DAGSTER_PORT)
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for each service"
+    )
+    parser.set_defaults(handler=command)
