@@ -21,7 +21,8 @@ _SETTINGS = current_settings()
 
 # Every step that writes the DuckDB warehouse takes this pool (size 1: DuckDB admits one
 # writer). The lake has no such lock (lib/lake.py), so there its writers take no pool.
-DUCKDB_POOL = None if _SETTINGS.uses_lake else "duckdb"
+DUCKDB_POOL_NAME = "duckdb"
+DUCKDB_POOL = None if _SETTINGS.uses_lake else DUCKDB_POOL_NAME
 # Training takes this one: one job at a time on the accelerator.
 GPU_POOL = "gpu"
 

@@ -179,15 +179,18 @@ def broker_url_shown(port: int) -> str:
 
 
 def limit_pools(settings: Settings) -> None:
-    """Pool "gpu" to 1: deploy/dagster.prod.yaml's default_limit lets data steps of several
-    months run at once, but training shares one accelerator. Dagster keeps explicit pool
-    limits in its storage, not in dagster.yaml."""
+    """Pools "gpu" and "duckdb" to 1: deploy/dagster.prod.yaml's default_limit lets data
+    steps of several months run at once, but training shares one accelerator, and a prod
+    profile that keeps the DuckDB warehouse (SENTIMENT_WAREHOUSE=duckdb) still has one
+    writer (the lake's steps take no pool). Dagster keeps explicit pool limits in its
+    storage, not in dagster.yaml."""
     import dagster as dg
 
-    from sentiment_assets.partitions import GPU_POOL
+    from sentiment_assets.partitions import DUCKDB_POOL_NAME, GPU_POOL
 
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
+        for pool in (GPU_POOL, DUCKDB_POOL_NAME):
+            instance.event_log_storage.set_concurrency_slots(pool, 1)
 
 
 def daemon_beats(settings: Settings) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import time
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -21,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib import registry
+from sentiment_assets.lib.lake import leftovers
 from sentiment_assets.lib.processes import still_running
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.warehouse import connect
@@ -39,6 +41,7 @@ class Recovery:
     freed_slots_of: list[str] = field(default_factory=list)
     killed_mlflow_runs: list[str] = field(default_factory=list)
     removed_versions: list[str] = field(default_factory=list)
+    removed_lake_leftovers: list[str] = field(default_factory=list)
 
     def summary(self) -> str | None:
         parts = [
@@ -51,6 +54,9 @@ class Recovery:
             else "",
             f"registry versions {self.removed_versions} removed (no training row)"
             if self.removed_versions
+            else "",
+            f"{len(self.removed_lake_leftovers)} file(s) of dead lake writers removed"
+            if self.removed_lake_leftovers
             else "",
         ]
         found = [p for p in parts if p]
@@ -179,8 +185,23 @@ def abandon_runs_of(instance: dg.DagsterInstance, pid: int, why: str) -> list[st
     return abandoned
 
 
+def heal_lake(instance: dg.DagsterInstance, settings: Settings, recovery: Recovery) -> None:
+    """Remove the scratch databases and staging files of lake writers that died (a dbt
+    scratch database holds a copy of the clean tables: too big to leave behind)."""
+    if not settings.uses_lake:
+        return
+    lake = settings.warehouse
+    for path in leftovers(lake, lambda run_id: _active(instance, run_id), time.time()):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        recovery.removed_lake_leftovers.append(str(path.relative_to(lake.root)))
+
+
 def recover(instance: dg.DagsterInstance, settings: Settings) -> Recovery:
     recovery = Recovery()
     heal_instance(instance, recovery)
     heal_mlflow(instance, settings, recovery)
+    heal_lake(instance, settings, recovery)
     return recovery

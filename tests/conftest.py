@@ -18,6 +18,7 @@ SESSION_HOME = Path(tempfile.mkdtemp(prefix="sentiment-tests-"))
 SESSION_ONNX_CACHE = SESSION_HOME / "onnx-cache-shared"
 
 PATH_VARIABLES = ("SENTIMENT_HOME", "DUCKDB_PATH", "DAGSTER_HOME", "MLFLOW_TRACKING_URI")
+EXPORTED_CHOICES = ("SENTIMENT_PROFILE", "SENTIMENT_WAREHOUSE", "SENTIMENT_LAKE_DIR")
 
 
 def home_paths(home: Path) -> dict[str, str]:
@@ -47,6 +48,10 @@ def use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     for name, value in home_paths(home).items():
         monkeypatch.setenv(name, value)
+    # prepare_environment exports these too: registered here, the monkeypatch takes them
+    # back, so one test's profile or warehouse never leaks into the next.
+    for name in EXPORTED_CHOICES:
+        monkeypatch.setenv(name, os.environ.get(name, ""))
     return home
 
 

@@ -19,7 +19,7 @@ connection (or after `refresh`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -50,6 +50,8 @@ LOCK_FILE = ".lock"
 # folder ever lists them.
 SCRATCH_DIR = ".scratch"
 TYPED_PREFIX = "_typed_"
+# A Dagster run id (a UUID) as it appears in a scratch database's name.
+RUN_ID_LENGTH = 36
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,35 @@ def dbt_scratch(lake: Lake, ddl: str, name: str) -> Iterator[Path]:
     finally:
         path.unlink(missing_ok=True)
         path.with_suffix(".duckdb.wal").unlink(missing_ok=True)
+
+
+# A staging file older than this belongs to a writer that died: a month file takes seconds.
+STALE_STAGING_S = 3600.0
+
+
+def leftovers(lake: Lake, is_active: Callable[[str], bool], now: float) -> list[Path]:
+    """What killed writers left in the lake: dbt scratch databases of runs no longer active
+    (`is_active(run_id)`), and hidden staging files and folders older than STALE_STAGING_S.
+    Readers never see either; they only take disk."""
+    found = []
+    if lake.scratch_dir.is_dir():
+        for path in lake.scratch_dir.iterdir():
+            if path.name.startswith("dbt-") and path.name.endswith((".duckdb", ".duckdb.wal")):
+                run_id = path.name[len("dbt-") : len("dbt-") + RUN_ID_LENGTH]
+                if not is_active(run_id):
+                    found.append(path)
+            elif now - path.stat().st_mtime > STALE_STAGING_S:
+                found.append(path)
+    for table in lake.tables():
+        folder = lake.table_dir(table)
+        found += [
+            path
+            for path in folder.iterdir()
+            if path.name.startswith(".")
+            and path.name != LOCK_FILE
+            and now - path.stat().st_mtime > STALE_STAGING_S
+        ]
+    return sorted(found)
 
 
 def export_dbt_months(lake: Lake, scratch: Path, months: Sequence[date]) -> dict[str, int]:

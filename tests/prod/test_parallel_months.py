@@ -1,4 +1,5 @@
-"""Two months' data sides built at once on the prod profile, on real services.
+"""Two months' data sides built at once on the prod profile, on real services, then each
+month's models in order: the runs, the registry, the champion and the metrics tables.
 
 PostgreSQL holds Dagster's storage (deploy/dagster.prod.yaml), Redis is the Celery broker,
 two Celery workers execute the steps, the daemon dequeues the runs (QueuedRunCoordinator)
@@ -22,12 +23,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster_graphql import DagsterGraphQLClient
+from mlflow.tracking import MlflowClient
 
 from sentiment_assets.build import prepare_environment
-from sentiment_assets.lib import services
+from sentiment_assets.lib import registry, services
 from sentiment_assets.lib.celery_workers import celery_worker_command, celery_worker_environment
+from sentiment_assets.lib.publish import query_history
 from sentiment_assets.lib.settings import REPO_ROOT, Settings, load_settings
 from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lineage import MODEL_CHALLENGER
 from sentiment_assets.prod import daemon_beats, worker_answers
 from sentiment_assets.serve import dagster_ready
 from tests.conftest import home_paths
@@ -319,3 +323,63 @@ def test_both_months_data_is_in_the_warehouse(cluster, built):
         clean = counts["clean.tweets_clean"][month]
         assert 0 < clean <= counts["raw.tweets"][month]
         assert counts["features.tweet_embeddings"][month] == clean
+
+
+def submit_one(cluster: Cluster, job: str, month: str) -> str:
+    run_id = cluster.client.submit_job_execution(
+        job, repository_location_name=LOCATION, tags={"dagster/partition": month}
+    )
+    deadline = time.monotonic() + RUNS_TIMEOUT_S
+    while not cluster.instance.get_run_by_id(run_id).is_finished:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{job} {month} not finished after {RUNS_TIMEOUT_S:.0f} s")
+        time.sleep(1.0)
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def models_built(cluster, built) -> dict[str, dg.DagsterRun]:
+    """The rest of each month (models, evaluation, drift, promotion), oldest month first as a
+    month's models read the months before it, through the same queue and workers."""
+    runs = {}
+    for month in MONTHS:
+        run_id = submit_one(cluster, "month_build_job", month)
+        runs[month] = cluster.instance.get_run_by_id(run_id)
+    return runs
+
+
+def test_the_model_side_ran_and_recorded_everything(cluster, models_built):
+    for month, run in models_built.items():
+        failures = [
+            e.step_key
+            for e in cluster.instance.all_logs(run.run_id)
+            if e.dagster_event is not None and e.dagster_event.is_step_failure
+        ]
+        # A challenger that loses to the champion fails its gate step by design; nothing else.
+        assert set(failures) <= {MODEL_CHALLENGER}, (month, failures)
+    settings = cluster.settings
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    versions = client.search_model_versions(f"name = '{registry.REGISTERED_MODEL}'")
+    champion = client.get_model_version_by_alias(registry.REGISTERED_MODEL, "champion")
+    with connect(settings.warehouse, read_only=True) as con:
+        trained = con.execute(
+            "SELECT DISTINCT trained_through FROM metrics.training_runs ORDER BY 1"
+        ).fetchall()
+        recorded = {
+            v for (v,) in con.execute("SELECT model_version FROM metrics.training_runs").fetchall()
+        }
+        decisions = con.execute("SELECT count(*) FROM metrics.promotions").fetchone()[0]
+        evaluated = con.execute(
+            "SELECT count(*) FROM metrics.model_evaluations WHERE eval_set <> 'estimated'"
+        ).fetchone()[0]
+    assert [t.isoformat() for (t,) in trained] == MONTHS
+    # Every registered version has its training row in the lake, the champion among them.
+    assert {str(v.version) for v in versions} == recorded
+    assert str(champion.version) in recorded
+    assert decisions >= len(MONTHS) and evaluated > 0
+    # `sentiment sql` answers from the published snapshot of the lake's history.
+    published = query_history(settings.published_dir, "SELECT count(*) FROM metrics.promotions")
+    assert published.rows == [(decisions,)]
+    # The MLflow server's artifacts, not the home, hold the versions.
+    assert not (settings.home / "mlartifacts").exists()
+    assert all(v.source.startswith("mlflow-artifacts:/") for v in versions)

@@ -185,11 +185,13 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
                 if line.startswith("export ")
             )
         }
-        # Pool "gpu" was limited to one training step at a time in the instance.
+        # Pools "gpu" (one training step per accelerator) and "duckdb" (one writer, should
+        # the prod profile keep the DuckDB warehouse) were limited to 1 in the instance.
         with pytest.MonkeyPatch.context() as monkeypatch:
             monkeypatch.setenv("DAGSTER_PG_URL", exported["DAGSTER_PG_URL"])
             with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
-                assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 1
+                for pool in ("gpu", "duckdb"):
+                    assert instance.event_log_storage.get_concurrency_info(pool).slot_count == 1
 
         # One more worker, as another machine adds one from the same variables; recorded
         # in the folder, so `prod down` stops it with the rest.

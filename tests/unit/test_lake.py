@@ -2,6 +2,7 @@
 cache, and readers and writers that never wait for each other."""
 
 import multiprocessing
+import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from sentiment_assets.lib.lake import Lake
+from sentiment_assets.lib.lake import STALE_STAGING_S, Lake, leftovers
 from sentiment_assets.lib.warehouse import append_rows, connect, replace_month, replace_rows
 
 MARCH, APRIL = date(2024, 3, 1), date(2024, 4, 1)
@@ -139,3 +140,26 @@ def test_two_processes_write_two_months_while_a_reader_is_open(tmp_path):
     with connect(lake, read_only=True) as con:
         counts = con.execute("SELECT month, count(*) FROM raw.tweets GROUP BY 1 ORDER BY 1")
         assert counts.fetchall() == [(MARCH, 50), (APRIL, 50)]
+
+
+def test_leftovers_of_dead_writers_are_found_and_live_ones_left_alone(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    with connect(lake) as con:
+        replace_month(con, "raw.tweets", MARCH, tweets(MARCH, ["a"]))
+    live, dead = "1" * 36, "2" * 36
+    lake.scratch_dir.mkdir(parents=True)
+    for run_id in (live, dead):
+        (lake.scratch_dir / f"dbt-{run_id}-2024-03-01.duckdb").write_bytes(b"x")
+    staging = lake.table_dir("raw.tweets") / ".2024-03-01-abc.parquet"
+    staging.write_bytes(b"half")
+    (lake.table_dir("raw.tweets") / ".lock").touch()  # a writers' lock is never a leftover
+    now = time.time()
+    found = leftovers(lake, lambda run_id: run_id == live, now)
+    # A fresh staging file may belong to a writer at work; the live run's scratch stays.
+    assert found == [lake.scratch_dir / f"dbt-{dead}-2024-03-01.duckdb"]
+    later = leftovers(lake, lambda run_id: run_id == live, now + STALE_STAGING_S + 1)
+    assert staging in later and lake.table_dir("raw.tweets") / ".lock" not in later
+    assert (
+        lake.month_file("raw.tweets", MARCH).exists()
+        and lake.month_file("raw.tweets", MARCH) not in later
+    )
