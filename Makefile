@@ -59,7 +59,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/dg check defs
-	$(PYTHON) -m pytest -q --timeout 900
+	$(PYTHON) -m pytest -q --timeout 900 --durations=25
 
 test-fast: setup
 	$(PYTHON) -m pytest -q -m "not slow" --timeout 300

@@ -383,3 +383,31 @@ def test_the_model_side_ran_and_recorded_everything(cluster, models_built):
     # The MLflow server's artifacts, not the home, hold the versions.
     assert not (settings.home / "mlartifacts").exists()
     assert all(v.source.startswith("mlflow-artifacts:/") for v in versions)
+
+
+def run_span(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float]:
+    stats = instance.get_run_stats(run_id)
+    return stats.start_time, stats.end_time
+
+
+def test_the_queue_runs_one_retrain_at_a_time(cluster, models_built):
+    """deploy/dagster.prod.yaml allows one run tagged sentiment/job=retrain at once: two
+    submitted together run one after the other, while untagged months ran side by side."""
+    tags = {"sentiment/job": "retrain"}
+    run_ids = [
+        cluster.client.submit_job_execution(
+            "month_data_job",
+            repository_location_name=LOCATION,
+            tags={**tags, "dagster/partition": month},
+        )
+        for month in MONTHS
+    ]
+    deadline = time.monotonic() + RUNS_TIMEOUT_S
+    while not all(cluster.instance.get_run_by_id(r).is_finished for r in run_ids):
+        assert time.monotonic() < deadline, f"tagged runs not finished: {run_ids}"
+        time.sleep(1.0)
+    assert [cluster.instance.get_run_by_id(r).status for r in run_ids] == [
+        dg.DagsterRunStatus.SUCCESS
+    ] * 2
+    first, second = sorted(run_span(cluster.instance, r) for r in run_ids)
+    assert first[1] <= second[0], f"two retrain-tagged runs overlapped: {first} {second}"
