@@ -199,7 +199,13 @@ class Settings:
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
             "DAGSTER_HOME": str(self.dagster_home),
             "SENTIMENT_PROFILE": self.profile,
-            "SENTIMENT_WAREHOUSE": self.warehouse_kind,
+            # Only a warehouse chosen against the profile's default travels: a child that
+            # is switched to another profile must get that profile's default, not this one's.
+            **(
+                {"SENTIMENT_WAREHOUSE": self.warehouse_kind}
+                if self.warehouse_kind != default_warehouse(self.profile)
+                else {}
+            ),
             **({"SENTIMENT_LAKE_DIR": str(self.lake_dir)} if self.lake_dir else {}),
             **({"SENTIMENT_ONNX_CACHE": str(self.onnx_cache)} if self.onnx_cache else {}),
         }
@@ -248,6 +254,10 @@ def read_number(
     return value
 
 
+def default_warehouse(profile: str) -> str:
+    return LAKE_WAREHOUSE if profile == PROD else DUCKDB_WAREHOUSE
+
+
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
     value = (env.get(name) or "").strip().lower() or default
     if value not in allowed:
@@ -266,10 +276,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         source = str(Path(source).expanduser().absolute())
     profile = _choice(env, "SENTIMENT_PROFILE", PROFILES, EMBEDDED)
     warehouse_kind = _choice(
-        env,
-        "SENTIMENT_WAREHOUSE",
-        WAREHOUSE_KINDS,
-        LAKE_WAREHOUSE if profile == PROD else DUCKDB_WAREHOUSE,
+        env, "SENTIMENT_WAREHOUSE", WAREHOUSE_KINDS, default_warehouse(profile)
     )
     lake_dir = env.get("SENTIMENT_LAKE_DIR") or None
     onnx_cache = env.get("SENTIMENT_ONNX_CACHE") or None

@@ -59,6 +59,9 @@ class ProdServices:
         """The prod profile's variables pointing at these services."""
         return {
             "SENTIMENT_PROFILE": "prod",
+            # Empty: the profile's own default warehouse (the lake), whatever an earlier test
+            # left in the environment.
+            "SENTIMENT_WAREHOUSE": "",
             "DAGSTER_PG_URL": self.postgres.url(dagster_db),
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "MLFLOW_UI_URL": self.mlflow_url,

@@ -123,3 +123,15 @@ def test_one_broken_file_does_not_decide_the_first_month(tmp_path: Path) -> None
     (tmp_path / "good.csv").write_text("text,created_at,label\nfine,2009-05-02 10:00:00,positive\n")
     settings = load_settings({"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_SOURCE": str(tmp_path)})
     assert settings.first_month(latest=date(2026, 12, 1)) == date(2009, 5, 1)
+
+
+def test_an_exported_embedded_environment_switched_to_prod_gets_the_lake(tmp_path):
+    """Every process exports its settings for its children; a shell or test that then sets
+    SENTIMENT_PROFILE=prod must get the prod profile's warehouse, not the embedded one's
+    exported default (two dbt builds then met on one DuckDB file's lock)."""
+    embedded = load_settings({"SENTIMENT_HOME": str(tmp_path)}).environment()
+    switched = load_settings({**embedded, "SENTIMENT_PROFILE": "prod"})
+    assert switched.uses_lake
+    # A warehouse chosen explicitly still travels to child processes.
+    chosen = load_settings({"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_WAREHOUSE": "lake"})
+    assert load_settings(chosen.environment()).uses_lake
