@@ -319,13 +319,11 @@ def export_dbt_months(lake: Lake, scratch: Path, months: Sequence[date]) -> dict
             for month in months:
                 target = lake.month_file(table, month)
                 with replacing(target, suffix=".parquet") as staging:
-                    con.execute(
+                    # COPY answers with the number of rows it wrote.
+                    total += con.execute(
                         f"COPY (SELECT * FROM {table} WHERE month = DATE '{month.isoformat()}') "
                         f"TO '{staging}' (FORMAT parquet)"
-                    )
-                total += con.execute(
-                    f"SELECT count(*) FROM {table} WHERE month = ?", [month]
-                ).fetchone()[0]
+                    ).fetchone()[0]
             written[table] = total
     return written
 

@@ -216,24 +216,28 @@ def step_spans(instance: dg.DagsterInstance, run_id: str) -> list[StepSpan]:
     ]
 
 
+def submit(cluster: Cluster, job: str, month: str, tags: dict[str, str] | None = None) -> str:
+    return cluster.client.submit_job_execution(
+        job,
+        repository_location_name=LOCATION,
+        tags={**(tags or {}), "dagster/partition": month},
+    )
+
+
+def wait_finished(cluster: Cluster, run_ids: list[str]) -> None:
+    deadline = time.monotonic() + RUNS_TIMEOUT_S
+    while not all(cluster.instance.get_run_by_id(r).is_finished for r in run_ids):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"runs not finished after {RUNS_TIMEOUT_S:.0f} s: {run_ids}")
+        time.sleep(1.0)
+
+
 def submit_and_wait(cluster: Cluster) -> dict[str, str]:
     """Both months submitted back to back (the queue takes both at once); their run ids
     once both have finished."""
-    run_ids = {
-        month: cluster.client.submit_job_execution(
-            "month_data_job",
-            repository_location_name=LOCATION,
-            tags={"dagster/partition": month},
-        )
-        for month in MONTHS
-    }
-    deadline = time.monotonic() + RUNS_TIMEOUT_S
-    while time.monotonic() < deadline:
-        runs = [cluster.instance.get_run_by_id(run_id) for run_id in run_ids.values()]
-        if all(run.is_finished for run in runs):
-            return run_ids
-        time.sleep(1.0)
-    raise AssertionError(f"runs not finished after {RUNS_TIMEOUT_S:.0f} s: {run_ids}")
+    run_ids = {month: submit(cluster, "month_data_job", month) for month in MONTHS}
+    wait_finished(cluster, list(run_ids.values()))
+    return run_ids
 
 
 @pytest.fixture(scope="module")
@@ -325,25 +329,14 @@ def test_both_months_data_is_in_the_warehouse(cluster, built):
         assert counts["features.tweet_embeddings"][month] == clean
 
 
-def submit_one(cluster: Cluster, job: str, month: str) -> str:
-    run_id = cluster.client.submit_job_execution(
-        job, repository_location_name=LOCATION, tags={"dagster/partition": month}
-    )
-    deadline = time.monotonic() + RUNS_TIMEOUT_S
-    while not cluster.instance.get_run_by_id(run_id).is_finished:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{job} {month} not finished after {RUNS_TIMEOUT_S:.0f} s")
-        time.sleep(1.0)
-    return run_id
-
-
 @pytest.fixture(scope="module")
 def models_built(cluster, built) -> dict[str, dg.DagsterRun]:
     """The rest of each month (models, evaluation, drift, promotion), oldest month first as a
     month's models read the months before it, through the same queue and workers."""
     runs = {}
     for month in MONTHS:
-        run_id = submit_one(cluster, "month_build_job", month)
+        run_id = submit(cluster, "month_build_job", month)
+        wait_finished(cluster, [run_id])
         runs[month] = cluster.instance.get_run_by_id(run_id)
     return runs
 
@@ -394,18 +387,8 @@ def test_the_queue_runs_one_retrain_at_a_time(cluster, models_built):
     """deploy/dagster.prod.yaml allows one run tagged sentiment/job=retrain at once: two
     submitted together run one after the other, while untagged months ran side by side."""
     tags = {"sentiment/job": "retrain"}
-    run_ids = [
-        cluster.client.submit_job_execution(
-            "month_data_job",
-            repository_location_name=LOCATION,
-            tags={**tags, "dagster/partition": month},
-        )
-        for month in MONTHS
-    ]
-    deadline = time.monotonic() + RUNS_TIMEOUT_S
-    while not all(cluster.instance.get_run_by_id(r).is_finished for r in run_ids):
-        assert time.monotonic() < deadline, f"tagged runs not finished: {run_ids}"
-        time.sleep(1.0)
+    run_ids = [submit(cluster, "month_data_job", month, tags) for month in MONTHS]
+    wait_finished(cluster, run_ids)
     assert [cluster.instance.get_run_by_id(r).status for r in run_ids] == [
         dg.DagsterRunStatus.SUCCESS
     ] * 2
