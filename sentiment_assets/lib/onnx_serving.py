@@ -52,6 +52,7 @@ from sentiment_assets.lib.encoder_precision import (
     ONNX,
     TORCH,
     GateMeasurement,
+    GateProbe,
     PrecisionRefused,
     QualityGate,
     check_precision,
@@ -59,6 +60,7 @@ from sentiment_assets.lib.encoder_precision import (
     precision_of,
     probe_set,
     same_vectors,
+    source_probe,
     split_fingerprint,
     with_runtime,
 )
@@ -209,20 +211,48 @@ class OnnxTextEncoder(TextEncoder):
         if _cached(path):
             manifest = _read_manifest(path)
         else:
-            # The gate encodes probe texts through the fp32 graph before __init__ is done.
-            self._session = _session(fp32_path, self._threads)
-            self.model_path = fp32_path
-            self.dim = int(self._session.get_outputs()[0].shape[-1])
+            self._open_for_gate(fp32_path)
             manifest = quantize_encoder(self, path)
         self.gate_measurement = GateMeasurement(**manifest["gate"])
+        if self._probe is not None:
+            self.gate_measurement = self._probe_measurement(path, manifest["sha256"], fp32_path)
         refusal = self._gate.verdict(self.gate_measurement)
         if refusal is not None:
             raise PrecisionRefused(
                 f"the int8 graph of {self.base_fingerprint} fails the quality gate "
                 f"({refusal}; {self.gate_measurement.heldout_texts} held-out of "
-                f"{self.gate_measurement.probe_texts} probe texts)"
+                f"{self.gate_measurement.probe_texts} probe texts, "
+                f"{self.gate_measurement.probe})"
             )
         return path
+
+    def _open_for_gate(self, fp32_path: Path) -> None:
+        # The gate encodes probe texts through the fp32 graph before __init__ is done.
+        self._session = _session(fp32_path, self._threads)
+        self.model_path = fp32_path
+        self.dim = int(self._session.get_outputs()[0].shape[-1])
+
+    def _probe_measurement(self, path: Path, int8_sha256: str, fp32_path: Path) -> GateMeasurement:
+        """The gate measured on `self._probe`: once per (int8 graph, probe), kept in a small
+        file beside the graph, since every process start asks again."""
+        record_path = path.with_name(f"{path.stem}.probe-{self._probe.digest[:16]}.json")
+        if record_path.is_file():
+            record = json.loads(record_path.read_text())
+            if record.get("int8_sha256") == int8_sha256:
+                return GateMeasurement(**record["measurement"])
+        self._open_for_gate(fp32_path)
+        measured = measure_gate(
+            self.encode_with(_session(fp32_path, GATE_THREADS), GATE_BATCH_SIZE),
+            self.encode_with(_session(path, GATE_THREADS), GATE_BATCH_SIZE),
+            list(self._probe.texts),
+            np.asarray(self._probe.labels, dtype=int),
+            train=self._probe.train,
+            probe=self._probe.name,
+        )
+        record = {"int8_sha256": int8_sha256, "measurement": measured.as_dict()}
+        write_text(record_path, json.dumps(record, indent=2, sort_keys=True))
+        _log.info("int8 graph %s judged on %s: %s", path.name, self._probe.name, measured)
+        return measured
 
     def encode_with(
         self, session, batch_size: int | None = None
@@ -531,6 +561,7 @@ def pipeline_encoder(
     batch_size: int = 32,
     threads: int | None = None,
     gate: QualityGate = DEFAULT_GATE,
+    probe_source: str | None = None,
 ) -> TextEncoder:
     """The encoder the pipeline embeds (and so trains) with, for the precision setting.
 
@@ -538,7 +569,9 @@ def pipeline_encoder(
     Runtime; "auto" takes the int8 graph when it passes `gate` and otherwise the fp32 graph,
     logging why; "int8" insists (a refused graph raises `PrecisionRefused`: the user asked
     for int8, and quietly giving fp32 vectors would change every fingerprint downstream);
-    "fp32" takes the fp32 graph. A failed fp32 export falls back to torch fp32, logged. The
+    "fp32" takes the fp32 graph. The gate judges int8 on the first labelled tweets of
+    `probe_source` (the pipeline's SENTIMENT_SOURCE) when it has enough, else on the
+    synthetic probe set. A failed fp32 export falls back to torch fp32, logged. The
     encoder's `precision_note` says why it is not what was asked for, when it is not.
     """
     check_precision(precision)
@@ -557,9 +590,16 @@ def pipeline_encoder(
     note = None
     try:
         if precision in ("auto", INT8):
+            probe = source_probe(probe_source) if probe_source else None
             try:
                 return OnnxTextEncoder(
-                    name, cache_dir, batch_size, threads=threads, precision=INT8, gate=gate
+                    name,
+                    cache_dir,
+                    batch_size,
+                    threads=threads,
+                    precision=INT8,
+                    gate=gate,
+                    probe=probe,
                 )
             except PrecisionRefused as refused:
                 if precision == INT8:

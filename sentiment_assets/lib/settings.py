@@ -23,7 +23,7 @@ from sentiment_assets.lib.months import month_start, parse_month_range
 from sentiment_assets.lib.sources import (
     SYNTHETIC_SOURCE,
     SourceFileError,
-    months_in_source,
+    file_months_remembered,
     source_files,
 )
 
@@ -112,6 +112,11 @@ class Settings:
 
     # Where each kind of state lives under the home folder.
     @property
+    def source_months_record(self) -> Path:
+        # Which months each source file holds, so a process start need not read the files.
+        return self.home / "source_months.json"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster_home"
 
@@ -175,7 +180,9 @@ class Settings:
         found = []
         for path in source_files(self.source):
             try:
-                found += months_in_source(str(path), earliest=FIRST_PLAUSIBLE_MONTH, latest=latest)
+                found += file_months_remembered(
+                    path, self.source_months_record, earliest=FIRST_PLAUSIBLE_MONTH, latest=latest
+                )
             except SourceFileError:
                 # One broken file must not take the whole code location down: raw_tweets
                 # fails naming it, in every month it is read for.

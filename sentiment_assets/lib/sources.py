@@ -21,6 +21,7 @@ empty or all-NULL frame carries no SQL types: insert into pre-created tables (or
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import hashlib
@@ -42,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentiment_assets.lib import synthetic as syn
+from sentiment_assets.lib.atomic import write_text
 from sentiment_assets.lib.lake import LakeConnection
 from sentiment_assets.lib.landing import file_fingerprint
 from sentiment_assets.lib.synthetic import SyntheticConfig
@@ -304,6 +306,62 @@ def months_in_source(
     for part in _scan_source(source, None, 1000, synthetic, window, DEFAULT_CHUNK_ROWS):
         found.update(part.summary.months)
     return sorted(found)
+
+
+def file_months_remembered(
+    path: Path, record: Path, *, earliest: date | None, latest: date | None
+) -> list[date]:
+    """`months_in_source` of one file, remembered across processes in the JSON `record`.
+
+    Every process that loads the definitions (code server, each run, the daemon) asks which
+    months a source holds; for a month of a million tweets, reading the file to answer took
+    longer than the rest of the start. The answer is kept by (path, mtime, size, window), the
+    same key the in-process summary cache trusts; a changed file is read again.
+    """
+    stat = path.stat()
+    file_key = str(path.resolve())
+    key = f"{file_key}|{stat.st_mtime_ns}|{stat.st_size}|{earliest}|{latest}"
+    try:
+        known = json.loads(record.read_text())
+    except (FileNotFoundError, ValueError):
+        known = {}
+    if isinstance(known.get(key), list):
+        return [date.fromisoformat(month) for month in known[key]]
+    months = months_in_source(str(path), earliest=earliest, latest=latest)
+    known = {k: v for k, v in known.items() if not k.startswith(f"{file_key}|")}
+    known[key] = [month.isoformat() for month in months]
+    # Only a memo: a home that cannot be written still lists its months, just more slowly.
+    with contextlib.suppress(OSError):
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_text(record, json.dumps(known, indent=1, sort_keys=True))
+    return months
+
+
+def labelled_texts(
+    source: str, size: int, max_text_chars: int = 1000
+) -> tuple[list[str], list[int]]:
+    """Up to `size` distinct labelled texts of `source` as the pipeline trains on them
+    (cleaned like tweets_clean, label 0/1), from rows ingestion accepts, in file order.
+
+    Reads only as far as it needs: the int8 quality gate judges the graph on them
+    (encoder_precision.source_probe) at every process start.
+    """
+    from sentiment_assets.lib.text import clean_text, map_label
+
+    if source == SYNTHETIC_SOURCE:
+        return [], []
+    texts: dict[str, int] = {}
+    for path in source_files(source):
+        for records in _file_records(path, chunk_rows=max(size, 1000)):
+            frame = _validate(records, max_text_chars, str(path))
+            accepted = frame[frame["reason"].isna()]
+            for text, label_raw in zip(accepted["text"], accepted["label_raw"], strict=True):
+                label, cleaned = map_label(label_raw), clean_text(text)
+                if label is not None and 0 < len(cleaned) <= max_text_chars:
+                    texts.setdefault(cleaned, label)
+                if len(texts) == size:
+                    return list(texts), list(texts.values())
+    return list(texts), list(texts.values())
 
 
 def clear_cache() -> None:

@@ -177,6 +177,9 @@ def test_rerun_replaces_a_month_instead_of_appending(built):
     again = materialization_metadata(rerun, "tweet_embeddings")
     assert first["encoded"] > 0
     assert again["encoded"] == 0 and again["from_cache"] == first["unique_texts"]
+    # The run names what judged its int8 graph: on the generator's data, the synthetic probes.
+    int8 = first["encoder"].endswith("|onnx-int8")
+    assert "synthetic" in (first["encoder_gate"] if int8 else first["encoder_note"])
     assert (
         materialization_metadata(rerun, "raw_tweets")["rows_in"]
         == (materialization_metadata(results["2024-02-01"], "raw_tweets")["rows_in"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import asdict
 from datetime import date
@@ -21,12 +22,14 @@ from sentiment_assets.lib.embedding_store import embed_month, load_tweets
 from sentiment_assets.lib.encoder import TextEncoder
 from sentiment_assets.lib.encoder_precision import (
     DEFAULT_GATE,
+    PROBE_SIZE,
     PROBE_TRAIN,
     GateMeasurement,
     PrecisionRefused,
     QualityGate,
     measure_gate,
     same_vectors,
+    source_probe,
     split_fingerprint,
 )
 from sentiment_assets.lib.model_bundle import ModelCard, load_predictor, save_bundle
@@ -36,11 +39,14 @@ from sentiment_assets.lib.onnx_serving import (
     pipeline_encoder,
 )
 from sentiment_assets.lib.settings import load_settings
+from sentiment_assets.lib.sources import labelled_texts
+from sentiment_assets.lib.synthetic import SyntheticConfig, write_month
 from sentiment_assets.lib.training import EMBEDDING_LOGREG
 from tests.unit.test_encoder import TEXTS
 
 JAN = date(2024, 1, 1)
 ENCODER = "all-MiniLM-L6-v2"
+SAMPLE = os.environ.get("SENTIMENT140_CSV")
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +176,73 @@ def test_an_int8_graph_failing_the_gate_is_refused_and_fp32_is_used(
     assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.json")} == manifests
 
 
+def test_a_source_probe_is_the_first_distinct_labelled_tweets_ingestion_accepts(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "tweets.csv"
+    pd.DataFrame(
+        {
+            "tweet_id": ["1", "2", "3", "4", "5", "6", "7"],
+            "created_at": ["2024-01-02"] * 3 + [""] + ["2024-01-03"] * 3,
+            "text": [
+                "Loving it &amp; more",  # cleaned like tweets_clean
+                "no label here",
+                "Loving it &amp; more",  # a repeat: one probe text
+                "undated, so rejected",
+                "   ",  # empty: rejected
+                "worst day",
+                "best day",
+            ],
+            "label": ["4", "", "4", "0", "0", "0", "4"],
+        }
+    ).to_csv(source, index=False)
+
+    texts, labels = labelled_texts(str(source), size=2)
+    assert (texts, labels) == (["Loving it & more", "worst day"], [1, 0])
+    assert labelled_texts(str(source), size=10)[1] == [1, 0, 1]
+    assert source_probe(str(source)) is None  # too few to judge: the synthetic set does
+
+    big = tmp_path / "big.csv"
+    write_month(SyntheticConfig(seed=7), JAN, big, 1700)
+    probe = source_probe(str(big))
+    assert probe is not None and len(probe.texts) == PROBE_SIZE
+    assert probe.train == PROBE_SIZE * 2 // 3 and str(big) in probe.name
+    assert source_probe(str(big)) == probe  # the same texts in the same order, every start
+
+
+def test_the_gate_judges_int8_on_the_source_once_and_refuses_on_it(
+    onnx_cache: Path, tmp_path: Path
+) -> None:
+    cache = _copy(onnx_cache, tmp_path)
+    source = tmp_path / "source.csv"
+    write_month(SyntheticConfig(seed=11), JAN, source, 1700)
+    before = set(cache.iterdir())
+
+    # A gate that passes anything: this test is about what judges, not the verdict.
+    lenient = QualityGate(0, 0)
+    chosen = pipeline_encoder(ENCODER, "cpu", "int8", cache, gate=lenient, probe_source=str(source))
+    measured = chosen.gate_measurement
+    assert measured.probe.startswith(f"source {source}")
+    assert (measured.probe_texts, measured.heldout_texts) == (PROBE_SIZE, PROBE_SIZE // 3)
+    synthetic = json.loads(chosen.model_path.with_suffix(".json").read_text())["gate"]
+    assert asdict(measured) != synthetic
+    (record,) = set(cache.iterdir()) - before
+    stamp = record.stat().st_mtime_ns
+
+    # Every later start reads the measurement: nothing is encoded or written again.
+    again = pipeline_encoder(ENCODER, "cpu", "auto", cache, gate=lenient, probe_source=str(source))
+    assert again.gate_measurement == measured and record.stat().st_mtime_ns == stamp
+
+    # Judged on the source, a graph below the gate is refused there and fp32 is used.
+    strict = QualityGate(min_mean_cosine=measured.mean_cosine + 1e-6, min_label_agreement=0)
+    fallback = pipeline_encoder(
+        ENCODER, "cpu", "auto", cache, gate=strict, probe_source=str(source)
+    )
+    assert fallback.fingerprint.endswith("|onnx-fp32")
+    assert f"source {source}" in fallback.precision_note
+    assert f"mean cosine to fp32 {measured.mean_cosine:.4f}" in fallback.precision_note
+
+
 def test_precisions_that_a_device_cannot_run_are_errors() -> None:
     with pytest.raises(ValueError, match="CUDA only"):
         pipeline_encoder(ENCODER, "cpu", "fp16", None)
@@ -286,3 +359,22 @@ def test_a_card_from_before_precisions_is_served_by_fp32(
     fp16 = save_bundle(tmp_path / "fp16", _card(f"{torch_fp32.base_fingerprint}|torch-fp16"), model)
     with pytest.raises(ValueError, match="not 'fp16'"):
         load_predictor(fp16, device="cpu", runtime=ServingRuntime("auto", onnx_cache))
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not SAMPLE, reason="SENTIMENT140_CSV is not set (.ci/run sets it)")
+def test_on_real_tweets_the_gate_judges_int8_on_them(onnx_cache: Path, tmp_path: Path) -> None:
+    # Measured here: agreement 0.984 on the sample's first 1,500 tweets (refused), where the
+    # synthetic probe set gives 0.9917 (passed).
+    cache = _copy(onnx_cache, tmp_path)
+    lenient = pipeline_encoder(
+        ENCODER, "cpu", "int8", cache, gate=QualityGate(0, 0), probe_source=SAMPLE
+    )
+    measured = lenient.gate_measurement
+    assert measured.probe.startswith(f"source {SAMPLE}")
+    assert measured.heldout_texts == PROBE_SIZE // 3
+
+    chosen = pipeline_encoder(ENCODER, "cpu", "auto", cache, probe_source=SAMPLE)
+    passes = DEFAULT_GATE.verdict(measured) is None
+    assert chosen.precision == ("int8" if passes else "fp32")
+    assert passes or "fails the quality gate" in chosen.precision_note

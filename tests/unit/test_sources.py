@@ -580,3 +580,30 @@ def test_a_list_typed_text_column_is_rejected(tmp_path: Path) -> None:
     result = load_month(str(jsonl), JAN)
     assert result.rejected["reason"].tolist() == ["bad_text_type"] * 3
     assert result.accepted["text"].tolist() == ["a real tweet"]
+
+
+def test_a_files_months_are_remembered_across_processes_until_it_changes(tmp_path: Path) -> None:
+    source, record = tmp_path / "tweets.csv", tmp_path / "home" / "source_months.json"
+
+    def write(created_at: str) -> None:
+        pd.DataFrame({"created_at": [created_at], "text": ["hello"], "label": ["4"]}).to_csv(
+            source, index=False
+        )
+
+    def months() -> list[date]:
+        sources.clear_cache()  # a new process: nothing remembered in memory
+        return sources.file_months_remembered(
+            source, record, earliest=date(2000, 1, 1), latest=date(2030, 1, 1)
+        )
+
+    write("2024-01-05")
+    assert months() == [date(2024, 1, 1)]
+    stamp = source.stat().st_mtime_ns
+    # Same size and mtime, other bytes: the record answers, so the file was not read.
+    write("2024-02-05")
+    os.utime(source, ns=(stamp, stamp))
+    assert months() == [date(2024, 1, 1)]
+    # A new mtime is a changed file: read again, and its old entry replaced.
+    os.utime(source, ns=(stamp + 10**9, stamp + 10**9))
+    assert months() == [date(2024, 2, 1)]
+    assert len(json.loads(record.read_text())) == 1

@@ -7,6 +7,7 @@ import dagster as dg
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import WarehouseResource
 from sentiment_assets.lib.embedding_store import embed_month
+from sentiment_assets.lib.encoder import TextEncoder
 from sentiment_assets.lineage import TWEETS_CLEAN
 from sentiment_assets.partitions import (
     DUCKDB_POOL,
@@ -57,7 +58,19 @@ def tweet_embeddings(
             # Why the encoder is not the precision asked for (an int8 graph refused by the
             # quality gate, a failed export), when it is not.
             "encoder_note": text_encoder.precision_note or "",
+            # What the int8 graph was judged on, and how it measured (int8 only).
+            "encoder_gate": _gate_summary(text_encoder),
             "seconds": round(seconds, 3),
             "texts_per_second": round(stats.encoded / seconds, 1) if stats.encoded else 0.0,
         }
+    )
+
+
+def _gate_summary(text_encoder: TextEncoder) -> str:
+    measured = getattr(text_encoder, "gate_measurement", None)
+    if measured is None:
+        return ""
+    return (
+        f"{measured.probe}: mean cosine {measured.mean_cosine:.4f}, label agreement "
+        f"{measured.label_agreement:.4f} on {measured.heldout_texts} held-out texts"
     )
