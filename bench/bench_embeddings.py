@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> dict:
     from sentence_transformers import SentenceTransformer
 
     from sentiment_assets.lib.encoder import TextEncoder, pick_device
-    from sentiment_assets.lib.onnx_serving import OnnxTextEncoder
+    from sentiment_assets.lib.onnx_serving import OnnxTextEncoder, pipeline_encoder
 
     torch.set_num_threads(args.threads)
     texts, labels, source = _texts(args)
@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> dict:
     }
     fingerprints = {"torch_fp32": ours.fingerprint}
     gate = None
+    pipeline_choice: dict | None = None
     if device == "cpu":  # the ONNX graphs are the CPU path; on CUDA the pipeline runs torch
         for precision in ("fp32", "int8"):
             graph = OnnxTextEncoder(
@@ -199,6 +200,23 @@ def run(args: argparse.Namespace) -> dict:
             fingerprints[f"onnx_{precision}"] = graph.fingerprint
             if graph.gate_measurement is not None:
                 gate = graph.gate_measurement.as_dict()
+        # What tweet_embeddings would run on these texts' source: int8 only where the gate,
+        # judged on the source's own labelled tweets, passes it.
+        chosen = pipeline_encoder(
+            args.encoder,
+            device,
+            "auto",
+            args.onnx_cache,
+            batch_size=args.batch_size,
+            threads=args.threads,
+            probe_source=args.texts_from,
+        )
+        pipeline_choice = {
+            "contender": f"onnx_{chosen.precision}",
+            "fingerprint": chosen.fingerprint,
+            "gate": chosen.gate_measurement.as_dict() if chosen.gate_measurement else None,
+            "note": chosen.precision_note,
+        }
 
     warm = texts[: min(len(texts), 4 * args.batch_size)]
     for fn in encoders.values():
@@ -269,6 +287,13 @@ def run(args: argparse.Namespace) -> dict:
         },
         "results": results,
         "int8_quality": int8_check,
+        "pipeline_choice": pipeline_choice
+        and {
+            **pipeline_choice,
+            "ratio_to_sentence_transformers": results[pipeline_choice["contender"]][
+                "ratio_to_sentence_transformers"
+            ],
+        },
         "target": {
             "what": "onnx_int8 tweets/s >= 3x sentence-transformers in the same run",
             "ratio": results.get("onnx_int8", {}).get("ratio_to_sentence_transformers"),
@@ -317,6 +342,14 @@ def markdown(report: dict) -> str:
             f"min {quality['min_cosine_to_fp32']}, {agreement}; export-time gate: cosine "
             f"{gate.get('mean_cosine')}, agreement {gate.get('label_agreement')} "
             f"({gate.get('heldout_texts')} held-out synthetic probe texts)",
+        ]
+    choice = report.get("pipeline_choice")
+    if choice:
+        lines += [
+            "",
+            f"the pipeline's graph for this source: {choice['contender']} "
+            f"({choice['ratio_to_sentence_transformers']}x the peer)"
+            + (f"; {choice['note']}" if choice["note"] else ""),
         ]
     load = report["load_average_1m"]
     lines.append(f"load average (1 min): {load['before']} before, {load['after']} after")

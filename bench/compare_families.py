@@ -380,9 +380,17 @@ def train_embedding(ds: Dataset, holdout: np.ndarray) -> Trained:
     from sentiment_assets.lib.onnx_serving import pipeline_encoder
     from sentiment_assets.lib.training import LogRegParams, fit_embedding_logreg
 
-    # The vectors the pipeline trains on (on the CPU: the gated int8 ONNX graph), so the
-    # model is served below by the graph the app would serve it with.
-    encoder = pipeline_encoder(DEFAULT_ENCODER, None, "auto", _onnx_cache(), batch_size=32)
+    # The vectors the pipeline would train on with this data as its source (on the CPU the
+    # int8 ONNX graph where the gate, judged on the source's tweets, passes it, else fp32),
+    # so the model is served below by the graph the app would serve it with.
+    source = ds.facts.get("train", {}).get("path")
+    encoder = pipeline_encoder(
+        DEFAULT_ENCODER, None, "auto", _onnx_cache(), batch_size=32, probe_source=source
+    )
+    _log(
+        f"encoder {encoder.fingerprint}"
+        + (f" ({encoder.precision_note})" if encoder.precision_note else "")
+    )
     train_texts = [t for t, h in zip(ds.train_clean, holdout, strict=True) if not h]
     val_texts = [t for t, h in zip(ds.train_clean, holdout, strict=True) if h]
     _log(f"encoding {len(train_texts)} training texts")

@@ -126,7 +126,7 @@ def _dagster_run_of(client: MlflowClient, mlflow_run_id: str | None) -> str | No
 
 
 def _recorded_versions(settings: Settings) -> set[str] | None:
-    if not (settings.lake_root if settings.uses_lake else settings.duckdb_path).exists():
+    if not settings.warehouse_path.exists():
         return None
     with connect(settings.warehouse, read_only=True) as con:
         try:

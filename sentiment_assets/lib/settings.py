@@ -165,6 +165,11 @@ class Settings:
         return Lake(self.lake_root) if self.uses_lake else self.duckdb_path
 
     @property
+    def warehouse_path(self) -> Path:
+        """The warehouse on disk: the DuckDB file, or the lake's root folder."""
+        return self.lake_root if self.uses_lake else self.duckdb_path
+
+    @property
     def is_synthetic(self) -> bool:
         return self.source == SYNTHETIC_SOURCE
 

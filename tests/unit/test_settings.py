@@ -132,6 +132,8 @@ def test_an_exported_embedded_environment_switched_to_prod_gets_the_lake(tmp_pat
     embedded = load_settings({"SENTIMENT_HOME": str(tmp_path)}).environment()
     switched = load_settings({**embedded, "SENTIMENT_PROFILE": "prod"})
     assert switched.uses_lake
+    assert switched.warehouse_path == tmp_path.resolve() / "lake"
+    assert load_settings(embedded).warehouse_path == tmp_path.resolve() / "warehouse.duckdb"
     # A warehouse chosen explicitly still travels to child processes.
     chosen = load_settings({"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_WAREHOUSE": "lake"})
     assert load_settings(chosen.environment()).uses_lake

@@ -62,7 +62,7 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "warehouse": WarehouseResource(
-                database=str(settings.lake_root if settings.uses_lake else settings.duckdb_path),
+                database=str(settings.warehouse_path),
                 kind=settings.warehouse_kind,
             ),
             "platform": PlatformResource.of(settings),
