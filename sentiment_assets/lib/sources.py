@@ -348,19 +348,22 @@ def labelled_texts(
     """
     from sentiment_assets.lib.text import clean_text, map_label
 
-    if source == SYNTHETIC_SOURCE:
-        return [], []
     texts: dict[str, int] = {}
+    if source == SYNTHETIC_SOURCE or not (glob.has_magic(source) or Path(source).exists()):
+        return [], []
     for path in source_files(source):
-        for records in _file_records(path, chunk_rows=max(size, 1000)):
-            frame = _validate(records, max_text_chars, str(path))
-            accepted = frame[frame["reason"].isna()]
-            for text, label_raw in zip(accepted["text"], accepted["label_raw"], strict=True):
-                label, cleaned = map_label(label_raw), clean_text(text)
-                if label is not None and 0 < len(cleaned) <= max_text_chars:
-                    texts.setdefault(cleaned, label)
-                if len(texts) == size:
-                    return list(texts), list(texts.values())
+        try:
+            for records in _file_records(path, chunk_rows=max(size, 1000)):
+                frame = _validate(records, max_text_chars, str(path))
+                accepted = frame[frame["reason"].isna()]
+                for text, label_raw in zip(accepted["text"], accepted["label_raw"], strict=True):
+                    label, cleaned = map_label(label_raw), clean_text(text)
+                    if label is not None and 0 < len(cleaned) <= max_text_chars:
+                        texts.setdefault(cleaned, label)
+                    if len(texts) == size:
+                        return list(texts), list(texts.values())
+        except Exception:  # unreadable for any reason: raw_tweets reports it, not the probe
+            continue
     return list(texts), list(texts.values())
 
 

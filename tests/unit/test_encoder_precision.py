@@ -201,6 +201,10 @@ def test_a_source_probe_is_the_first_distinct_labelled_tweets_ingestion_accepts(
     assert (texts, labels) == (["Loving it & more", "worst day"], [1, 0])
     assert labelled_texts(str(source), size=10)[1] == [1, 0, 1]
     assert source_probe(str(source)) is None  # too few to judge: the synthetic set does
+    assert labelled_texts(str(tmp_path / "gone.csv"), size=2) == ([], [])
+    # A file that cannot be read is raw_tweets' error to report; the probe reads the others.
+    (tmp_path / "a-broken.parquet").write_bytes(b"not parquet")
+    assert labelled_texts(str(tmp_path), size=2) == (["Loving it & more", "worst day"], [1, 0])
 
     big = tmp_path / "big.csv"
     write_month(SyntheticConfig(seed=7), JAN, big, 1700)
