@@ -154,6 +154,24 @@ def retrains_requested(settings, instance, cursor: str | None) -> tuple[list, st
     return list(result.run_requests or []), result.cursor
 
 
+def run_status_tick(sensor, instance, result):  # -> dg.RunRequest | dg.SkipReason | None
+    """One evaluation of the run-status `sensor` on the finished run `result`, as the
+    daemon's tick would make it (a failure sensor gets the failure context)."""
+    import dagster as dg
+
+    finished = (
+        dg.DagsterEventType.RUN_SUCCESS if result.success else dg.DagsterEventType.RUN_FAILURE
+    )
+    (event,) = [e for e in result.all_events if e.event_type == finished]
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+    )
+    return sensor(context if result.success else context.for_run_failure())
+
+
 def follow_up_requested(result, instance) -> list:
     """What the daemon's follow-up sensor makes of a finished retrain run: the run of the
     families the retrain left out (the fine-tuned one), if any."""
@@ -165,17 +183,7 @@ def follow_up_requested(result, instance) -> list:
     )
 
     sensor = follow_up_sensor if result.success else follow_up_after_failure_sensor
-    finished = (
-        dg.DagsterEventType.RUN_SUCCESS if result.success else dg.DagsterEventType.RUN_FAILURE
-    )
-    (event,) = [e for e in result.all_events if e.event_type == finished]
-    context = dg.build_run_status_sensor_context(
-        sensor_name=sensor.name,
-        dagster_event=event,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id),
-    )
-    outcome = sensor(context if result.success else context.for_run_failure())
+    outcome = run_status_tick(sensor, instance, result)
     return [outcome] if isinstance(outcome, dg.RunRequest) else []
 
 

@@ -27,6 +27,7 @@ from sentiment_assets.defs.monitoring.sensors import (
     retrain_job,
 )
 from sentiment_assets.defs.platform.resources import PlatformResource
+from sentiment_assets.drift_demo import run_status_tick
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib import registry
 from sentiment_assets.lib.behaviour import SuiteResult
@@ -116,23 +117,6 @@ def drift_retrain_request(instance) -> dg.RunRequest:
     return request
 
 
-def evaluate(sensor, instance, result) -> dg.RunRequest | dg.SkipReason:
-    """One evaluation of a run-status sensor on the run `result` finished, as the daemon's."""
-    finished = (
-        dg.DagsterEventType.RUN_SUCCESS if result.success else dg.DagsterEventType.RUN_FAILURE
-    )
-    (event,) = [e for e in result.all_events if e.event_type == finished]
-    context = dg.build_run_status_sensor_context(
-        sensor_name=sensor.name,
-        dagster_event=event,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id),
-    )
-    if not result.success:
-        context = context.for_run_failure()
-    return sensor(context)
-
-
 def test_the_drift_retrain_trains_only_the_fast_families(instance):
     request = drift_retrain_request(instance)
     families = request.run_config["ops"]["sentiment_model"]["config"]["families"]
@@ -147,7 +131,7 @@ def test_a_finished_retrain_gets_one_follow_up_for_the_fine_tuned_family(instanc
     retrain = execute(instance, retrain_job.name, request)
     assert retrain.success
 
-    follow_up = evaluate(follow_up_sensor, instance, retrain)
+    follow_up = run_status_tick(follow_up_sensor, instance, retrain)
     assert isinstance(follow_up, dg.RunRequest)
     assert follow_up.partition_key == MONTH
     config = follow_up.run_config["ops"]["sentiment_model"]["config"]
@@ -157,13 +141,13 @@ def test_a_finished_retrain_gets_one_follow_up_for_the_fine_tuned_family(instanc
     assert follow_up.tags[FOLLOW_UP_OF_TAG] == retrain.run_id
     assert retrain.run_id in follow_up.run_key
     # The daemon evaluates a run once, and dedups by run_key if it ever sees it again.
-    again = evaluate(follow_up_sensor, instance, retrain)
+    again = run_status_tick(follow_up_sensor, instance, retrain)
     assert again.run_key == follow_up.run_key
 
     # The follow-up run itself asks for nothing more: it trained every family left.
     finished = execute(instance, follow_up_job.name, follow_up)
     assert finished.success
-    assert isinstance(evaluate(follow_up_sensor, instance, finished), dg.SkipReason)
+    assert isinstance(run_status_tick(follow_up_sensor, instance, finished), dg.SkipReason)
 
 
 def test_a_retrain_stopped_by_the_gate_still_gets_its_follow_up(instance):
@@ -171,7 +155,7 @@ def test_a_retrain_stopped_by_the_gate_still_gets_its_follow_up(instance):
         instance, retrain_job.name, drift_retrain_request(instance), gate_passes=False
     )
     assert not retrain.success
-    follow_up = evaluate(follow_up_after_failure_sensor, instance, retrain)
+    follow_up = run_status_tick(follow_up_after_failure_sensor, instance, retrain)
     assert isinstance(follow_up, dg.RunRequest)
     assert follow_up.run_config["ops"]["sentiment_model"]["config"]["families"] == [
         FINETUNED_TRANSFORMER
@@ -188,7 +172,9 @@ def test_a_retrain_that_trained_nothing_gets_no_follow_up(instance):
     )
     retrain = execute(instance, retrain_job.name, broken)
     assert not retrain.success
-    assert isinstance(evaluate(follow_up_after_failure_sensor, instance, retrain), dg.SkipReason)
+    assert isinstance(
+        run_status_tick(follow_up_after_failure_sensor, instance, retrain), dg.SkipReason
+    )
 
 
 def test_a_retrain_of_every_family_gets_no_follow_up(instance):
@@ -206,7 +192,7 @@ def test_a_retrain_of_every_family_gets_no_follow_up(instance):
         tags=request.tags,
     )
     retrain = execute(instance, retrain_job.name, every)
-    assert isinstance(evaluate(follow_up_sensor, instance, retrain), dg.SkipReason)
+    assert isinstance(run_status_tick(follow_up_sensor, instance, retrain), dg.SkipReason)
 
 
 def test_the_follow_up_job_runs_the_retrains_assets_and_gate():
