@@ -9,8 +9,9 @@ as the pipeline saves them and registered in a throwaway MLflow registry, so eve
 goes through the app's real loading path (`registry_holder`: download, load, warm up).
 
 What it measures, after a warm-up, for each thread count in --threads (torch's intra-op
-threads, and the ONNX Runtime session's; the contenders take turns call by call, so load from
-other processes hits them alike):
+threads, and the ONNX Runtime session's, with the batch workers the app takes at that count:
+SENTIMENT_APP_BATCH_WORKERS=auto, cores // threads; the contenders take turns call by call,
+so load from other processes hits them alike):
 
 - **function**: `ModelHolder.predict([tweet])` per family, one distinct tweet per call, as
   the app serves them (on the CPU the transformers run on ONNX Runtime), plus the embedding
@@ -325,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
     from mlflow.tracking import MlflowClient
 
+    from gradio_app.config import AppConfig
     from gradio_app.model_holder import registry_holder
 
     load_before = load_average()
@@ -414,13 +416,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for threads in args.threads:
         torch.set_num_threads(threads)
         key = str(threads)
+        workers = AppConfig(threads=threads).serving_batch_workers()
         for family in (*FAMILIES, TORCH_FP32):
             if holders[family].status().runtime == "onnxruntime":
                 # An ONNX Runtime session takes its thread count when it is created.
                 registry.set_champion(client, versions[family].version)
-                holders[family] = registry_holder(settings, reload_seconds=3600, threads=threads)
+                holders[family] = registry_holder(
+                    settings, reload_seconds=3600, threads=threads, batch_workers=workers
+                )
                 assert holders[family].refresh()
-        print(f"-- threads: {threads} (load average {load_average()})", flush=True)
+        print(
+            f"-- threads: {threads}, batch workers {workers} (load average {load_average()})",
+            flush=True,
+        )
         # Every contender in turn on each text (and in turn for each batch pass), so a load
         # spike on the shared machine hits them all alike and the ratios stay meaningful.
         singles_by = interleaved_latency(
@@ -442,7 +450,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for family in holders:
             single, bulk = singles_by[family], batches_by[family]
-            report["function"][family]["threads"][key] = {"single": single, "batch": bulk}
+            report["function"][family]["threads"][key] = {
+                "single": single,
+                "batch": bulk,
+                "batch_workers": workers,
+            }
             print_row("function", family, single, bulk)
         hf_single, hf_batch = singles_by[HF_PEER], batches_by[HF_PEER]
         ours = report["function"][FINETUNED_TRANSFORMER]["threads"][key]
@@ -601,6 +613,7 @@ def bench_http(
         "what": "gradio_client round trips to the app on 127.0.0.1 (embedding family champion)",
         "version": info.version,
         "threads": config.threads,
+        "batch_workers": config.serving_batch_workers(),
         "encoder_runtime": config.encoder_runtime,
         "single": single,
         "single_json_api": rest_single,

@@ -44,6 +44,11 @@ class AppConfig:
     # default (one per core). One thread gives the steadiest single-tweet latency: a tweet is
     # too small to split across cores profitably, and the web server needs a core meanwhile.
     threads: int | None = 1
+    # Batches of one request (a file, a list of texts) the ONNX encoder runs side by side,
+    # each on `threads` intra-op threads. None: as many as fill the cores (cores // threads,
+    # so one per core at the default single thread; one when `threads` is None, whose one
+    # batch already takes every core). A single tweet is one batch and never waits on this.
+    batch_workers: int | None = None
     # How the transformer models (the embedding family's encoder, a fine-tuned model) run:
     # "auto" = ONNX Runtime on the CPU when it is installed and the export matches torch,
     # else torch; "onnx" or "torch" to insist.
@@ -56,6 +61,14 @@ class AppConfig:
     @property
     def exposed_without_auth(self) -> bool:
         return self.host not in LOOPBACK_HOSTS and not self.auth_enabled
+
+    def serving_batch_workers(self, cores: int | None = None) -> int:
+        """`batch_workers` with None resolved for `cores` (default: this machine's)."""
+        if self.batch_workers is not None:
+            return self.batch_workers
+        if self.threads is None:
+            return 1
+        return max(1, (cores or os.cpu_count() or 1) // self.threads)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> float:
@@ -81,6 +94,12 @@ def load_config(env: Mapping[str, str] | None = None) -> AppConfig:
     max_body_kb = _number(env, "SENTIMENT_APP_MAX_BODY_KB", 1024.0, float)
     threads_raw = env.get("SENTIMENT_APP_THREADS", "").strip().lower()
     threads = None if threads_raw == "auto" else int(_number(env, "SENTIMENT_APP_THREADS", 1, int))
+    workers_raw = env.get("SENTIMENT_APP_BATCH_WORKERS", "").strip().lower()
+    batch_workers = (
+        None
+        if workers_raw in ("", "auto")
+        else int(_number(env, "SENTIMENT_APP_BATCH_WORKERS", 1, int))
+    )
     runtime = env.get("SENTIMENT_APP_ENCODER_RUNTIME", "").strip().lower() or "auto"
     if runtime not in RUNTIMES:
         raise ConfigError(
@@ -99,5 +118,6 @@ def load_config(env: Mapping[str, str] | None = None) -> AppConfig:
         max_body_bytes=max(1, int(max_body_kb * 1024)),
         max_batch_rows=int(_number(env, "SENTIMENT_APP_MAX_ROWS", 50_000, int)),
         threads=threads,
+        batch_workers=batch_workers,
         encoder_runtime=runtime,
     )

@@ -72,7 +72,8 @@ class ServedModel:
     loaded_at: float
     load_seconds: float
     # Fast tokenizers are not safe to call from two threads at once ("Already borrowed"),
-    # and torch already uses every core for one call, so calls into one model take turns.
+    # and one call already uses every core (torch's threads, or the ONNX encoder's batch
+    # workers), so calls into one model take turns.
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def predict(self, texts: Sequence[str]) -> Prediction:
@@ -342,12 +343,14 @@ def registry_holder(
     on_failure: Callable[[LoadFailure], None] | None = None,
     encoder_runtime: str = "auto",
     threads: int | None = None,
+    batch_workers: int = 1,
 ) -> ModelHolder:
     """A holder that follows `tweet-sentiment@champion` in the settings' MLflow registry.
 
     `encoder_runtime` and `threads` choose how the transformer families run (see
     `onnx_serving.use_onnx`; `threads` also sets torch's, before each load); exported ONNX graphs are cached under the settings' home, and
-    consecutive champions share one sentence encoder.
+    consecutive champions share one sentence encoder. `batch_workers` is how many batches of
+    one request the ONNX sentence encoder runs side by side (`ServingRuntime`).
     """
     from mlflow.tracking import MlflowClient
 
@@ -357,6 +360,7 @@ def registry_holder(
         encoder_runtime,
         threads,
         on_fallback=lambda why: log.warning("serving on torch: %s", why),
+        batch_workers=batch_workers,
     )
 
     def lookup() -> registry.VersionInfo | None:

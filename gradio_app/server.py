@@ -295,6 +295,7 @@ def create_app(
             on_failure=telemetry.load_failed,
             encoder_runtime=config.encoder_runtime,
             threads=config.threads,
+            batch_workers=config.serving_batch_workers(),
         )
     holder.start(wait=wait_for_model)
     workdir = Path(tempfile.mkdtemp(prefix="sentiment-app-"))

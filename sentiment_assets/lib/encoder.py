@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +102,10 @@ class TextEncoder:
     runtime = "torch"
     # Why this encoder was chosen over the one asked for (see onnx_serving.pipeline_encoder).
     precision_note: str | None = None
+    # Threads that run a chunk's batches side by side. Only a forward pass that is safe to
+    # call from several threads and releases the GIL may raise it (OnnxTextEncoder): torch
+    # already spreads one batch over every core, and on CUDA the batches share one stream.
+    batch_workers: int = 1
 
     def __init__(
         self,
@@ -197,15 +203,43 @@ class TextEncoder:
         lengths = mask.sum(axis=1)
         # Longest first: the most memory-hungry batch runs first, so an OOM shows up at once.
         order = np.argsort(-lengths, kind="stable")
+        batches = [order[b : b + self.batch_size] for b in range(0, len(texts), self.batch_size)]
 
-        for b in range(0, len(texts), self.batch_size):
-            idx = order[b : b + self.batch_size]
-            width = int(lengths[idx[0]])
-            out[idx] = self._embed_batch(ids[idx, :width], mask[idx, :width])
+        def inputs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for idx in batches:
+                width = int(lengths[idx[0]])
+                yield ids[idx, :width], mask[idx, :width]
+
+        embedded = self._embed_batches(inputs(), len(batches))
+        for idx, emb in zip(batches, embedded, strict=True):
+            out[idx] = emb
             done += len(idx)
             if progress is not None:
                 progress(done, total)
         return done
+
+    def _embed_batches(
+        self, inputs: Iterable[tuple[np.ndarray, np.ndarray]], count: int
+    ) -> Iterator[np.ndarray]:
+        """Each batch's embeddings, in input order: one after another, or `batch_workers`
+        at a time. Every batch is computed alone either way, so the vectors do not depend on
+        the number of workers."""
+        workers = min(self.batch_workers, count)
+        if workers <= 1:
+            for ids, mask in inputs:
+                yield self._embed_batch(ids, mask)
+            return
+        # Only the forward passes leave this thread; tokenising (not thread-safe) and writing
+        # the results stay here. A couple of batches queued per worker keeps every worker
+        # busy without slicing the whole chunk ahead.
+        with ThreadPoolExecutor(workers, thread_name_prefix="encoder-batch") as pool:
+            pending: deque[Future[np.ndarray]] = deque()
+            for ids, mask in inputs:
+                pending.append(pool.submit(self._embed_batch, ids, mask))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def _embed_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Pooled embeddings for one batch of token ids (right-padded, trimmed to its width)."""

@@ -121,15 +121,18 @@ class ServingRuntime:
     """How a serving process runs transformer models: see `use_onnx` for `name`.
 
     Exports are cached in `cache_dir`; `threads` is ONNX Runtime's intra-op thread count
-    (None = one per core); under "auto" a failed export falls back to torch after telling
-    `on_fallback` why. One runtime keeps the last sentence encoder it loaded: loading MiniLM
-    takes seconds and ~100 MB, and consecutive embedding champions almost always share it,
-    so a champion swap then costs only the small logistic-regression head.
+    (None = one per core) and `batch_workers` how many batches of one call an ONNX encoder
+    runs side by side (a single text is one batch); under "auto" a failed export falls back
+    to torch after telling `on_fallback` why. One runtime keeps the last sentence encoder it
+    loaded: loading MiniLM takes seconds and ~100 MB, and consecutive embedding champions
+    almost always share it, so a champion swap then costs only the small logistic-regression
+    head.
     """
 
     name: str = "auto"
     cache_dir: Path | None = None
     threads: int | None = None
+    batch_workers: int = 1
     on_fallback: Callable[[str], None] | None = None
     _encoders: dict = field(default_factory=dict, compare=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
@@ -161,7 +164,10 @@ class OnnxTextEncoder(TextEncoder):
     Tokenisation and length bucketing are inherited. `precision` "fp32" runs the exported
     graph (the torch encoder's vectors to 1e-4), "int8" its quantised copy, made and gated on
     first use; an int8 graph below `gate` raises `PrecisionRefused`. The fingerprint names
-    the precision (`...|onnx-fp32`, `...|onnx-int8`).
+    the precision (`...|onnx-fp32`, `...|onnx-int8`). `probe` judges the int8 graph in place
+    of the synthetic probe set measured when the graph was made (see `_probe_measurement`).
+    `batch_workers` runs that many batches of an `encode` call side by side
+    (`InferenceSession.run` is thread-safe and releases the GIL), each exactly as alone.
     """
 
     runtime = "onnxruntime"
@@ -177,12 +183,18 @@ class OnnxTextEncoder(TextEncoder):
         threads: int | None = None,
         precision: str = FP32,
         gate: QualityGate = DEFAULT_GATE,
+        probe: GateProbe | None = None,
+        batch_workers: int = 1,
     ) -> None:
         if threads is not None and threads < 1:
             raise ValueError("threads must be >= 1 or None")
+        if batch_workers < 1:
+            raise ValueError("batch_workers must be >= 1")
         self.cache_dir = _cache_dir(cache_dir)
         self._threads = threads
         self._gate = gate
+        self._probe = probe
+        self.batch_workers = batch_workers
         super().__init__(
             name, device="cpu", batch_size=batch_size, max_length=max_length, precision=precision
         )
@@ -533,13 +545,22 @@ def serving_encoder(
     """
     if precision == INT8:
         return OnnxTextEncoder(
-            name, cache_dir=runtime.cache_dir, threads=runtime.threads, precision=INT8
+            name,
+            cache_dir=runtime.cache_dir,
+            threads=runtime.threads,
+            precision=INT8,
+            batch_workers=runtime.batch_workers,
         )
     if precision == FP16:
         return TextEncoder(name, device=device, precision=FP16)
     if use_onnx(runtime.name, device):
         try:
-            return OnnxTextEncoder(name, cache_dir=runtime.cache_dir, threads=runtime.threads)
+            return OnnxTextEncoder(
+                name,
+                cache_dir=runtime.cache_dir,
+                threads=runtime.threads,
+                batch_workers=runtime.batch_workers,
+            )
         except OnnxExportError as error:
             runtime.fallback(error)
     return TextEncoder(name, device=device)

@@ -66,9 +66,16 @@ def serving_runtime(
     encoder_runtime: str = "auto",
     threads: int | None = None,
     on_fallback: Callable[[str], None] | None = None,
+    batch_workers: int = 1,
 ) -> ServingRuntime:
     """How a serving process runs transformers, its exports cached under the settings' home."""
-    return ServingRuntime(encoder_runtime, settings.onnx_cache_dir, threads, on_fallback)
+    return ServingRuntime(
+        encoder_runtime,
+        settings.onnx_cache_dir,
+        threads,
+        batch_workers=batch_workers,
+        on_fallback=on_fallback,
+    )
 
 
 def load_champion(
