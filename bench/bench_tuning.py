@@ -72,9 +72,7 @@ def _features(family: str, train_texts: list[str], test_texts: list[str]) -> tup
     from sentiment_assets.lib.onnx_serving import pipeline_encoder
 
     # The vectors the pipeline trains on (on a CPU: the gated int8 ONNX graph).
-    encoder = pipeline_encoder(
-        DEFAULT_ENCODER, None, "auto", current_settings().onnx_cache_dir, batch_size=32
-    )
+    encoder = pipeline_encoder(DEFAULT_ENCODER, None, "auto", current_settings().onnx_cache_dir)
     started = time.perf_counter()
     vectors = encoder.encode(train_texts + test_texts)
     _log(f"encoded {len(vectors)} texts in {time.perf_counter() - started:.0f}s")

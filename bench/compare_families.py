@@ -384,9 +384,7 @@ def train_embedding(ds: Dataset, holdout: np.ndarray) -> Trained:
     # int8 ONNX graph where the gate, judged on the source's tweets, passes it, else fp32),
     # so the model is served below by the graph the app would serve it with.
     source = ds.facts.get("train", {}).get("path")
-    encoder = pipeline_encoder(
-        DEFAULT_ENCODER, None, "auto", _onnx_cache(), batch_size=32, probe_source=source
-    )
+    encoder = pipeline_encoder(DEFAULT_ENCODER, None, "auto", _onnx_cache(), probe_source=source)
     _log(
         f"encoder {encoder.fingerprint}"
         + (f" ({encoder.precision_note})" if encoder.precision_note else "")

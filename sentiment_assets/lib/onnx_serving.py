@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import tempfile
 import threading
 import warnings
@@ -79,6 +80,9 @@ PROBE_TEXTS = (
     "watching the game tonight with @user http://example.com #sunday",
 )
 RUNTIMES = ("auto", "onnx", "torch")
+# The pipeline's batch sizes (`pipeline_encoder`): on the CPU small batches, one per core.
+CPU_BATCH_SIZE = 16
+CUDA_BATCH_SIZE = 32
 _OPSET = 18
 _EXPORT_FORMAT = 1  # bump when an exported graph's inputs/outputs change
 _INPUTS = ("input_ids", "attention_mask")
@@ -579,10 +583,11 @@ def pipeline_encoder(
     device: str | None,
     precision: str,
     cache_dir: Path | str | None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     threads: int | None = None,
     gate: QualityGate = DEFAULT_GATE,
     probe_source: str | None = None,
+    batch_workers: int | None = None,
 ) -> TextEncoder:
     """The encoder the pipeline embeds (and so trains) with, for the precision setting.
 
@@ -594,6 +599,12 @@ def pipeline_encoder(
     `probe_source` (the pipeline's SENTIMENT_SOURCE) when it has enough, else on the
     synthetic probe set. A failed fp32 export falls back to torch fp32, logged. The
     encoder's `precision_note` says why it is not what was asked for, when it is not.
+
+    `batch_size` None: 16 on the CPU, 32 on CUDA. On the CPU each batch runs on `threads`
+    intra-op threads (None: one) and `batch_workers` batches run side by side (None: as many
+    as fill the cores). One thread per batch and one batch per core was measured here
+    (2,000 real tweets, 2 cores) at 1.2x the throughput of one batch on every core, int8 and
+    fp32 alike: a tweet batch is too small to split across cores without waiting.
     """
     check_precision(precision)
     on_cpu = pick_device(device) == "cpu"
@@ -603,11 +614,16 @@ def pipeline_encoder(
         return TextEncoder(
             name,
             device=device,
-            batch_size=batch_size,
+            batch_size=batch_size or CUDA_BATCH_SIZE,
             precision=FP16 if precision == FP16 else FP32,
         )
     if precision == FP16:
         raise ValueError("fp16 runs on CUDA only; on the CPU use auto, fp32 or int8")
+    batch_size = batch_size or CPU_BATCH_SIZE
+    threads = threads or 1
+    if batch_workers is None:
+        batch_workers = max(1, (os.cpu_count() or 1) // threads)
+    onnx_options = {"threads": threads, "batch_workers": batch_workers}
     note = None
     try:
         if precision in ("auto", INT8):
@@ -617,17 +633,17 @@ def pipeline_encoder(
                     name,
                     cache_dir,
                     batch_size,
-                    threads=threads,
                     precision=INT8,
                     gate=gate,
                     probe=probe,
+                    **onnx_options,
                 )
             except PrecisionRefused as refused:
                 if precision == INT8:
                     raise
                 note = f"{refused}; using the fp32 graph"
                 _log.warning(note)
-        encoder: TextEncoder = OnnxTextEncoder(name, cache_dir, batch_size, threads=threads)
+        encoder: TextEncoder = OnnxTextEncoder(name, cache_dir, batch_size, **onnx_options)
     except OnnxExportError as error:
         if precision == INT8:
             raise

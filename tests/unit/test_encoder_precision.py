@@ -382,3 +382,16 @@ def test_on_real_tweets_the_gate_judges_int8_on_them(onnx_cache: Path, tmp_path:
     passes = DEFAULT_GATE.verdict(measured) is None
     assert chosen.precision == ("int8" if passes else "fp32")
     assert passes or "fails the quality gate" in chosen.precision_note
+
+
+def test_on_the_cpu_the_pipeline_runs_small_batches_one_per_core(onnx_cache: Path) -> None:
+    cores = os.cpu_count() or 1
+    chosen = pipeline_encoder(ENCODER, "cpu", "fp32", onnx_cache)
+    assert (chosen.batch_size, chosen._threads, chosen.batch_workers) == (16, 1, cores)
+    # Threads given: the workers fill the cores that leaves, at least one.
+    two = pipeline_encoder(ENCODER, "cpu", "fp32", onnx_cache, batch_size=8, threads=2)
+    assert (two.batch_size, two._threads, two.batch_workers) == (8, 2, max(1, cores // 2))
+    # Side by side or one after another, the pipeline's vectors are the same.
+    serial = OnnxTextEncoder(cache_dir=onnx_cache, batch_size=16, threads=1)
+    many = TEXTS * 20  # several batches
+    assert np.array_equal(chosen.encode(many), serial.encode(many))

@@ -15,7 +15,7 @@ from sentiment_assets.lib.onnx_serving import pipeline_encoder
 def _load_encoder(
     name: str,
     device: str | None,
-    batch_size: int,
+    batch_size: int | None,
     precision: str,
     cache_dir: str,
     probe_source: str | None,
@@ -35,7 +35,8 @@ class EncoderResource(dg.ConfigurableResource):
 
     name: str
     device: str | None = None
-    batch_size: int = 32
+    # None: the pipeline's default for the device (onnx_serving.pipeline_encoder).
+    batch_size: int | None = None
     precision: str = "auto"
     # Where the ONNX graphs are cached; None: the current settings' onnx_cache_dir.
     cache_dir: str | None = None
