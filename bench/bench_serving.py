@@ -91,6 +91,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--finetune-steps", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        help="the pipeline's encoder precision the embedding version is trained (and served) "
+        "at: auto (int8 where the gate passes it), fp32 (what real tweets get), int8",
+    )
     parser.add_argument("--skip-http", action="store_true")
     return parser.parse_args(argv)
 
@@ -336,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "SENTIMENT_HOME": str(home),
             "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
             "SENTIMENT_DEVICE": args.device,
+            "SENTIMENT_ENCODER_PRECISION": args.precision,
         }
     )
     print(f"building one model per family in {home} ...", flush=True)
