@@ -142,7 +142,7 @@ class GateProbe:
         if len(self.texts) != len(self.labels) or not 0 < self.train < len(self.texts):
             raise ValueError("a probe needs one label per text and held-out texts")
         pairs = zip(self.texts, self.labels, strict=True)
-        content = "\x1f".join(f"{label}\x1e{text}" for text, label in pairs)
+        content = f"train={self.train}\x1d" + "\x1f".join(f"{y}\x1e{t}" for t, y in pairs)
         object.__setattr__(self, "digest", hashlib.sha256(content.encode()).hexdigest())
 
 
