@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sentiment_assets.lib.encoder import workers_filling_cores
 from sentiment_assets.lib.onnx_serving import RUNTIMES
 from sentiment_assets.lib.settings import read_number
 
@@ -68,7 +69,7 @@ class AppConfig:
             return self.batch_workers
         if self.threads is None:
             return 1
-        return max(1, (cores or os.cpu_count() or 1) // self.threads)
+        return workers_filling_cores(self.threads, cores)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, cast: type) -> float:

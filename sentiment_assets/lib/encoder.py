@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +43,12 @@ def resolve_encoder(name: str) -> str:
     if Path(name).is_dir():
         return str(Path(name).resolve())
     return name
+
+
+def workers_filling_cores(threads: int, cores: int | None = None) -> int:
+    """How many batches of `threads` intra-op threads each fill `cores` (default: this
+    machine's) side by side, at least one."""
+    return max(1, (cores or os.cpu_count() or 1) // threads)
 
 
 def pick_device(preferred: str | None = None) -> str:

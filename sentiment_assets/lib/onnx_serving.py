@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import threading
 import warnings
@@ -44,6 +43,7 @@ from sentiment_assets.lib.encoder import (
     load_encoder_model,
     pick_device,
     pool_embeddings,
+    workers_filling_cores,
 )
 from sentiment_assets.lib.encoder_precision import (
     DEFAULT_GATE,
@@ -622,7 +622,7 @@ def pipeline_encoder(
     batch_size = batch_size or CPU_BATCH_SIZE
     threads = threads or 1
     if batch_workers is None:
-        batch_workers = max(1, (os.cpu_count() or 1) // threads)
+        batch_workers = workers_filling_cores(threads)
     onnx_options = {"threads": threads, "batch_workers": batch_workers}
     note = None
     try:
