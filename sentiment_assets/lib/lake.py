@@ -160,7 +160,11 @@ class LakeConnection:
         self._con.execute(f"CREATE OR REPLACE TEMP TABLE lake_rows AS {query}", list(params))
         try:
             with replacing(target, suffix=".parquet") as staging:
-                self._con.execute(f"COPY lake_rows TO '{staging}' (FORMAT parquet)")
+                # Straight into the hidden staging file: DuckDB's own temp file would be a
+                # visible `tmp_.*.parquet` that concurrent readers list and fail on.
+                self._con.execute(
+                    f"COPY lake_rows TO '{staging}' (FORMAT parquet, USE_TMP_FILE false)"
+                )
         finally:
             self._con.execute("DROP TABLE IF EXISTS lake_rows")
 
@@ -322,7 +326,7 @@ def export_dbt_months(lake: Lake, scratch: Path, months: Sequence[date]) -> dict
                     # COPY answers with the number of rows it wrote.
                     total += con.execute(
                         f"COPY (SELECT * FROM {table} WHERE month = DATE '{month.isoformat()}') "
-                        f"TO '{staging}' (FORMAT parquet)"
+                        f"TO '{staging}' (FORMAT parquet, USE_TMP_FILE false)"
                     ).fetchone()[0]
             written[table] = total
     return written
