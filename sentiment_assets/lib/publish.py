@@ -47,7 +47,11 @@ def publish_history(con: duckdb.DuckDBPyConnection, published_dir: Path) -> dict
     counts = {}
     for name, table in HISTORY_TABLES.items():
         with replacing(target_dir / f"{name}.parquet", suffix=".parquet") as staging:
-            con.execute(f"COPY (SELECT * FROM {table}) TO '{staging}' (FORMAT parquet)")
+            # Straight into the hidden staging file: DuckDB's own visible temp file would
+            # be left in the history folder by a crash.
+            con.execute(
+                f"COPY (SELECT * FROM {table}) TO '{staging}' (FORMAT parquet, USE_TMP_FILE false)"
+            )
         counts[name] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return counts
 

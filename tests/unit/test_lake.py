@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sentiment_assets.lib.lake import STALE_STAGING_S, Lake, leftovers
@@ -140,6 +141,47 @@ def test_two_processes_write_two_months_while_a_reader_is_open(tmp_path):
     with connect(lake, read_only=True) as con:
         counts = con.execute("SELECT month, count(*) FROM raw.tweets GROUP BY 1 ORDER BY 1")
         assert counts.fetchall() == [(MARCH, 50), (APRIL, 50)]
+
+
+def _rewrite_month(root: str, month: date, rows: int, times: int) -> None:
+    frame = tweets(month, [f"{month}-{i}" for i in range(rows)])
+    with connect(Lake(Path(root))) as con:
+        for _ in range(times):
+            replace_month(con, "raw.tweets", month, frame)
+
+
+@pytest.mark.reliability
+def test_a_reader_never_lists_a_file_that_is_still_being_written(tmp_path, record_property):
+    # A clean-clone CI run once failed here: DuckDB's COPY wrote through its own visible
+    # `tmp_*.parquet` beside the hidden staging file, and a reader of the other month listed
+    # it and read a half-written file ("too small to be a Parquet file").
+    lake = Lake(tmp_path / "lake")
+    with connect(lake) as con:
+        replace_month(con, "raw.tweets", APRIL, tweets(APRIL, ["seed"]))
+    context = multiprocessing.get_context("spawn")
+    writer = context.Process(target=_rewrite_month, args=(str(lake.root), MARCH, 300_000, 6))
+    writer.start()
+    listed: set[str] = set()
+    unreadable: list[str] = []
+    checked = 0
+    try:
+        while writer.is_alive():
+            for path in lake.files("raw.tweets"):
+                listed.add(path.name)
+                checked += 1
+                try:
+                    pq.read_metadata(path)
+                except (OSError, pa.ArrowException) as error:
+                    unreadable.append(f"{path.name}: {error}")
+    finally:
+        writer.join(120)
+    record_property("measured", f"{checked} listed files read while 6 rewrites ran")
+    assert writer.exitcode == 0
+    assert unreadable == []
+    assert listed <= {"2024-03-01.parquet", "2024-04-01.parquet"}
+    with connect(lake, read_only=True) as con:
+        counts = con.execute("SELECT month, count(*) FROM raw.tweets GROUP BY 1 ORDER BY 1")
+        assert counts.fetchall() == [(MARCH, 300_000), (APRIL, 1)]
 
 
 def test_leftovers_of_dead_writers_are_found_and_live_ones_left_alone(tmp_path):
