@@ -12,8 +12,9 @@ for the embedding family, and a fine-tuned classifier (its probability of positi
 match torch to ~1e-6 (an export worse than `PARITY_TOLERANCE` is refused), so an fp32 ONNX
 encoder serves models trained on torch fp32 embeddings and the other way round.
 
-The sentence encoder also has an int8 graph: the fp32 one with its weight matrices
-dynamically quantised per output channel, roughly twice as fast on the CPU. It is measured
+The sentence encoder also has an int8 graph: the fp32 one with its matrix products done in
+integers, one activation scale per token (lib/int8_graph), about twice as fast on the CPU and
+the same vector for a tweet (to float rounding) whatever batch it is in. It is measured
 once, when it is made, against the fp32 graph on the quality gate's probe set
 (lib/encoder_precision); the measurements live in its manifest, and a graph below the gate is
 never used. The pipeline (`pipeline_encoder`: tweet_embeddings, hence training) runs the same
@@ -86,10 +87,12 @@ CUDA_BATCH_SIZE = 32
 _OPSET = 18
 _EXPORT_FORMAT = 1  # bump when an exported graph's inputs/outputs change
 _INPUTS = ("input_ids", "attention_mask")
-# How the int8 graph is made from the fp32 one; part of its cache key, so a change re-makes
-# (and re-gates) it. Only weight matrices are quantised: attention's activation-by-activation
-# products stay fp32.
-INT8_RECIPE = "int8-dynamic-per-channel-qint8-weights"
+# How the int8 graph is made from the fp32 one (lib/int8_graph). Part of its cache key, so a
+# change re-makes (and re-gates) it, and of the int8 fingerprint, so vectors of two recipes
+# never meet in the embedding cache or in one model.
+INT8_RECIPE = "int8-per-token-smoothquant"
+# The fixed texts (the synthetic probe's first) that calibrate the smoothing scales.
+CALIBRATION_TEXTS = 400
 
 _log = logging.getLogger(__name__)
 
@@ -209,6 +212,8 @@ class OnnxTextEncoder(TextEncoder):
 
     @property
     def fingerprint(self) -> str:
+        if self.precision == INT8:
+            return with_runtime(f"{self.base_fingerprint}|{INT8_RECIPE}", ONNX, INT8)
         return with_runtime(self.base_fingerprint, ONNX, self.precision)
 
     def _load_model(self) -> int:
@@ -320,31 +325,40 @@ def export_encoder(encoder: TextEncoder, path: Path) -> dict:
     return _export_verified(PooledEncoder().eval(), inputs, path, encoder.base_fingerprint, owner)
 
 
-# The gate runs both graphs on one thread, in batches of a fixed size. Padding (set by the
-# batch) and ONNX Runtime's split of reductions (set by the threads) move the probe vectors a
-# little, and with them the label of a borderline probe: measured here, agreement 0.9917 in
-# batches of 32 and 0.9876 (refused) in batches of 16. Who first loads a graph must not
-# decide its verdict.
+# The gate runs both graphs on one thread, in batches of a fixed size: who first loads a graph
+# must not decide its verdict. (With one activation scale per batch, an earlier int8 recipe
+# measured agreement 0.9917 in batches of 32 and 0.9876, refused, in batches of 16; per-token
+# scales leave only float rounding to padding and threads.)
 GATE_THREADS = 1
 GATE_BATCH_SIZE = 32
 
 
 def quantize_encoder(encoder: OnnxTextEncoder, path: Path) -> dict:
-    """Quantise `encoder`'s loaded fp32 graph to int8 at `path` and measure the quality gate.
+    """Make `encoder`'s int8 graph at `path` from its loaded fp32 graph, and measure the
+    quality gate on the synthetic probe set.
 
     The measurements go into the manifest whether or not they pass: the gate is computed
     once per graph, and each load judges them against its thresholds.
     """
     import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from sentiment_assets.lib.int8_graph import activation_ranges, quantize_per_token
+
+    calibration = probe_set()[0][:CALIBRATION_TEXTS]
+    feeds = []
+    for start in range(0, len(calibration), GATE_BATCH_SIZE):
+        batch = encoder._tokenizer(
+            calibration[start : start + GATE_BATCH_SIZE],
+            padding=True,
+            truncation=True,
+            max_length=encoder.max_length,
+            return_tensors="np",
+            return_token_type_ids=False,
+        )
+        feeds.append({name: batch[name].astype(np.int64) for name in _INPUTS})
     with replacing(path, suffix=".onnx") as staging:
-        quantize_dynamic(
-            encoder.model_path,
-            staging,
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            extra_options={"MatMulConstBOnly": True},
+        rewrite = quantize_per_token(
+            encoder.model_path, staging, activation_ranges(encoder.model_path, feeds)
         )
         texts, labels = probe_set()
         measured = measure_gate(
@@ -358,6 +372,9 @@ def quantize_encoder(encoder: OnnxTextEncoder, path: Path) -> dict:
             "encoder": encoder.name,
             "identity": f"{encoder.base_fingerprint}|{INT8_RECIPE}",
             "quantized_from": encoder.model_path.name,
+            "recipe": INT8_RECIPE,
+            "rewrite": rewrite,
+            "calibration_texts": len(calibration),
             "onnxruntime": ort.__version__,
             "gate": measured.as_dict(),
             "sha256": _sha256(staging),
