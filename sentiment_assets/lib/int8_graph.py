@@ -38,8 +38,9 @@ _MAX_ABS = 1e-12  # a row of zeros still gets a finite scale
 
 
 def weight_matmul_groups(model) -> dict[str, list]:  # onnx.ModelProto -> {input: [MatMul]}
-    """The MatMul nodes whose second operand is a weight, grouped by their activation input."""
-    weights = {init.name for init in model.graph.initializer}
+    """The MatMul nodes whose second operand is a weight matrix, grouped by their activation
+    input."""
+    weights = {init.name for init in model.graph.initializer if len(init.dims) == 2}
     groups: dict[str, list] = defaultdict(list)
     for node in model.graph.node:
         if node.op_type == "MatMul" and node.input[1] in weights:
@@ -55,7 +56,9 @@ def activation_ranges(fp32_path: Path, feeds: Iterable[Mapping[str, np.ndarray]]
     model = onnx.load(str(fp32_path))
     names = list(weight_matmul_groups(model))
     for name in names:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(name, 1, None))
+        model.graph.output.append(
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+        )
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     ranges: dict[str, np.ndarray] = {}
     for feed in feeds:
@@ -67,7 +70,9 @@ def activation_ranges(fp32_path: Path, feeds: Iterable[Mapping[str, np.ndarray]]
 
 def _is_gelu_output(name: str, producers: dict) -> bool:
     """Whether `name` is computed by an (erf-based) GELU: an Erf within four nodes above,
-    without crossing another matrix product or normalisation."""
+    without crossing another matrix product or normalisation. A tanh-approximated GELU is
+    not recognised and gets the signed code, which is only less fine; a value below the bound
+    would saturate at code 0, not fail."""
     frontier, seen = [name], set()
     for _ in range(4):
         above = []
