@@ -406,7 +406,7 @@ def source_files(source: str) -> list[Path]:
 def parse_created_at(values: Sequence[str | None]) -> pd.Series:
     """Parse timestamps to a naive datetime64[ns] Series; NaT where a value cannot be parsed.
 
-    Sentiment140 style ('Mon Apr 06 23:11:14 PDT 2009') keeps the wall-clock time whatever the
+    Sentiment140 style ('Mon Apr 06 21:05:09 PDT 2009') keeps the wall-clock time whatever the
     zone name says (the contract); ISO 8601 with an offset is converted to UTC; naive ISO is
     taken as written.
     """

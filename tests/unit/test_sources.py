@@ -281,7 +281,7 @@ def test_crlf_and_bom(tmp_path: Path) -> None:
 def test_parse_created_at_formats() -> None:
     parsed = parse_created_at(
         [
-            "Mon Apr 06 23:11:14 PDT 2009",
+            "Mon Apr 06 21:05:09 PDT 2009",
             "Sat Jun 13 01:02:03 CEST 2009",
             "2024-01-05",
             "2024-01-05T10:00:00+02:00",
@@ -293,7 +293,7 @@ def test_parse_created_at_formats() -> None:
         ]
     )
     assert parsed.tolist()[:5] == [
-        pd.Timestamp("2009-04-06 23:11:14"),
+        pd.Timestamp("2009-04-06 21:05:09"),
         pd.Timestamp("2009-06-13 01:02:03"),
         pd.Timestamp("2024-01-05"),
         pd.Timestamp("2024-01-05 08:00:00"),
