@@ -34,6 +34,18 @@ def replacing(target: Path, suffix: str = "") -> Iterator[Path]:
         staging.unlink(missing_ok=True)
 
 
+def copy_to_parquet(con, query: str, target: Path) -> int:  # con: a DuckDB connection
+    """Write the rows of `query` to the Parquet file `target` atomically; returns how many.
+
+    COPY writes straight into the hidden staging file: its own temp file (`tmp_<name>`) would
+    be visible beside `target`, where a reader listing the folder would open it half-written.
+    """
+    with replacing(target, suffix=".parquet") as staging:
+        return con.execute(
+            f"COPY ({query}) TO '{staging}' (FORMAT parquet, USE_TMP_FILE false)"
+        ).fetchone()[0]
+
+
 def write_text(target: Path, text: str) -> Path:
     """Write `text` (UTF-8) to `target` atomically."""
     with replacing(target) as staging:

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from sentiment_assets.lib.atomic import exclusive_lock, replacing
+from sentiment_assets.lib.atomic import copy_to_parquet, exclusive_lock
 
 # Tables with one file per month (`<month>.parquet`); a write replaces that month whole.
 MONTH_TABLES = (
@@ -159,12 +159,7 @@ class LakeConnection:
         # COPY takes no parameters: the rows are fixed in a temp table first.
         self._con.execute(f"CREATE OR REPLACE TEMP TABLE lake_rows AS {query}", list(params))
         try:
-            with replacing(target, suffix=".parquet") as staging:
-                # Straight into the hidden staging file: DuckDB's own temp file would be a
-                # visible `tmp_.*.parquet` that concurrent readers list and fail on.
-                self._con.execute(
-                    f"COPY lake_rows TO '{staging}' (FORMAT parquet, USE_TMP_FILE false)"
-                )
+            copy_to_parquet(self._con, "SELECT * FROM lake_rows", target)
         finally:
             self._con.execute("DROP TABLE IF EXISTS lake_rows")
 
@@ -321,13 +316,11 @@ def export_dbt_months(lake: Lake, scratch: Path, months: Sequence[date]) -> dict
         for table in DBT_TABLES:
             total = 0
             for month in months:
-                target = lake.month_file(table, month)
-                with replacing(target, suffix=".parquet") as staging:
-                    # COPY answers with the number of rows it wrote.
-                    total += con.execute(
-                        f"COPY (SELECT * FROM {table} WHERE month = DATE '{month.isoformat()}') "
-                        f"TO '{staging}' (FORMAT parquet, USE_TMP_FILE false)"
-                    ).fetchone()[0]
+                total += copy_to_parquet(
+                    con,
+                    f"SELECT * FROM {table} WHERE month = DATE '{month.isoformat()}'",
+                    lake.month_file(table, month),
+                )
             written[table] = total
     return written
 

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sentiment_assets.lib.atomic import replacing, write_text
+from sentiment_assets.lib.atomic import copy_to_parquet, write_text
 from sentiment_assets.lib.registry import VersionInfo
 
 # Every table of the warehouse's `metrics` schema (lib/warehouse.py DDL); a table missing here
@@ -46,13 +46,9 @@ def publish_history(con: duckdb.DuckDBPyConnection, published_dir: Path) -> dict
     target_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name, table in HISTORY_TABLES.items():
-        with replacing(target_dir / f"{name}.parquet", suffix=".parquet") as staging:
-            # Straight into the hidden staging file: DuckDB's own visible temp file would
-            # be left in the history folder by a crash.
-            con.execute(
-                f"COPY (SELECT * FROM {table}) TO '{staging}' (FORMAT parquet, USE_TMP_FILE false)"
-            )
-        counts[name] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        counts[name] = copy_to_parquet(
+            con, f"SELECT * FROM {table}", target_dir / f"{name}.parquet"
+        )
     return counts
 
 
