@@ -280,10 +280,13 @@ def load_tokenizer(path: str):  # -> a transformers fast tokenizer
     return tokenizer
 
 
-def load_encoder_model(path: str):  # -> a transformers model in eval mode, on the CPU
+def load_encoder_model(path: str, attention: str | None = None):  # -> a model in eval mode, CPU
+    """The transformers model at `path`; `attention` picks its attention implementation
+    ("eager", "sdpa"; None: the library's default)."""
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(path, local_files_only=Path(path).is_dir())
+    options = {"attn_implementation": attention} if attention else {}
+    model = AutoModel.from_pretrained(path, local_files_only=Path(path).is_dir(), **options)
     return model.eval()
 
 

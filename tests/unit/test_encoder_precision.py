@@ -137,9 +137,12 @@ def test_the_int8_graph_carries_its_gate_measurements(
     weights = {init.name for init in graph.graph.initializer}
     ops = [node.op_type for node in graph.graph.node]
     assert not [n for n in graph.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
-    # Six layers: Q/K/V share one product, then attention output, FFN in, FFN out (GELU-fed).
+    # Six layers: Q/K/V share one product, then attention output, FFN in, FFN out (GELU-fed,
+    # one scale per token); the other five products of a layer carry their bias inside.
     assert ops.count("MatMulIntegerToFloat") == 24
-    assert manifest["rewrite"]["gelu_inputs"] == 6
+    rewrite = manifest["rewrite"]
+    assert (rewrite["calibrated_groups"], rewrite["per_token_groups"]) == (18, 6)
+    assert rewrite["biases_in_products"] == 30
     got, expected = int8.encode(TEXTS), fp32.encode(TEXTS)
     cosine = (got * expected).sum(axis=1)  # both unit-norm
     assert cosine.mean() > 0.995
@@ -150,7 +153,7 @@ def test_the_int8_graph_carries_its_gate_measurements(
 
 
 def test_an_int8_vector_does_not_depend_on_the_batch_it_is_in(int8: OnnxTextEncoder) -> None:
-    # One activation scale per token: a long, loud neighbour cannot coarsen a short tweet.
+    # Calibrated scales, or one per token: a long, loud neighbour cannot coarsen a short tweet.
     loud = "WORST. DAY. EVER!!! my phone died, i missed the bus and it is raining " * 4
     texts = [*TEXTS, loud]
     together = int8.encode_with(int8._session, batch_size=len(texts))(texts)
@@ -389,8 +392,8 @@ def test_a_card_from_before_precisions_is_served_by_fp32(
 @pytest.mark.real_data
 @pytest.mark.skipif(not SAMPLE, reason="SENTIMENT140_CSV is not set (.ci/run sets it)")
 def test_on_real_tweets_the_gate_judges_int8_on_them(onnx_cache: Path, tmp_path: Path) -> None:
-    # Measured here on the sample's first 1,500 tweets: agreement 0.992 and mean cosine
-    # 0.9989 (passed); one activation scale per batch gave 0.984 and 0.9905 (refused).
+    # Measured here on the sample's first 1,500 tweets: agreement 0.994 and mean cosine
+    # 0.9987 (passed); one activation scale per batch gave 0.984 and 0.9905 (refused).
     cache = _copy(onnx_cache, tmp_path)
     lenient = pipeline_encoder(
         ENCODER, "cpu", "int8", cache, gate=QualityGate(0, 0), probe_source=SAMPLE

@@ -1,5 +1,7 @@
 """The int8 rewrite (lib/int8_graph) on a small hand-made graph: a feed-forward block
-(MatMul, bias, erf GELU, MatMul, bias) shaped like the encoder's, run by ONNX Runtime."""
+(MatMul, bias, erf GELU, MatMul, bias) shaped like the encoder's, run by ONNX Runtime.
+Its input stands for a LayerNorm output (calibrated scale), the GELU output gets one scale
+per token."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from sentiment_assets.lib.int8_graph import (
     activation_ranges,
-    quantize_per_token,
+    quantize_graph,
     weight_matmul_groups,
 )
 
@@ -72,7 +74,7 @@ def quantized(tmp_path: Path) -> tuple[Path, Path, dict]:
     fp32 = feed_forward(tmp_path / "fp32.onnx")
     ranges = activation_ranges(fp32, [{"x": activations(seed)} for seed in range(3)])
     target = tmp_path / "int8.onnx"
-    return fp32, target, quantize_per_token(fp32, target, ranges)
+    return fp32, target, quantize_graph(fp32, target, ranges)
 
 
 def test_calibration_keeps_the_largest_magnitude_of_each_input_channel(tmp_path: Path) -> None:
@@ -88,12 +90,16 @@ def test_the_rewrite_computes_the_block_in_integers_close_to_fp32(quantized) -> 
     fp32, target, rewrite = quantized
     assert rewrite == {
         "matrix_products": 2,
-        "activation_groups": 2,
-        "gelu_inputs": 1,
-        "smoothing_alpha": 0.5,
+        "calibrated_groups": 1,
+        "per_token_groups": 1,
+        "biases_in_products": 1,
+        "smoothing_alpha": {"calibrated": 0.8, "per_token": 0.5},
     }
     ops = [node.op_type for node in onnx.load(str(target)).graph.node]
     assert ops.count("MatMulIntegerToFloat") == 2 and "MatMul" not in ops
+    # The calibrated product took its bias in; the GELU-fed one keeps its Add (the graph's
+    # own GELU has one more).
+    assert ops.count("Add") == 1 + 1 + 1
     x = activations(9)
     expected, got = run(fp32, x), run(target, x)
     # Within a couple of int8 steps; dropping the GELU shift's bias correction (0.17 times
@@ -102,17 +108,37 @@ def test_the_rewrite_computes_the_block_in_integers_close_to_fp32(quantized) -> 
     assert 0 < error < 0.02 * np.abs(expected).max()
 
 
+def test_the_calibrated_product_keeps_its_bias(tmp_path: Path) -> None:
+    # Only the GELU-fed product needs a bias Add after it; the first product's is folded in
+    # when there is one, and a product without one is left without.
+    fp32 = feed_forward(tmp_path / "fp32.onnx")
+    model = onnx.load(str(fp32))
+    first_add = next(node for node in model.graph.node if node.op_type == "Add")
+    first_add.op_type, first_add.input[:] = "Identity", ["h0"]
+    unbiased = tmp_path / "unbiased.onnx"
+    onnx.save(model, str(unbiased))
+    ranges = activation_ranges(unbiased, [{"x": activations(seed)} for seed in range(3)])
+    rewrite = quantize_graph(unbiased, tmp_path / "int8.onnx", ranges)
+    assert rewrite["biases_in_products"] == 0
+    x = activations(9)
+    expected, got = run(unbiased, x), run(tmp_path / "int8.onnx", x)
+    assert np.abs(got - expected).max() < 0.02 * np.abs(expected).max()
+
+
 def test_a_token_is_quantised_on_its_own(quantized) -> None:
+    # The calibrated step is fixed and the GELU output's scale is the token's own: a token
+    # far beyond the calibrated range saturates its own codes, never its neighbours'.
     _, target, _ = quantized
     quiet = activations(4, batch=1)
     loud = 1000 * activations(5, batch=1)
     alone = run(target, quiet)
-    beside_loud = run(target, np.concatenate([quiet, loud]))[:1]
-    np.testing.assert_array_equal(alone, beside_loud)
+    beside_loud = run(target, np.concatenate([quiet, loud]))
+    np.testing.assert_array_equal(alone, beside_loud[:1])
+    assert np.isfinite(beside_loud).all()
 
 
 def test_a_gelu_fed_product_without_its_bias_is_refused(tmp_path: Path) -> None:
     fp32 = feed_forward(tmp_path / "fp32.onnx", with_second_bias=False)
     ranges = activation_ranges(fp32, [{"x": activations(0)}])
     with pytest.raises(ValueError, match="bias Add"):
-        quantize_per_token(fp32, tmp_path / "int8.onnx", ranges)
+        quantize_graph(fp32, tmp_path / "int8.onnx", ranges)
