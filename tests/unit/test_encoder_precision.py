@@ -137,9 +137,10 @@ def test_the_int8_graph_carries_its_gate_measurements(
     weights = {init.name for init in graph.graph.initializer}
     ops = [node.op_type for node in graph.graph.node]
     assert not [n for n in graph.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
-    # Six layers: Q/K/V share one product, then attention output, FFN in, FFN out (GELU-fed,
-    # one scale per token); the other five products of a layer carry their bias inside.
-    assert ops.count("MatMulIntegerToFloat") == 24
+    # Six layers of six products: Q, K, V (one shared input), attention output, FFN in, and
+    # FFN out (GELU-fed, one scale per token); the other five carry their bias inside.
+    assert ops.count("MatMulIntegerToFloat") == 36
+    assert ops.count("QuantizeLinear") == 6 * 4
     rewrite = manifest["rewrite"]
     assert (rewrite["calibrated_groups"], rewrite["per_token_groups"]) == (18, 6)
     assert rewrite["biases_in_products"] == 30
