@@ -82,8 +82,9 @@ def activation_ranges(fp32_path: Path, feeds: Iterable[Mapping[str, np.ndarray]]
 def _is_gelu_output(name: str, producers: dict) -> bool:
     """Whether `name` is computed by an (erf-based) GELU: an Erf within four nodes above,
     without crossing another matrix product or normalisation. A tanh-approximated GELU is
-    not recognised and gets the signed code, which is only less fine; a value below the bound
-    would saturate at code 0, not fail."""
+    not recognised: its product gets a calibrated scale, coarser for this input, which the
+    quality gate then judges (and may refuse). A value below the bound would saturate at
+    code 0, not fail."""
     frontier, seen = [name], set()
     for _ in range(4):
         above = []
