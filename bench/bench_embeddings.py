@@ -119,8 +119,8 @@ CONTENDERS = {
     PEER: "SentenceTransformer.encode, torch fp32 (the peer)",
     "torch_fp32": "TextEncoder: torch fp32, token-length buckets",
     "onnx_fp32": "OnnxTextEncoder fp32: the exported graph (ONNX Runtime), batches side by side",
-    "onnx_int8": "OnnxTextEncoder int8: integer products, one scale per token "
-    "(lib/int8_graph), gated, batches side by side",
+    "onnx_int8": "OnnxTextEncoder int8: integer products, calibrated or per-token activation "
+    "scales (lib/int8_graph), gated, batches side by side",
 }
 
 
