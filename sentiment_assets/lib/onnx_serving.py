@@ -17,10 +17,9 @@ integers, activation scales calibrated or per token, never per batch (lib/int8_g
 1.9x as fast as fp32 on the CPU and the same vector for a tweet (to float rounding) whatever
 batch it is in. It is measured once, when it is made, against the fp32 graph on the quality
 gate's probe set (lib/encoder_precision); the measurements live in its manifest, and a graph
-below the gate is never used. The pipeline (`pipeline_encoder`: tweet_embeddings, hence training) runs the same
-graphs as serving, and the fingerprint names the graph, so a model is served by the graph
-its training vectors came from (`ServingRuntime.encoder`).
-"""
+below the gate is never used. The pipeline (`pipeline_encoder`: tweet_embeddings, hence
+training) runs the same graphs as serving, and the fingerprint names the graph, so a model is
+served by the graph its training vectors came from (`ServingRuntime.encoder`). """
 
 from __future__ import annotations
 
