@@ -19,7 +19,8 @@ batch it is in. It is measured once, when it is made, against the fp32 graph on 
 gate's probe set (lib/encoder_precision); the measurements live in its manifest, and a graph
 below the gate is never used. The pipeline (`pipeline_encoder`: tweet_embeddings, hence
 training) runs the same graphs as serving, and the fingerprint names the graph, so a model is
-served by the graph its training vectors came from (`ServingRuntime.encoder`). """
+served by the graph its training vectors came from (`ServingRuntime.encoder`).
+"""
 
 from __future__ import annotations
 
