@@ -106,14 +106,14 @@ def quantize_graph(fp32_path: Path, target: Path, ranges: Mapping[str, np.ndarra
     """Write the int8 rewrite of the graph at `fp32_path` to `target`, using calibrated
     `ranges` (`activation_ranges`); returns what was rewritten, for the manifest."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     model = onnx.load(str(fp32_path))
     rewrite = _Rewrite(model)
     counts = {"products": 0, "calibrated": 0, "per_token": 0, "folded_biases": 0}
     for index, (x, matmuls) in enumerate(weight_matmul_groups(model).items()):
         prefix = f"q8_{index}_"
-        matrices = [numpy_helper.to_array(rewrite.weights[node.input[1]]) for node in matmuls]
+        matrices = [rewrite.array(node.input[1]) for node in matmuls]
         counts["products"] += len(matmuls)
         if _is_gelu_output(x, rewrite.producers):
             counts["per_token"] += 1
@@ -171,6 +171,9 @@ class _Rewrite:
         self.unsigned_zero = self.constant("q8_zero_unsigned", np.array(0, dtype=np.uint8))
         self.last_axis = self.constant("q8_last_axis", np.array([-1], dtype=np.int64))
         self.tiny = self.constant("q8_tiny", np.array(_MAX_ABS, dtype=np.float32))
+
+    def array(self, name: str) -> np.ndarray:
+        return self._numpy.to_array(self.weights[name])
 
     def constant(self, name: str, value: np.ndarray) -> str:
         self.model.graph.initializer.append(self._numpy.from_array(np.asarray(value), name))
@@ -264,7 +267,7 @@ class _Rewrite:
                     f"{node.name}: a GELU-fed product must be followed by its bias Add"
                 )
             bias = self.weights[bias_add[1]]
-            value = self._numpy.to_array(bias) - GELU_LOWER_BOUND * matrix.sum(axis=0)
+            value = self.array(bias.name) - GELU_LOWER_BOUND * matrix.sum(axis=0)
             bias.CopyFrom(self._numpy.from_array(value.astype(np.float32), bias.name))
         return nodes
 
