@@ -350,7 +350,8 @@ def registry_holder(
     `encoder_runtime` and `threads` choose how the transformer families run (see
     `onnx_serving.use_onnx`; `threads` also sets torch's, before each load); exported ONNX graphs are cached under the settings' home, and
     consecutive champions share one sentence encoder. `batch_workers` is how many batches of
-    one request the ONNX sentence encoder runs side by side (`ServingRuntime`).
+    one request the ONNX sentence encoder or fine-tuned classifier runs side by side
+    (`ServingRuntime`).
     """
     from mlflow.tracking import MlflowClient
 

@@ -13,6 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -295,11 +296,15 @@ class FinetunedClassifier:
         batch_proba: Callable[[torch.Tensor, torch.Tensor], np.ndarray],
         texts: Sequence[str],
         batch_size: int = 64,
+        workers: int = 1,
     ) -> np.ndarray:
         """Tokenise, bucket by length and score batch by batch with `batch_proba`.
 
         `batch_proba(input_ids, attention_mask)` returns P(positive) per row; another
-        runtime (ONNX Runtime) plugs in here and keeps this tokenisation exactly.
+        runtime (ONNX Runtime) plugs in here and keeps this tokenisation exactly. With
+        `workers` > 1 that many batches are scored side by side: only for a `batch_proba`
+        that is thread-safe and releases the GIL (an ONNX Runtime session). Each batch is
+        scored alone either way, so the probabilities do not depend on `workers`.
         """
         out = np.empty(len(texts), dtype=np.float64)
         if len(texts) == 0:
@@ -307,9 +312,17 @@ class FinetunedClassifier:
         ids = self._encode(texts)
         # Sorting by length keeps padding (wasted compute) minimal within each batch.
         order = np.argsort([len(row) for row in ids], kind="stable")
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            out[idx] = batch_proba(*self._collate([ids[i] for i in idx]))
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        if workers <= 1 or len(batches) == 1:
+            for idx in batches:
+                out[idx] = batch_proba(*self._collate([ids[i] for i in idx]))
+            return out
+        with ThreadPoolExecutor(min(workers, len(batches)), "classifier-batch") as pool:
+            scored = [
+                pool.submit(batch_proba, *self._collate([ids[i] for i in idx])) for idx in batches
+            ]
+            for idx, future in zip(batches, scored, strict=True):
+                out[idx] = future.result()
         return out
 
     @torch.inference_mode()

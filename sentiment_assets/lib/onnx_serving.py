@@ -129,7 +129,7 @@ class ServingRuntime:
 
     Exports are cached in `cache_dir`; `threads` is ONNX Runtime's intra-op thread count
     (None = one per core) and `batch_workers` how many batches of one call an ONNX encoder
-    runs side by side (a single text is one batch); under "auto" a failed export falls back
+    or fine-tuned classifier runs side by side (a single text is one batch); under "auto" a failed export falls back
     to torch after telling `on_fallback` why. One runtime keeps the last sentence encoder it
     loaded: loading MiniLM takes seconds and ~100 MB, and consecutive embedding champions
     almost always share it, so a champion swap then costs only the small logistic-regression
@@ -388,7 +388,10 @@ def quantize_encoder(encoder: OnnxTextEncoder, path: Path) -> dict:
 
 # ------------------------------------------------------------- the fine-tuned classifier
 class OnnxFinetunedClassifier:
-    """A loaded `FinetunedClassifier` scored on ONNX Runtime (same tokenisation and batching)."""
+    """A loaded `FinetunedClassifier` scored on ONNX Runtime (same tokenisation and batching).
+
+    `batch_workers` scores that many batches of one call side by side, each exactly as
+    alone (see `OnnxTextEncoder`)."""
 
     runtime = "onnxruntime"
 
@@ -398,8 +401,12 @@ class OnnxFinetunedClassifier:
         weights_file: Path,
         cache_dir: Path | str | None = None,
         threads: int | None = None,
+        batch_workers: int = 1,
     ) -> None:
+        if batch_workers < 1:
+            raise ValueError("batch_workers must be >= 1")
         self.classifier = classifier
+        self.batch_workers = batch_workers
         # The weights' hash names the graph: every fine-tuned version has weights of its own.
         identity = f"finetuned:{_sha256(weights_file)}:max_length={classifier.max_length}"
         path = _graph_path(_cache_dir(cache_dir), "finetuned", identity)
@@ -414,7 +421,9 @@ class OnnxFinetunedClassifier:
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """P(positive) for each (already cleaned) text, in input order."""
-        return self.classifier.predict_proba_with(self._batch_proba, texts, batch_size)
+        return self.classifier.predict_proba_with(
+            self._batch_proba, texts, batch_size, self.batch_workers
+        )
 
 
 def export_finetuned(
@@ -680,7 +689,7 @@ def serving_finetuned(
     if use_onnx(runtime.name, str(classifier.device)):
         try:
             return OnnxFinetunedClassifier(
-                classifier, weights_file, runtime.cache_dir, runtime.threads
+                classifier, weights_file, runtime.cache_dir, runtime.threads, runtime.batch_workers
             )
         except OnnxExportError as error:
             runtime.fallback(error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,26 @@ def test_a_fine_tuned_classifier_on_onnx_runtime_gives_torch_probabilities(
     assert again.model_path == served.model_path
     torch_only = serving_finetuned(loaded, saved / WEIGHTS_FILE, ServingRuntime("torch"))
     assert torch_only is loaded
+
+    # Batches side by side (the app's batch workers): the serial probabilities, bit for bit.
+    side_by_side = serving_finetuned(
+        loaded, saved / WEIGHTS_FILE, ServingRuntime("auto", tmp_path, threads=1, batch_workers=3)
+    )
+    assert side_by_side.batch_workers == 3
+    ran_on: list[str] = []
+    forward = side_by_side._batch_proba
+
+    def recorded(input_ids, mask) -> np.ndarray:
+        ran_on.append(threading.current_thread().name)
+        return forward(input_ids, mask)
+
+    side_by_side._batch_proba = recorded
+    many = TEXTS * 3
+    np.testing.assert_array_equal(
+        side_by_side.predict_proba(many, batch_size=4), served.predict_proba(many, batch_size=4)
+    )
+    assert len(ran_on) == -(-len(many) // 4)
+    assert all(name.startswith("classifier-batch") for name in ran_on)
 
 
 def test_the_serving_predictor_puts_a_fine_tuned_bundle_on_onnx_runtime(tmp_path: Path) -> None:
