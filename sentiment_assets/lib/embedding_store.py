@@ -46,6 +46,8 @@ class EmbeddingStats:
 # Texts encoded and written per round trip: memory follows this, not the month, and each
 # round trip costs one indexed query, noise next to encoding this many texts.
 DEFAULT_CHUNK_TEXTS = 20_000
+# Vectors per batch when reading them back (50,000 x 384 floats: 77 MB).
+VECTOR_BATCH_ROWS = 50_000
 
 
 def embed_month(
@@ -196,21 +198,66 @@ def load_tweets(
         ).df()
         if encoder_fingerprint is None:
             return frame, None
-        table = con.sql(
-            "SELECT t.tweet_id, c.embedding FROM clean.tweets_clean t "
-            f"{sample_join} "
-            "LEFT JOIN features.tweet_embeddings e ON e.tweet_id = t.tweet_id "
-            "  AND e.month = t.month AND e.encoder = ? "
-            "LEFT JOIN features.embedding_cache c ON c.encoder = e.encoder "
-            "  AND c.text_hash = e.text_hash "
-            f"WHERE {window} ORDER BY t.month, t.tweet_id",
-            params=[encoder_fingerprint, month_list],
-        ).to_arrow_table()
-    embeddings = table.column("embedding")
-    if embeddings.null_count:
+        # Which cached vector each row needs, in the frame's order: narrow columns only.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE wanted_vectors AS SELECT r.position, e.text_hash "
+            "FROM (SELECT t.tweet_id, t.month, "
+            "row_number() OVER (ORDER BY t.month, t.tweet_id) - 1 AS position "
+            f"FROM clean.tweets_clean t {sample_join} WHERE {window}) r "
+            "LEFT JOIN features.tweet_embeddings e ON e.tweet_id = r.tweet_id "
+            "  AND e.month = r.month AND e.encoder = ?",
+            [month_list, encoder_fingerprint],
+        )
+        wanted = con.execute(
+            "SELECT position, text_hash FROM wanted_vectors WHERE text_hash IS NOT NULL"
+        ).df()
+        # The vectors stream out of the cache in batches through a semi-join, whose hash
+        # table holds only the wanted hashes, and each batch is written into its rows. (A
+        # join that returned them in order sorted the 384-float lists and built its hash
+        # table on the whole cache: 5.5 GB for a million rows, 1.5 GB of vectors.)
+        reader = con.sql(
+            "SELECT text_hash, embedding FROM features.embedding_cache WHERE encoder = ? "
+            "AND text_hash IN (SELECT text_hash FROM wanted_vectors)",
+            params=[encoder_fingerprint],
+        ).to_arrow_reader(VECTOR_BATCH_ROWS)
+        vectors, filled = _fill_vectors(
+            reader, wanted["position"].to_numpy(), wanted["text_hash"].to_numpy(str), len(frame)
+        )
+        con.execute("DROP TABLE wanted_vectors")
+    if filled < len(frame):
         raise ValueError(
-            f"{embeddings.null_count} tweets in {[str(m) for m in month_list]} have no "
+            f"{len(frame) - filled} tweets in {[str(m) for m in month_list]} have no "
             f"embedding for encoder {encoder_fingerprint!r}: materialize tweet_embeddings "
             "for those months first"
         )
-    return frame, arrow_to_vectors(embeddings)
+    return frame, vectors
+
+
+def _fill_vectors(
+    reader: pa.RecordBatchReader, positions: np.ndarray, hashes: np.ndarray, rows: int
+) -> tuple[np.ndarray, int]:
+    """Write each (text_hash, embedding) batch into every row (`positions`) whose hash it
+    is: a text shared by several tweets fills several rows. Returns (rows x dim vectors,
+    how many rows were filled)."""
+    unique, inverse = np.unique(hashes, return_inverse=True)
+    # The rows grouped by hash: rows_by_hash[first[u] : first[u] + counts[u]] share hash u.
+    rows_by_hash = positions[np.argsort(inverse, kind="stable")]
+    counts = np.bincount(inverse, minlength=len(unique))
+    first = np.cumsum(counts) - counts
+    vectors: np.ndarray | None = None
+    filled = 0
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        block = arrow_to_vectors(batch.column("embedding"))
+        if vectors is None:
+            vectors = np.empty((rows, block.shape[1]), dtype=np.float32)
+        which = np.searchsorted(unique, batch.column("text_hash").to_numpy(zero_copy_only=False))
+        repeats = counts[which]
+        offsets = np.repeat(first[which] - (np.cumsum(repeats) - repeats), repeats)
+        targets = rows_by_hash[offsets + np.arange(int(repeats.sum()))]
+        vectors[targets] = np.repeat(block, repeats, axis=0)
+        filled += len(targets)
+    if vectors is None:
+        vectors = np.zeros((rows, 0), dtype=np.float32)
+    return vectors, filled

@@ -9,11 +9,12 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
-from sentiment_assets.lib import warehouse
+from sentiment_assets.lib import embedding_store, warehouse
 from sentiment_assets.lib.embedding_store import embed_month, load_tweets
 from sentiment_assets.lib.encoder import TextEncoder
 from sentiment_assets.lib.training import stratified_quotas
@@ -149,3 +150,65 @@ def test_load_tweets_samples_a_large_window_by_label_and_seed(tmp_path: Path) ->
     )
     small, _ = load_tweets(db, [JAN, FEB], max_rows=n)
     assert small["tweet_id"].tolist() == full["tweet_id"].tolist()
+
+
+def test_load_tweets_gives_every_row_its_own_texts_vector_batch_by_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Vectors stream out of the cache in small batches, in no particular order, and a text
+    # shared by several tweets fills each of their rows.
+    monkeypatch.setattr(embedding_store, "VECTOR_BATCH_ROWS", 7)
+    n = 90
+    rows = pd.DataFrame(
+        {
+            # Ids out of text order, so the cache's order and the frame's differ.
+            "tweet_id": [f"t{(i * 37) % n:02d}" for i in range(n)],
+            "month": [JAN if i % 2 else FEB for i in range(n)],
+            # 30 distinct texts, each shared by three tweets.
+            "text": [f"text {i % 30}" for i in range(n)],
+            "label": [i % 2 for i in range(n)],
+        }
+    )
+    db = tmp_path / "warehouse.duckdb"
+    _clean_table(db, rows)
+    with warehouse.connect(db) as con:
+        # Each vector names its text; another encoder's vectors are never read.
+        con.execute(
+            "INSERT INTO features.embedding_cache SELECT DISTINCT e.encoder, text_hash, "
+            "[CAST(substr(text, 6) AS FLOAT), e.mark], now() FROM clean.tweets_clean, "
+            "(VALUES ('enc', 1.0), ('other', -1.0)) e(encoder, mark)"
+        )
+        con.execute(
+            "INSERT INTO features.tweet_embeddings SELECT month, tweet_id, 'enc', text_hash "
+            "FROM clean.tweets_clean"
+        )
+
+    frame, vectors = load_tweets(db, [JAN, FEB], "enc")
+
+    assert vectors is not None and vectors.shape == (n, 2)
+    assert vectors[:, 0].astype(int).tolist() == [int(t.split()[1]) for t in frame["text"]]
+    assert set(vectors[:, 1]) == {1.0}
+    with warehouse.connect(db) as con:
+        con.execute("DELETE FROM features.tweet_embeddings WHERE tweet_id IN ('t05', 't06')")
+    with pytest.raises(ValueError, match=r"2 tweets in .* have no embedding for encoder 'enc'"):
+        load_tweets(db, [JAN, FEB], "enc")
+
+
+def test_warehouse_connections_cap_duckdbs_memory(tmp_path: Path) -> None:
+    # Without the cap DuckDB's buffer pool may take 80% of the machine's memory, and a
+    # process grows with every page of the cache it has touched.
+    db = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(":memory:") as plain:
+        plain.execute(f"SET memory_limit = '{warehouse.MEMORY_LIMIT}'")
+        (expected,) = plain.execute("SELECT current_setting('memory_limit')").fetchone()
+        (default,) = (
+            plain.execute("RESET memory_limit")
+            .execute("SELECT current_setting('memory_limit')")
+            .fetchone()
+        )
+    assert expected != default
+    with warehouse.connect(db) as con:
+        warehouse.ensure_schema(con)
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (expected,)
+    with warehouse.connect(db, read_only=True) as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (expected,)
