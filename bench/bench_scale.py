@@ -9,15 +9,17 @@ the child and the processes it waited for, dbt included) is never hidden by anot
 * dbt: ``stg_tweets`` and ``tweets_clean``;
 * train: the logistic-regression path on the month as window: ``load_tweets`` with the
   ``TrainConfig.max_window_rows`` stratified sample, then ``fit_tfidf_logreg`` (no MLflow);
-* embeddings: NOT run on the big months (a million texts take the CPU the best part of an
-  hour); ``tweet_embeddings`` is measured once on a fixed subset of EMBED_SUBSET new texts,
-  and the month's time is extrapolated from its unique-text count, marked as such.
+* embeddings: ``tweet_embeddings`` is measured once on a fixed subset of EMBED_SUBSET new
+  texts, and the month's time is extrapolated from its unique-text count, marked as such;
+  with ``--embed-full`` it also runs on every month (a million texts take the int8 graph
+  about a quarter of an hour here), and the embedding family's training then runs on the
+  month's sampled window of vectors too.
 
 Stage seconds are Dagster's own step times (process start-up and code loading excluded);
 the child's wall time is reported too. Run it under ``flock /tmp/cpu-heavy.lock`` on a shared
 machine; the 1-minute load average is recorded before and after each size.
 
-    python -m bench.bench_scale --sizes 100000 300000 1000000
+    python -m bench.bench_scale --sizes 100000 300000 1000000 [--embed-full]
     python -m bench.bench_scale --make-month 1000000 --out month.csv
 """
 
@@ -129,7 +131,9 @@ def stage(name: str, argv: list[str], env: dict[str, str], work: Path) -> dict[s
     }
 
 
-def measure_size(n: int, work: Path, onnx_cache: Path, max_window_rows: int) -> dict:
+def measure_size(
+    n: int, work: Path, onnx_cache: Path, max_window_rows: int, embed_full: bool
+) -> dict:
     home = work / f"home-{n}"
     source = work / f"month-{n}.csv"
     started = time.perf_counter()
@@ -151,18 +155,7 @@ def measure_size(n: int, work: Path, onnx_cache: Path, max_window_rows: int) -> 
         }
     )
     dbt = stage("dbt", pipeline_argv(DBT_ASSETS), env, work)
-    train_argv = [
-        sys.executable,
-        "-m",
-        "bench.bench_scale",
-        "--train-stage",
-        env["DUCKDB_PATH"],
-        "--max-window-rows",
-        str(max_window_rows),
-    ]
-    wall, rss, text = run_child(train_argv, env, work / f"train-{n}.log")
-    train = json.loads(text.strip().splitlines()[-1])
-    train.update({"wall_s": round(wall, 3), "peak_rss_mb": round(rss / 1024**2, 1)})
+    train = train_child(env, work / f"train-{n}.log", max_window_rows)
     result = {
         "tweets": n,
         "unique_texts": unique_texts(Path(env["DUCKDB_PATH"])),
@@ -173,25 +166,73 @@ def measure_size(n: int, work: Path, onnx_cache: Path, max_window_rows: int) -> 
         "train": train,
         "load_avg_1m": {"before": load_before, "after": load_average()},
     }
+    if embed_full:
+        embeddings = stage("embeddings", pipeline_argv("tweet_embeddings"), env, work)
+        meta = last_materialization(Path(env["DAGSTER_HOME"]), "tweet_embeddings")
+        embeddings.update(
+            {
+                "encoded": int(meta["encoded"]),
+                "encoder": meta["encoder"],
+                "asset_seconds": meta["seconds"],
+                "seconds_per_text": round(float(meta["seconds"]) / max(int(meta["encoded"]), 1), 6),
+            }
+        )
+        result["embeddings"] = embeddings
+        result["train_embedding"] = train_child(
+            env, work / f"train-embedding-{n}.log", max_window_rows, str(meta["encoder"])
+        )
+        result["load_avg_1m"]["after"] = load_average()
     shutil.rmtree(home, ignore_errors=True)
     source.unlink()
     return result
 
 
-def train_stage(duckdb_path: Path, max_window_rows: int) -> None:
-    """The child of the train stage: the logistic-regression path on the month as its window."""
+def train_child(
+    env: dict[str, str], log: Path, max_window_rows: int, encoder: str | None = None
+) -> dict:
+    """The train stage in a child process: the TF-IDF family, or with `encoder` (a
+    fingerprint) the embedding family on that encoder's vectors."""
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.bench_scale",
+        "--train-stage",
+        env["DUCKDB_PATH"],
+        "--max-window-rows",
+        str(max_window_rows),
+    ]
+    if encoder is not None:
+        argv += ["--train-encoder", encoder]
+    wall, rss, text = run_child(argv, env, log)
+    train = json.loads(text.strip().splitlines()[-1])
+    train.update({"wall_s": round(wall, 3), "peak_rss_mb": round(rss / 1024**2, 1)})
+    return train
+
+
+def train_stage(duckdb_path: Path, max_window_rows: int, encoder: str | None) -> None:
+    """The child of the train stage: a logistic-regression family on the month as its
+    window, on TF-IDF features or (with `encoder`) on that encoder's stored vectors."""
     from sentiment_assets.lib.embedding_store import load_tweets
-    from sentiment_assets.lib.training import LogRegParams, fit_tfidf_logreg, in_holdout
+    from sentiment_assets.lib.training import (
+        LogRegParams,
+        fit_embedding_logreg,
+        fit_tfidf_logreg,
+        in_holdout,
+    )
 
     started = time.perf_counter()
-    frame, _ = load_tweets(duckdb_path, [MONTH], max_rows=max_window_rows or None)
+    frame, vectors = load_tweets(duckdb_path, [MONTH], encoder, max_rows=max_window_rows or None)
     load_s = time.perf_counter() - started
     with_label = frame["label"].to_numpy(dtype=int)
     holdout = in_holdout(frame["tweet_id"].tolist())
-    fit = fit_tfidf_logreg(frame["text"].tolist(), with_label, holdout, LogRegParams())
+    if vectors is None:
+        fit = fit_tfidf_logreg(frame["text"].tolist(), with_label, holdout, LogRegParams())
+    else:
+        fit = fit_embedding_logreg(vectors, with_label, holdout, LogRegParams())
     print(
         json.dumps(
             {
+                "family": "tfidf_logreg" if vectors is None else "embedding_logreg",
                 "rows_loaded": len(frame),
                 "max_window_rows": max_window_rows,
                 "positive_share": round(float(with_label.mean()), 4),
@@ -258,13 +299,15 @@ def per_tweet_us(result: dict, stage_name: str) -> float:
 
 def markdown(report: dict) -> str:
     embed = report["embeddings"]
+    full = all("embeddings" in r for r in report["sizes"])
     lines = [
         f"Scale benchmark ({report['machine']}), {report['created']}; peak RSS target "
         f"{MAX_RSS_TARGET_BYTES / 1024**3:.0f} GB. Seconds are Dagster step times; RSS is each "
         "stage's child process (with dbt). Embeddings: measured on "
         f"{embed['encoded']:,} texts ({embed['seconds_per_text'] * 1e3:.2f} ms/text, "
         f"{embed['device']}, peak RSS {embed['peak_rss_mb']:.0f} MB) and **extrapolated** to "
-        "each month's unique texts.",
+        "each month's unique texts"
+        + ("; then **measured** on every month in full." if full else "."),
         "",
         "| tweets | ingest s (µs/tweet) | ingest RSS MB | dbt s (µs/tweet) | dbt RSS MB | "
         "train rows | train s | train RSS MB | embeddings s (extrapolated) | load avg |",
@@ -279,12 +322,30 @@ def markdown(report: dict) -> str:
             f"{r['train']['peak_rss_mb']:.0f} | ~{r['embeddings_extrapolated_s']:.0f} | "
             f"{r['load_avg_1m']['before']} → {r['load_avg_1m']['after']} |"
         )
+    if full:
+        lines += [
+            "",
+            "Measured in full (`--embed-full`): `tweet_embeddings` on the month, then the "
+            "embedding family's training on its sampled window of stored vectors.",
+            "",
+            "| tweets | texts encoded | embeddings s (ms/text) | embeddings RSS MB | "
+            "embedding LR rows | load + fit s | embedding LR RSS MB |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in report["sizes"]:
+            e, t = r["embeddings"], r["train_embedding"]
+            lines.append(
+                f"| {r['tweets']:,} | {e['encoded']:,} | {e['seconds']:.0f} "
+                f"({e['seconds_per_text'] * 1e3:.2f}) | {e['peak_rss_mb']:.0f} | "
+                f"{t['rows_loaded']:,} | {t['seconds']:.1f} | {t['peak_rss_mb']:.0f} |"
+            )
     lines += ["", report["verdict"]]
     return "\n".join(lines) + "\n"
 
 
 def verdict(sizes: list[dict]) -> str:
-    peak = max(max(r[s]["peak_rss_mb"] for s in ("ingest", "dbt", "train")) for r in sizes)
+    stages = ("ingest", "dbt", "train", "embeddings", "train_embedding")
+    peak = max(r[s]["peak_rss_mb"] for r in sizes for s in stages if s in r)
     parts = [
         f"Largest stage peak RSS: {peak:.0f} MB (target <= {MAX_RSS_TARGET_BYTES / 1024**2:.0f})."
     ]
@@ -303,6 +364,14 @@ def verdict(sizes: list[dict]) -> str:
                 f"{name}: time per tweet at {large['tweets']:,} is {ratio:.2f}x that at "
                 f"{small['tweets']:,}; the extra tweets cost {marginal:.1f} µs each."
             )
+        if "embeddings" in small and "embeddings" in large:
+            ratio = (
+                large["embeddings"]["seconds_per_text"] / small["embeddings"]["seconds_per_text"]
+            )
+            parts.append(
+                f"embeddings: time per text at {large['tweets']:,} is {ratio:.2f}x that at "
+                f"{small['tweets']:,}."
+            )
     return " ".join(parts)
 
 
@@ -314,7 +383,13 @@ def main() -> None:
     parser.add_argument("--max-window-rows", type=int, default=None)
     parser.add_argument("--embed-subset", type=int, default=EMBED_SUBSET)
     parser.add_argument("--make-month", type=int, metavar="N", help="only write a month of N")
+    parser.add_argument(
+        "--embed-full",
+        action="store_true",
+        help="also embed every month in full and train the embedding family on it",
+    )
     parser.add_argument("--train-stage", metavar="DUCKDB", help=argparse.SUPPRESS)
+    parser.add_argument("--train-encoder", metavar="FINGERPRINT", help=argparse.SUPPRESS)
     parser.add_argument("--work", help="scratch folder (default: a new temporary one)")
     args = parser.parse_args()
     if args.max_window_rows is None:
@@ -322,7 +397,7 @@ def main() -> None:
 
         args.max_window_rows = DEFAULT_MAX_WINDOW_ROWS
     if args.train_stage:
-        train_stage(Path(args.train_stage), args.max_window_rows)
+        train_stage(Path(args.train_stage), args.max_window_rows, args.train_encoder)
         return
     if args.make_month is not None:
         out = Path(args.out if args.out.endswith((".csv", ".parquet")) else "month.csv")
@@ -339,7 +414,7 @@ def main() -> None:
     print(f"embeddings subset: {json.dumps(embeddings)}", flush=True)
     sizes = []
     for n in args.sizes:
-        result = measure_size(n, work, onnx_cache, args.max_window_rows)
+        result = measure_size(n, work, onnx_cache, args.max_window_rows, args.embed_full)
         result["embeddings_extrapolated_s"] = round(
             result["unique_texts"] * embeddings["seconds_per_text"], 1
         )
