@@ -95,7 +95,7 @@ bench-monitoring: setup
 
 # A month of 100k, 300k and 1M synthetic tweets through ingest, dbt and training, with each
 # stage's time and peak RSS (about 8 minutes on 2 cores); bench/results/scale.md.
-# SCALE_ARGS=--embed-full also embeds every month in full (about 35 minutes on 2 cores).
+# SCALE_ARGS=--embed-full also embeds every month in full (about 26 minutes on 2 cores).
 bench-scale: setup
 	mkdir -p bench/results
 	$(PYTHON) -m bench.bench_scale $(SCALE_ARGS) --out bench/results/scale.json --md bench/results/scale.md
