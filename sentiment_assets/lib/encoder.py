@@ -45,6 +45,31 @@ def resolve_encoder(name: str) -> str:
     return name
 
 
+def side_by_side(
+    forward: Callable[..., np.ndarray],
+    inputs: Iterable[tuple],
+    workers: int,
+    thread_name_prefix: str,
+) -> Iterator[np.ndarray]:
+    """`forward(*args)` for each `args` of `inputs`, in input order: one after another, or
+    `workers` at a time on a thread pool (for a `forward` that is thread-safe and releases
+    the GIL). Only the calls to `forward` leave this thread; producing `inputs` (tokenising
+    is not thread-safe) and using the results stay here. A couple of inputs queued per
+    worker keeps every worker busy without producing them all ahead."""
+    if workers <= 1:
+        for args in inputs:
+            yield forward(*args)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix=thread_name_prefix) as pool:
+        pending: deque[Future[np.ndarray]] = deque()
+        for args in inputs:
+            pending.append(pool.submit(forward, *args))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def workers_filling_cores(threads: int, cores: int | None = None) -> int:
     """How many batches of `threads` intra-op threads each fill `cores` (default: this
     machine's) side by side, at least one."""
@@ -232,21 +257,7 @@ class TextEncoder:
         at a time. Every batch is computed alone either way, so the vectors do not depend on
         the number of workers."""
         workers = min(self.batch_workers, count)
-        if workers <= 1:
-            for ids, mask in inputs:
-                yield self._embed_batch(ids, mask)
-            return
-        # Only the forward passes leave this thread; tokenising (not thread-safe) and writing
-        # the results stay here. A couple of batches queued per worker keeps every worker
-        # busy without slicing the whole chunk ahead.
-        with ThreadPoolExecutor(workers, thread_name_prefix="encoder-batch") as pool:
-            pending: deque[Future[np.ndarray]] = deque()
-            for ids, mask in inputs:
-                pending.append(pool.submit(self._embed_batch, ids, mask))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+        yield from side_by_side(self._embed_batch, inputs, workers, "encoder-batch")
 
     def _embed_batch(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Pooled embeddings for one batch of token ids (right-padded, trimmed to its width)."""

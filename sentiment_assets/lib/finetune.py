@@ -13,7 +13,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from sentiment_assets.lib.encoder import pick_device
+from sentiment_assets.lib.encoder import pick_device, side_by_side
 from sentiment_assets.lib.training import FinetuneParams
 
 WEIGHTS_FILE = "model.safetensors"
@@ -313,16 +312,11 @@ class FinetunedClassifier:
         # Sorting by length keeps padding (wasted compute) minimal within each batch.
         order = np.argsort([len(row) for row in ids], kind="stable")
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-        if workers <= 1 or len(batches) == 1:
-            for idx in batches:
-                out[idx] = batch_proba(*self._collate([ids[i] for i in idx]))
-            return out
-        with ThreadPoolExecutor(min(workers, len(batches)), "classifier-batch") as pool:
-            scored = [
-                pool.submit(batch_proba, *self._collate([ids[i] for i in idx])) for idx in batches
-            ]
-            for idx, future in zip(batches, scored, strict=True):
-                out[idx] = future.result()
+        inputs = (self._collate([ids[i] for i in idx]) for idx in batches)
+        workers = min(workers, len(batches))
+        scored = side_by_side(batch_proba, inputs, workers, "classifier-batch")
+        for idx, proba in zip(batches, scored, strict=True):
+            out[idx] = proba
         return out
 
     @torch.inference_mode()
