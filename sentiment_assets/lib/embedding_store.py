@@ -223,7 +223,6 @@ def load_tweets(
         vectors, filled = _fill_vectors(
             reader, wanted["position"].to_numpy(), wanted["text_hash"].to_numpy(str), len(frame)
         )
-        con.execute("DROP TABLE wanted_vectors")
     if filled < len(frame):
         raise ValueError(
             f"{len(frame) - filled} tweets in {[str(m) for m in month_list]} have no "

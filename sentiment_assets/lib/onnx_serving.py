@@ -129,8 +129,8 @@ class ServingRuntime:
 
     Exports are cached in `cache_dir`; `threads` is ONNX Runtime's intra-op thread count
     (None = one per core) and `batch_workers` how many batches of one call an ONNX encoder
-    or fine-tuned classifier runs side by side (a single text is one batch); under "auto" a failed export falls back
-    to torch after telling `on_fallback` why. One runtime keeps the last sentence encoder it
+    or fine-tuned classifier runs side by side (a single text is one batch); under "auto" a
+    failed export falls back to torch after telling `on_fallback` why. One runtime keeps the last sentence encoder it
     loaded: loading MiniLM takes seconds and ~100 MB, and consecutive embedding champions
     almost always share it, so a champion swap then costs only the small logistic-regression
     head.
