@@ -167,19 +167,10 @@ def measure_size(
         "load_avg_1m": {"before": load_before, "after": load_average()},
     }
     if embed_full:
-        embeddings = stage("embeddings", pipeline_argv("tweet_embeddings"), env, work)
-        meta = last_materialization(Path(env["DAGSTER_HOME"]), "tweet_embeddings")
-        embeddings.update(
-            {
-                "encoded": int(meta["encoded"]),
-                "encoder": meta["encoder"],
-                "asset_seconds": meta["seconds"],
-                "seconds_per_text": round(float(meta["seconds"]) / max(int(meta["encoded"]), 1), 6),
-            }
-        )
+        embeddings = embeddings_stage("embeddings", env, work)
         result["embeddings"] = embeddings
         result["train_embedding"] = train_child(
-            env, work / f"train-embedding-{n}.log", max_window_rows, str(meta["encoder"])
+            env, work / f"train-embedding-{n}.log", max_window_rows, str(embeddings["encoder"])
         )
         result["load_avg_1m"]["after"] = load_average()
     shutil.rmtree(home, ignore_errors=True)
@@ -254,7 +245,7 @@ def measure_embeddings(work: Path, onnx_cache: Path, subset: int) -> dict:
     warmup_month = date(2023, 12, 1)
     write_month(CONFIG, warmup_month, files / "warmup.csv", WARMUP_TWEETS)
     write_month(CONFIG, MONTH, files / "subset.csv", subset)
-    env, dagster_home = home_env(home, files, onnx_cache)
+    env, _ = home_env(home, files, onnx_cache)
     env["SENTIMENT_MONTHS"] = f"{warmup_month.isoformat()}..{MONTH_KEY}"
     subprocess.run(
         [sys.executable, "-m", "sentiment_assets.cli", "prepare"],
@@ -266,8 +257,15 @@ def measure_embeddings(work: Path, onnx_cache: Path, subset: int) -> dict:
     warm[warm.index(MONTH_KEY)] = warmup_month.isoformat()
     run_child(warm, env, work / "embed-warmup.log")
     run_child(pipeline_argv(f"raw_tweets,{DBT_ASSETS}"), env, work / "embed-prepare.log")
-    measured = stage("embed", pipeline_argv("tweet_embeddings"), env, work)
-    meta = last_materialization(dagster_home, "tweet_embeddings")
+    measured = embeddings_stage("embed", env, work)
+    shutil.rmtree(home, ignore_errors=True)
+    return measured
+
+
+def embeddings_stage(name: str, env: dict[str, str], work: Path) -> dict[str, object]:
+    """`tweet_embeddings` as a stage, with what the asset recorded about its encoding."""
+    measured = stage(name, pipeline_argv("tweet_embeddings"), env, work)
+    meta = last_materialization(Path(env["DAGSTER_HOME"]), "tweet_embeddings")
     encoded = int(meta["encoded"])
     measured.update(
         {
@@ -278,7 +276,6 @@ def measure_embeddings(work: Path, onnx_cache: Path, subset: int) -> dict:
             "seconds_per_text": round(float(meta["seconds"]) / max(encoded, 1), 6),
         }
     )
-    shutil.rmtree(home, ignore_errors=True)
     return measured
 
 
