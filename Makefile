@@ -57,6 +57,7 @@ screenshots: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/dg check defs
 	$(PYTHON) -m pytest -q --timeout 900 --durations=25

@@ -61,8 +61,8 @@ def synthetic_texts(n: int, seed: int) -> tuple[list[str], np.ndarray] | None:
     """Texts and labels from the project's synthetic generator, or None when it is
     unavailable."""
     try:
-        from sentiment_assets.lib import synthetic
-        from sentiment_assets.lib.text import map_label
+        from sentiment_assets.lib.data import synthetic
+        from sentiment_assets.lib.data.text import map_label
 
         config = synthetic.SyntheticConfig(seed=seed, tweets_per_month=n, bad_row_rate=0.0)
         frame = synthetic.generate_month(config, date(2024, 1, 1))
@@ -81,7 +81,7 @@ def csv_texts(path: str, n: int, column: str) -> tuple[list[str], np.ndarray]:
     6-column Sentiment140 files work too (label column `target`: 0 negative, 4 positive)."""
     import pandas as pd
 
-    from sentiment_assets.lib.text import map_label
+    from sentiment_assets.lib.data.text import map_label
 
     frame = pd.read_csv(path, nrows=n * 2, dtype=str, keep_default_na=False)
     if column not in frame.columns:
@@ -164,8 +164,8 @@ def run(args: argparse.Namespace) -> dict:
     import transformers
     from sentence_transformers import SentenceTransformer
 
-    from sentiment_assets.lib.encoder import TextEncoder, pick_device
-    from sentiment_assets.lib.onnx_serving import OnnxTextEncoder, pipeline_encoder
+    from sentiment_assets.lib.encoding.encoder import TextEncoder, pick_device
+    from sentiment_assets.lib.encoding.onnx_encoder import OnnxTextEncoder, pipeline_encoder
 
     torch.set_num_threads(args.threads)
     texts, labels, source = _texts(args)
@@ -365,7 +365,7 @@ def markdown(report: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from sentiment_assets.environment import current_settings
-    from sentiment_assets.lib.onnx_serving import CPU_BATCH_SIZE
+    from sentiment_assets.lib.encoding.onnx_encoder import CPU_BATCH_SIZE
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/results/embeddings.json")

@@ -10,7 +10,7 @@ synthetic demo (``synthetic.default_config()``) and of the Sentiment140 sample
 - rows as ``clean.tweets_clean`` keeps them (``compare_families.prepare_labelled``);
 - for each month M after the first, a model per family is trained on the trailing window
   ending with M-1 (``DEFAULT_WINDOW_MONTHS``), the platform's hash holdout
-  (``training.in_holdout``) left out; its temperature is fitted on those holdout rows
+  (``sampling.in_holdout``) left out; its temperature is fitted on those holdout rows
   (``calibration.fit_temperature``), as ``sentiment_model`` does;
 - month M is scored without its labels: ``performance_estimation.estimate_performance`` on
   the calibrated probabilities gives the expected accuracy and macro-F1 with their 95%
@@ -40,20 +40,20 @@ import pandas as pd
 
 from bench.compare_families import prepare_labelled
 from bench.drift_power import Embedder, environment
-from sentiment_assets.lib.calibration import fit_temperature
-from sentiment_assets.lib.metrics import classification_metrics
-from sentiment_assets.lib.months import previous_month, trailing_window
-from sentiment_assets.lib.performance_estimation import estimate_performance
-from sentiment_assets.lib.prior_shift import estimate_prior
-from sentiment_assets.lib.training import (
+from sentiment_assets.lib.core.months import previous_month, trailing_window
+from sentiment_assets.lib.data.sampling import in_holdout
+from sentiment_assets.lib.models.params import LogRegParams
+from sentiment_assets.lib.models.training import (
     DEFAULT_WINDOW_MONTHS,
     EMBEDDING_LOGREG,
     TFIDF_LOGREG,
-    LogRegParams,
     fit_embedding_logreg,
     fit_tfidf_logreg,
-    in_holdout,
 )
+from sentiment_assets.lib.stats.calibration import fit_temperature
+from sentiment_assets.lib.stats.metrics import classification_metrics
+from sentiment_assets.lib.stats.performance_estimation import estimate_performance
+from sentiment_assets.lib.stats.prior_shift import estimate_prior
 
 DEFAULT_S140 = "/work/shared/data/sentiment140_sample.csv"
 FAMILIES = (TFIDF_LOGREG, EMBEDDING_LOGREG)
@@ -72,7 +72,7 @@ class MonthRows:
 
 
 def load_months(source: str, embed: Embedder, synthetic: Any = None) -> dict[date, MonthRows]:
-    from sentiment_assets.lib.sources import load_month, months_in_source
+    from sentiment_assets.lib.data.sources import load_month, months_in_source
 
     out = {}
     for month in months_in_source(source, synthetic):
@@ -304,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from sentiment_assets.lib.synthetic import default_config
+    from sentiment_assets.lib.data.synthetic import default_config
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

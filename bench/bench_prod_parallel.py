@@ -69,7 +69,7 @@ def home_env(home: Path, onnx_cache: Path, tweets: int, profile: str) -> dict[st
 
 def row_counts(env: dict[str, str]) -> dict[str, dict[str, int]]:
     """Rows per table and month in the warehouse that `env` describes."""
-    from sentiment_assets.lib.warehouse import connect
+    from sentiment_assets.lib.store.warehouse import connect
 
     counts = {}
     with connect(load_settings(env).warehouse, read_only=True) as con:
@@ -182,7 +182,7 @@ def parallel(work: Path, onnx_cache: Path, tweets: int, workers: int) -> dict:
     from dagster_graphql import DagsterGraphQLClient
 
     from sentiment_assets import prod
-    from sentiment_assets.lib import services
+    from sentiment_assets.lib.hosting import services
 
     env = home_env(work / "prod", onnx_cache, tweets, "prod")
     # `prod up` reads its settings from this process's environment and starts its services
@@ -255,7 +255,7 @@ def parallel(work: Path, onnx_cache: Path, tweets: int, workers: int) -> dict:
 
 def prepare_onnx_cache(onnx_cache: Path) -> None:
     """Export and gate the encoder graph once, outside both measurements."""
-    from sentiment_assets.lib.onnx_serving import pipeline_encoder
+    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
     from sentiment_assets.lib.settings import DEFAULT_ENCODER
 
     pipeline_encoder(DEFAULT_ENCODER, "cpu", "auto", onnx_cache)

@@ -352,8 +352,9 @@ def main() -> int:
     from sentiment_assets.definitions import defs
     from sentiment_assets.defs.monitoring.sensors import drift_sensor
     from sentiment_assets.drift_demo import DATA_ASSETS, FIRST_MONTH_ASSETS
-    from sentiment_assets.lib import registry, synthetic
-    from sentiment_assets.lib.retrain_policy import FAST_FAMILIES
+    from sentiment_assets.lib.data import synthetic
+    from sentiment_assets.lib.versions import registry
+    from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES
     from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHAMPION
 
     months = [m.isoformat() for m in synthetic.months(settings.synthetic)]

@@ -36,8 +36,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from sentiment_assets.lib.data.synthetic import SyntheticConfig, write_month
 from sentiment_assets.lib.settings import load_settings
-from sentiment_assets.lib.synthetic import SyntheticConfig, write_month
 
 MONTH = date(2024, 1, 1)
 MONTH_KEY = MONTH.isoformat()
@@ -203,13 +203,10 @@ def train_child(
 def train_stage(duckdb_path: Path, max_window_rows: int, encoder: str | None) -> None:
     """The child of the train stage: a logistic-regression family on the month as its
     window, on TF-IDF features or (with `encoder`) on that encoder's stored vectors."""
-    from sentiment_assets.lib.embedding_store import load_tweets
-    from sentiment_assets.lib.training import (
-        LogRegParams,
-        fit_embedding_logreg,
-        fit_tfidf_logreg,
-        in_holdout,
-    )
+    from sentiment_assets.lib.data.sampling import in_holdout
+    from sentiment_assets.lib.encoding.embedding_store import load_tweets
+    from sentiment_assets.lib.models.params import LogRegParams
+    from sentiment_assets.lib.models.training import fit_embedding_logreg, fit_tfidf_logreg
 
     started = time.perf_counter()
     frame, vectors = load_tweets(duckdb_path, [MONTH], encoder, max_rows=max_window_rows or None)
@@ -390,7 +387,7 @@ def main() -> None:
     parser.add_argument("--work", help="scratch folder (default: a new temporary one)")
     args = parser.parse_args()
     if args.max_window_rows is None:
-        from sentiment_assets.lib.training import DEFAULT_MAX_WINDOW_ROWS
+        from sentiment_assets.lib.models.training import DEFAULT_MAX_WINDOW_ROWS
 
         args.max_window_rows = DEFAULT_MAX_WINDOW_ROWS
     if args.train_stage:

@@ -50,22 +50,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.model_bundle import ModelCard, data_fingerprint, save_bundle
-from sentiment_assets.lib.settings import Settings, load_settings
-from sentiment_assets.lib.synthetic import labelled_sample
-from sentiment_assets.lib.text import clean_text
-from sentiment_assets.lib.training import (
+from sentiment_assets.lib.data.sampling import holdout_mask
+from sentiment_assets.lib.data.synthetic import labelled_sample
+from sentiment_assets.lib.data.text import clean_text
+from sentiment_assets.lib.models.model_bundle import ModelCard, data_fingerprint, save_bundle
+from sentiment_assets.lib.models.params import LogRegParams
+from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
     FAMILIES,
     FINETUNED_TRANSFORMER,
     TFIDF_LOGREG,
-    LogRegParams,
     fit_embedding_logreg,
     fit_finetuned_transformer,
     fit_tfidf_logreg,
-    holdout_mask,
 )
+from sentiment_assets.lib.settings import Settings, load_settings
+from sentiment_assets.lib.versions import registry
 
 MONTH = date(2024, 1, 1)
 BATCH_CHUNK = 256
@@ -123,9 +123,9 @@ def build_models(
     """One version per family, the embedding one on the vectors the pipeline computes
     (`pipeline_encoder`: on the CPU the gated int8 graph, else fp32), plus TORCH_FP32: the
     embedding family on torch fp32 vectors, served by torch, the path before ONNX."""
-    from sentiment_assets.lib.encoder import TextEncoder
-    from sentiment_assets.lib.onnx_serving import pipeline_encoder
-    from sentiment_assets.lib.training import FinetuneParams
+    from sentiment_assets.lib.encoding.encoder import TextEncoder
+    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
+    from sentiment_assets.lib.models.params import FinetuneParams
 
     texts = frame["text"].tolist()
     labels = frame["label"].to_numpy(dtype=int)
@@ -397,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # The HF peer: the fine-tuned bundle loaded a second time (it must not share the served
     # model's lock), wrapped into a text-classification pipeline.
-    from sentiment_assets.lib.finetune import FinetunedClassifier
+    from sentiment_assets.lib.models.finetune import FinetunedClassifier
 
     bundle_dir = holders[FINETUNED_TRANSFORMER].current().scorer.directory
     classifier = FinetunedClassifier.load(bundle_dir, device=args.device)
@@ -521,7 +521,7 @@ def bench_cli_predict(
 
     from mlflow.tracking import MlflowClient
 
-    from sentiment_assets.lib.serving import load_champion, serving_runtime
+    from sentiment_assets.lib.versions.serving import load_champion, serving_runtime
 
     registry.set_champion(MlflowClient(settings.mlflow_tracking_uri), info.version)
     champion = load_champion(settings, serving_runtime(settings))

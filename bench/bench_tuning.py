@@ -35,16 +35,16 @@ from bench.compare_families import (
     load_sentiment140,
     score_block,
 )
-from sentiment_assets.lib.text import clean_text
-from sentiment_assets.lib.training import (
+from sentiment_assets.lib.data.sampling import in_holdout
+from sentiment_assets.lib.data.text import clean_text
+from sentiment_assets.lib.models.params import LogRegParams
+from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
     TFIDF_LOGREG,
-    LogRegParams,
     fit_embedding_logreg,
     fit_tfidf_logreg,
-    in_holdout,
 )
-from sentiment_assets.lib.tuning import (
+from sentiment_assets.lib.models.tuning import (
     TUNING_METRIC,
     TuneSettings,
     searched_defaults,
@@ -68,8 +68,8 @@ def _features(family: str, train_texts: list[str], test_texts: list[str]) -> tup
     if family == TFIDF_LOGREG:
         return train_texts, test_texts
     from sentiment_assets.environment import current_settings
-    from sentiment_assets.lib.encoder import DEFAULT_ENCODER
-    from sentiment_assets.lib.onnx_serving import pipeline_encoder
+    from sentiment_assets.lib.encoding.encoder import DEFAULT_ENCODER
+    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
 
     # The vectors the pipeline trains on (on a CPU: the gated int8 ONNX graph).
     encoder = pipeline_encoder(DEFAULT_ENCODER, None, "auto", current_settings().onnx_cache_dir)

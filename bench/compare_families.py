@@ -42,15 +42,15 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from sentiment_assets.lib.metrics import classification_metrics, wilson_interval
-from sentiment_assets.lib.text import clean_text, map_label, text_hash
-from sentiment_assets.lib.training import (
+from sentiment_assets.lib.data.text import clean_text, map_label, text_hash
+from sentiment_assets.lib.models.params import FinetuneParams
+from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
     FAMILIES,
     FINETUNED_TRANSFORMER,
     TFIDF_LOGREG,
-    FinetuneParams,
 )
+from sentiment_assets.lib.stats.metrics import classification_metrics, wilson_interval
 
 SEED = 0
 # What every fine-tuning candidate starts from (the candidates below override parts of it):
@@ -160,7 +160,7 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
 
 
 def _accepted(source: str, months: Sequence[date], **kwargs: Any) -> tuple[pd.DataFrame, int]:
-    from sentiment_assets.lib.sources import load_month
+    from sentiment_assets.lib.data.sources import load_month
 
     parts, rejected = [], 0
     for month in months:
@@ -175,7 +175,7 @@ def _eval_set(name: str, frame: pd.DataFrame) -> EvalSet:
 
 
 def load_synthetic() -> Dataset:
-    from sentiment_assets.lib.synthetic import default_config, months
+    from sentiment_assets.lib.data.synthetic import default_config, months
 
     config = default_config()
     all_months = months(config)
@@ -224,7 +224,7 @@ def load_synthetic() -> Dataset:
 
 
 def load_sentiment140(train_csv: str, test_csv: str) -> Dataset:
-    from sentiment_assets.lib.sources import months_in_source
+    from sentiment_assets.lib.data.sources import months_in_source
 
     raw, rejected = _accepted(train_csv, months_in_source(train_csv))
     train = prepare_labelled(raw)
@@ -342,7 +342,8 @@ def _best(candidates: list[dict[str, Any]]) -> int:
 
 
 def train_tfidf(ds: Dataset, holdout: np.ndarray) -> Trained:
-    from sentiment_assets.lib.training import LogRegParams, fit_tfidf_logreg
+    from sentiment_assets.lib.models.params import LogRegParams
+    from sentiment_assets.lib.models.training import fit_tfidf_logreg
 
     fits, sweep = [], []
     for c in TFIDF_C_GRID:
@@ -376,9 +377,10 @@ def _onnx_cache() -> Path:
 
 
 def train_embedding(ds: Dataset, holdout: np.ndarray) -> Trained:
-    from sentiment_assets.lib.encoder import DEFAULT_ENCODER
-    from sentiment_assets.lib.onnx_serving import pipeline_encoder
-    from sentiment_assets.lib.training import LogRegParams, fit_embedding_logreg
+    from sentiment_assets.lib.encoding.encoder import DEFAULT_ENCODER
+    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
+    from sentiment_assets.lib.models.params import LogRegParams
+    from sentiment_assets.lib.models.training import fit_embedding_logreg
 
     # The vectors the pipeline would train on with this data as its source (on the CPU the
     # int8 ONNX graph where the gate, judged on the source's tweets, passes it, else fp32),
@@ -442,7 +444,7 @@ def train_embedding(ds: Dataset, holdout: np.ndarray) -> Trained:
 
 
 def train_finetuned(ds: Dataset, holdout: np.ndarray, candidates: list[dict]) -> Trained:
-    from sentiment_assets.lib.finetune import FinetunedClassifier
+    from sentiment_assets.lib.models.finetune import FinetunedClassifier
 
     train_texts = [t for t, h in zip(ds.train_clean, holdout, strict=True) if not h]
     train_labels = ds.train_labels[~holdout]
@@ -504,8 +506,8 @@ def train_finetuned(ds: Dataset, holdout: np.ndarray, candidates: list[dict]) ->
 def evaluate_saved(trained: Trained, ds: Dataset, holdout: np.ndarray, workdir: Path) -> dict:
     """Save as the platform does, load back as the app does (its serving runtime: ONNX
     Runtime on the CPU, the encoder precision the card names), and score every eval set."""
-    from sentiment_assets.lib.model_bundle import ModelCard, load_predictor, save_bundle
-    from sentiment_assets.lib.onnx_serving import ServingRuntime
+    from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
+    from sentiment_assets.lib.models.model_bundle import ModelCard, load_predictor, save_bundle
 
     card = ModelCard(
         family=trained.family,

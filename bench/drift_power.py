@@ -3,14 +3,14 @@
 Protocol, per seed (an independent synthetic world, ``SyntheticConfig(seed=...)``):
 
 * reference = one undrifted month (month 0). The "champion" is an embedding + logistic
-  regression model trained on the half of it that ``training.holdout_mask`` does not hold out,
+  regression model trained on the half of it that ``sampling.holdout_mask`` does not hold out,
   as the platform's models are; the reference's scores exist only for the held-out half
   (in-sample scores would be over-confident and look like drift).
 * current = month 1, generated once per scenario: ``none`` (undrifted: every flag is a false
   alarm) and one drift kind at the default demo magnitude (every flag is a detection):
   ``label_prior`` (positive_rate 0.25), ``topic`` (topic_shift 0.6), ``concept``
   (concept_drift 0.5) and ``default`` (all three: the demo's drift month).
-* :func:`sentiment_assets.lib.drift.drift_report` with the default thresholds.
+* :func:`sentiment_assets.lib.stats.drift.drift_report` with the default thresholds.
 
 Texts go through the platform's cleaning (``text.clean_text``, de-duplication as in
 tweets_clean) and the platform's encoder (``TextEncoder``, all-MiniLM-L6-v2, CPU unless told).
@@ -48,11 +48,13 @@ import numpy as np
 import pandas as pd
 
 from bench.compare_families import prepare_labelled
-from sentiment_assets.lib import drift
-from sentiment_assets.lib.drift import DriftSample, DriftThresholds, StatResult, drift_report
-from sentiment_assets.lib.metrics import wilson_interval
-from sentiment_assets.lib.synthetic import NO_DRIFT, STRONG_DRIFT, MonthDrift, SyntheticConfig
-from sentiment_assets.lib.training import LogRegParams, fit_embedding_logreg, holdout_mask
+from sentiment_assets.lib.data.sampling import holdout_mask
+from sentiment_assets.lib.data.synthetic import NO_DRIFT, STRONG_DRIFT, MonthDrift, SyntheticConfig
+from sentiment_assets.lib.models.params import LogRegParams
+from sentiment_assets.lib.models.training import fit_embedding_logreg
+from sentiment_assets.lib.stats import drift
+from sentiment_assets.lib.stats.drift import DriftSample, DriftThresholds, StatResult, drift_report
+from sentiment_assets.lib.stats.metrics import wilson_interval
 
 SCENARIOS: dict[str, MonthDrift] = {
     "none": NO_DRIFT,
@@ -94,7 +96,7 @@ class Embedder:
     """TextEncoder with a per-run memory cache and an optional on-disk cache."""
 
     def __init__(self, device: str | None, batch_size: int, cache_dir: Path | None) -> None:
-        from sentiment_assets.lib.encoder import TextEncoder
+        from sentiment_assets.lib.encoding.encoder import TextEncoder
 
         self.encoder = TextEncoder(device=device, batch_size=batch_size)
         self.cache_dir = cache_dir
@@ -135,7 +137,7 @@ def concat(a: Labelled, b: Labelled) -> Labelled:
 def synthetic_window(
     seed: int, knobs: MonthDrift, month_index: int, n: int, embed: Embedder
 ) -> Labelled:
-    from sentiment_assets.lib.sources import load_month
+    from sentiment_assets.lib.data.sources import load_month
 
     config = SyntheticConfig(
         seed=seed, start_month=START, n_months=2, tweets_per_month=n, drift={month_index: knobs}
@@ -280,7 +282,7 @@ def run_synthetic(
 
 
 def _real_rows(csv: str, months: Sequence[date]) -> pd.DataFrame:
-    from sentiment_assets.lib.sources import load_month
+    from sentiment_assets.lib.data.sources import load_month
 
     frames = [load_month(csv, m).accepted for m in months]
     return prepare_labelled(pd.concat(frames, ignore_index=True))

@@ -10,8 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sentiment_assets.lib.encoder import workers_filling_cores
-from sentiment_assets.lib.onnx_serving import RUNTIMES
+from sentiment_assets.lib.encoding.encoder import workers_filling_cores
+from sentiment_assets.lib.encoding.onnx_encoder import RUNTIMES
 from sentiment_assets.lib.settings import read_number
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}

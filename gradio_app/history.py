@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentiment_assets.lib.calibration import Calibration, ReliabilityBin, bins_from_json
-from sentiment_assets.lib.evaluation import CHAMPION_EVAL, ESTIMATED_EVAL, NEXT_MONTH_EVAL
-from sentiment_assets.lib.publish import HISTORY_TABLES, champion_file, history_dir
+from sentiment_assets.lib.stats.calibration import Calibration, ReliabilityBin, bins_from_json
+from sentiment_assets.lib.versions.evaluation import CHAMPION_EVAL, ESTIMATED_EVAL, NEXT_MONTH_EVAL
+from sentiment_assets.lib.versions.publish import HISTORY_TABLES, champion_file, history_dir
 
 # The columns the app reads from each table (a subset of warehouse.py's DDL).
 EVALUATION_COLUMNS = [

@@ -26,10 +26,10 @@ from typing import Protocol
 
 import numpy as np
 
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.batch_io import LABEL_NAMES
-from sentiment_assets.lib.serving import load_champion, serving_runtime
+from sentiment_assets.lib.data.batch_io import LABEL_NAMES
 from sentiment_assets.lib.settings import Settings
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.serving import load_champion, serving_runtime
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +348,7 @@ def registry_holder(
     """A holder that follows `tweet-sentiment@champion` in the settings' MLflow registry.
 
     `encoder_runtime` and `threads` choose how the transformer families run (see
-    `onnx_serving.use_onnx`; `threads` also sets torch's, before each load); exported ONNX graphs are cached under the settings' home, and
+    `onnx_encoder.use_onnx`; `threads` also sets torch's, before each load); exported ONNX graphs are cached under the settings' home, and
     consecutive champions share one sentence encoder. `batch_workers` is how many batches of
     one request the ONNX sentence encoder or fine-tuned classifier runs side by side
     (`ServingRuntime`).

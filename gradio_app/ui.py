@@ -29,9 +29,9 @@ from gradio_app.config import AppConfig
 from gradio_app.feedback import FeedbackStore, ServedPrediction
 from gradio_app.model_holder import HolderStatus, ModelHolder, NoModelError, Prediction
 from gradio_app.telemetry import Telemetry
-from sentiment_assets.lib.batch_io import InputFileError, read_texts
-from sentiment_assets.lib.calibration import reliability_figure
+from sentiment_assets.lib.data.batch_io import InputFileError, read_texts
 from sentiment_assets.lib.settings import Settings
+from sentiment_assets.lib.stats.calibration import reliability_figure
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from sentiment_assets.defs.platform.jobs import MONTH_BUILD
 from sentiment_assets.environment import current_settings, export
-from sentiment_assets.lib.atomic import exclusive_lock, write_text
+from sentiment_assets.lib.core.atomic import exclusive_lock, write_text
 from sentiment_assets.lib.settings import PROD, REPO_ROOT, Settings
-from sentiment_assets.lineage import MODEL_CHALLENGER, PRIOR_ADJUSTED_MODEL
+from sentiment_assets.lineage import MODEL_CHALLENGER
 from sentiment_assets.recovery import HOST_TAG, PID_TAG, abandon_runs_of, recover
 
 INIT_LOCK = ".init.lock"
@@ -68,9 +69,9 @@ def instance_template(settings: Settings) -> Path:
 def months_with_data(settings: Settings) -> list[str]:
     """Partition keys of the months that hold tweets (the source's and the landing files'),
     oldest first: what `sentiment pipeline` builds when no month is named."""
-    from sentiment_assets.lib import synthetic
-    from sentiment_assets.lib.landing import landing_files
-    from sentiment_assets.lib.sources import months_in_source
+    from sentiment_assets.lib.data import synthetic
+    from sentiment_assets.lib.data.landing import landing_files
+    from sentiment_assets.lib.data.sources import months_in_source
     from sentiment_assets.partitions import FIRST_MONTH, last_month
 
     found = set(
@@ -84,10 +85,6 @@ def months_with_data(settings: Settings) -> list[str]:
         except Exception:  # raw_tweets quarantines an unreadable file and names it
             continue
     return [m.isoformat() for m in sorted(found) if FIRST_MONTH <= m <= last_month()]
-
-
-# A month's build: everything but the assets that answer an event (drift_sensor's requests).
-MONTH_BUILD = dg.AssetSelection.all() - dg.AssetSelection.assets(PRIOR_ADJUSTED_MODEL)
 
 
 def build_months(

@@ -13,7 +13,7 @@ from sentiment_assets.prod import add_command as add_prod_command
 
 
 def print_evaluations(settings: Settings) -> None:
-    from sentiment_assets.lib.warehouse import connect
+    from sentiment_assets.lib.store.warehouse import connect
 
     with connect(settings.warehouse, read_only=True) as con:
         table = con.execute(
@@ -39,13 +39,17 @@ def command_pipeline(args: argparse.Namespace) -> int:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from sentiment_assets.lib.batch_io import (
+    from sentiment_assets.lib.data.batch_io import (
         InputFileError,
         label_scores,
         read_texts,
         write_predictions,
     )
-    from sentiment_assets.lib.serving import NoChampionError, load_champion, serving_runtime
+    from sentiment_assets.lib.versions.serving import (
+        NoChampionError,
+        load_champion,
+        serving_runtime,
+    )
 
     settings = current_settings()
     try:
@@ -81,15 +85,15 @@ def command_rollback(args: argparse.Namespace) -> int:
     """Move the champion alias to an earlier version (default: the previous champion)."""
     from mlflow.tracking import MlflowClient
 
-    from sentiment_assets.lib import registry
-    from sentiment_assets.lib.cache_pruning import prune_caches_safely
-    from sentiment_assets.lib.promotion import (
+    from sentiment_assets.lib.store.warehouse import connect, ensure_schema
+    from sentiment_assets.lib.versions import registry
+    from sentiment_assets.lib.versions.cache_pruning import prune_caches_safely
+    from sentiment_assets.lib.versions.promotion import (
         ROLLBACK,
         PromotionRecord,
         previous_champion,
         record_champion_change,
     )
-    from sentiment_assets.lib.warehouse import connect, ensure_schema
 
     settings = current_settings()
     client = MlflowClient(settings.mlflow_tracking_uri)
@@ -133,8 +137,8 @@ def command_prune_cache(args: argparse.Namespace) -> int:
     """Prune registry_cache/ and onnx_cache/ to champion + previous + newest N versions."""
     from mlflow.tracking import MlflowClient
 
-    from sentiment_assets.lib.cache_pruning import prune_caches
-    from sentiment_assets.lib.warehouse import connect
+    from sentiment_assets.lib.store.warehouse import connect
+    from sentiment_assets.lib.versions.cache_pruning import prune_caches
 
     settings = current_settings()
     # Read-only: the warehouse is only read (metrics.promotions), and a running pipeline
@@ -146,7 +150,7 @@ def command_prune_cache(args: argparse.Namespace) -> int:
 
 
 def command_champion(args: argparse.Namespace) -> int:
-    from sentiment_assets.lib.serving import NoChampionError, champion_info
+    from sentiment_assets.lib.versions.serving import NoChampionError, champion_info
 
     try:
         info = champion_info(current_settings())
@@ -191,7 +195,7 @@ def command_sql(args: argparse.Namespace) -> int:
     import json
     import math
 
-    from sentiment_assets.lib.publish import HistoryError, query_history
+    from sentiment_assets.lib.versions.publish import HistoryError, query_history
 
     try:
         result = query_history(current_settings().published_dir, args.query)

@@ -55,10 +55,10 @@ class MonthRow:
 
 def holdout_accuracy(settings, month: date, version_info) -> float:
     """The champion's accuracy on the month's holdout rows (no model ever trains on them)."""
-    from sentiment_assets.lib.embedding_store import load_tweets
-    from sentiment_assets.lib.metrics import classification_metrics
-    from sentiment_assets.lib.serving import load_version
-    from sentiment_assets.lib.training import in_holdout
+    from sentiment_assets.lib.data.sampling import in_holdout
+    from sentiment_assets.lib.encoding.embedding_store import load_tweets
+    from sentiment_assets.lib.stats.metrics import classification_metrics
+    from sentiment_assets.lib.versions.serving import load_version
 
     predictor = load_version(version_info, settings.registry_cache_dir)
     fingerprint = predictor.card.encoder_fingerprint
@@ -71,7 +71,7 @@ def holdout_accuracy(settings, month: date, version_info) -> float:
 
 
 def drift_stats(settings, month: date) -> tuple[dict, str]:
-    from sentiment_assets.lib.warehouse import connect
+    from sentiment_assets.lib.store.warehouse import connect
 
     with connect(settings.warehouse, read_only=True) as con:
         rows = con.execute(
@@ -262,7 +262,8 @@ def run(home: Path) -> int:
     from mlflow.tracking import MlflowClient
 
     from sentiment_assets.definitions import defs
-    from sentiment_assets.lib import registry, synthetic
+    from sentiment_assets.lib.data import synthetic
+    from sentiment_assets.lib.versions import registry
 
     config = settings.synthetic
     months = synthetic.months(config)

@@ -15,12 +15,12 @@ from datetime import date
 import dagster as dg
 
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib.months import month_start, next_month
+from sentiment_assets.lib.core.months import month_start, next_month
 
 _SETTINGS = current_settings()
 
 # Every step that writes the DuckDB warehouse takes this pool (size 1: DuckDB admits one
-# writer). The lake has no such lock (lib/lake.py), so there its writers take no pool.
+# writer). The lake has no such lock (lib/store/lake.py), so there its writers take no pool.
 DUCKDB_POOL_NAME = "duckdb"
 DUCKDB_POOL = None if _SETTINGS.uses_lake else DUCKDB_POOL_NAME
 # Training takes this one: one job at a time on the accelerator.

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from sentiment_assets.lib import services
-from sentiment_assets.lib.celery_workers import (
+from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting.celery_workers import (
     broker_url,
     celery_worker_command,
     celery_worker_environment,

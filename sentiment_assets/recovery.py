@@ -21,11 +21,11 @@ from dagster._core.events import DagsterEventType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.lake import leftovers
-from sentiment_assets.lib.processes import still_running
+from sentiment_assets.lib.core.processes import still_running
 from sentiment_assets.lib.settings import Settings
-from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lib.store.lake import leftovers
+from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lib.versions import registry
 
 # Tags on the runs a `sentiment` process executes itself: which process, on which machine.
 PID_TAG = "sentiment/pid"

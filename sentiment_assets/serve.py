@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from sentiment_assets.lib.services import group_members
+from sentiment_assets.lib.hosting.services import group_members
 from sentiment_assets.lib.settings import REPO_ROOT, Settings, is_tracking_server
 
 PREFIX = "[serve]"

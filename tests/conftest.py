@@ -62,7 +62,7 @@ def onnx_cache() -> Path:
 
     Exporting and gating take ~20 s; tests that change a cache copy this one first.
     """
-    from sentiment_assets.lib.onnx_serving import pipeline_encoder
+    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
 
     # "auto": an int8 graph that fails the gate on this machine leaves the fp32 one in use.
     pipeline_encoder("all-MiniLM-L6-v2", "cpu", "auto", SESSION_ONNX_CACHE)

@@ -16,16 +16,16 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sentiment_assets.lib import synthetic
-from sentiment_assets.lib.encoder_precision import check_precision
-from sentiment_assets.lib.lake import Lake
-from sentiment_assets.lib.months import month_start, parse_month_range
-from sentiment_assets.lib.sources import (
+from sentiment_assets.lib.core.months import month_start, parse_month_range
+from sentiment_assets.lib.data import synthetic
+from sentiment_assets.lib.data.sources import (
     SYNTHETIC_SOURCE,
     SourceFileError,
     file_months_remembered,
     source_files,
 )
+from sentiment_assets.lib.encoding.encoder_precision import check_precision
+from sentiment_assets.lib.store.lake import Lake
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -71,7 +71,7 @@ EMBEDDED = "embedded"
 PROD = "prod"
 PROFILES = (EMBEDDED, PROD)
 # SENTIMENT_WAREHOUSE: "duckdb" (one file, one writer) or "lake" (Parquet files per table and
-# month, any number of writers: lib/lake.py). Each profile has its default.
+# month, any number of writers: lib/store/lake.py). Each profile has its default.
 DUCKDB_WAREHOUSE = "duckdb"
 LAKE_WAREHOUSE = "lake"
 WAREHOUSE_KINDS = (DUCKDB_WAREHOUSE, LAKE_WAREHOUSE)
@@ -103,7 +103,7 @@ class Settings:
     synthetic: synthetic.SyntheticConfig = field(default_factory=synthetic.SyntheticConfig)
     retrain_window_months: int = DEFAULT_RETRAIN_WINDOW_MONTHS
     retrain_cooldown_seconds: float = DEFAULT_RETRAIN_COOLDOWN_SECONDS
-    # SENTIMENT_CACHE_KEEP_VERSIONS: see lib/cache_pruning.py.
+    # SENTIMENT_CACHE_KEEP_VERSIONS: see lib/versions/cache_pruning.py.
     cache_keep_newest: int = DEFAULT_CACHE_KEEP_NEWEST
     # Where people open MLflow: the links in Dagster's metadata point here.
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL

@@ -17,20 +17,20 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.encoder import TextEncoder
-from sentiment_assets.lib.model_bundle import ModelCard, data_fingerprint, save_bundle
-from sentiment_assets.lib.settings import Settings, load_settings
-from sentiment_assets.lib.synthetic import labelled_sample
-from sentiment_assets.lib.training import (
+from sentiment_assets.lib.data.sampling import holdout_mask
+from sentiment_assets.lib.data.synthetic import labelled_sample
+from sentiment_assets.lib.encoding.encoder import TextEncoder
+from sentiment_assets.lib.models.model_bundle import ModelCard, data_fingerprint, save_bundle
+from sentiment_assets.lib.models.params import LogRegParams
+from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
     TFIDF_LOGREG,
     FitResult,
-    LogRegParams,
     fit_embedding_logreg,
     fit_tfidf_logreg,
-    holdout_mask,
 )
+from sentiment_assets.lib.settings import Settings, load_settings
+from sentiment_assets.lib.versions import registry
 
 MONTH = date(2024, 1, 1)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import gradio_app  # noqa: F401  (sets the offline defaults before mlflow and gradio load)
-from sentiment_assets.lib import registry
 from sentiment_assets.lib.settings import Settings
+from sentiment_assets.lib.versions import registry
 from tests.app.champions import (
     Corpus,
     home_settings,

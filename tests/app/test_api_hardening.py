@@ -18,7 +18,7 @@ import pytest
 
 from gradio_app.config import AppConfig, ConfigError, load_config
 from gradio_app.model_holder import ModelHolder
-from sentiment_assets.lib import registry
+from sentiment_assets.lib.versions import registry
 from tests.app.conftest import RegistryHome
 from tests.app.server_helpers import Running, metric, metric_samples, running_app
 

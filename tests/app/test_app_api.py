@@ -18,11 +18,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from gradio_app.config import AppConfig
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.feedback import read_jsonl
-from sentiment_assets.lib.model_bundle import load_predictor
-from sentiment_assets.lib.publish import publish_history
-from sentiment_assets.lib.warehouse import ensure_schema
+from sentiment_assets.lib.data.feedback import read_jsonl
+from sentiment_assets.lib.models.model_bundle import load_predictor
+from sentiment_assets.lib.store.warehouse import ensure_schema
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.publish import publish_history
 from tests.app.conftest import RegistryHome
 from tests.app.server_helpers import Running, metric, metric_samples, running_app
 

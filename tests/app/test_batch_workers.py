@@ -12,7 +12,7 @@ import pytest
 from gradio_app.config import AppConfig, ConfigError, load_config
 from gradio_app.model_holder import registry_holder
 from gradio_app.server import create_app
-from sentiment_assets.lib.onnx_serving import OnnxTextEncoder
+from sentiment_assets.lib.encoding.onnx_encoder import OnnxTextEncoder
 from tests.app.champions import home_settings, register_embedding, set_champion, synthetic_corpus
 
 

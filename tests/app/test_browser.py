@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from gradio_app.config import AppConfig
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.model_bundle import load_predictor
+from sentiment_assets.lib.models.model_bundle import load_predictor
 from sentiment_assets.lib.settings import REPO_ROOT
+from sentiment_assets.lib.versions import registry
 from tests.app.conftest import RegistryHome
 from tests.app.server_helpers import running_app
 from tests.headless import chromium, needs_chromium

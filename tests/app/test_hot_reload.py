@@ -10,8 +10,8 @@ import pytest
 from gradio_client import Client
 
 from gradio_app.config import AppConfig
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.model_bundle import load_predictor
+from sentiment_assets.lib.models.model_bundle import load_predictor
+from sentiment_assets.lib.versions import registry
 from tests.app.champions import set_champion
 from tests.app.conftest import RegistryHome
 from tests.app.server_helpers import metric, metric_samples, running_app

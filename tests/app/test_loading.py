@@ -21,8 +21,8 @@ from mlflow.tracking import MlflowClient
 
 from gradio_app.config import AppConfig
 from gradio_app.model_holder import ModelHolder, ModelLoadingError, NoModelError, Scorer
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.model_bundle import load_predictor
+from sentiment_assets.lib.models.model_bundle import load_predictor
+from sentiment_assets.lib.versions import registry
 from tests.app.conftest import RegistryHome
 from tests.app.server_helpers import running_app
 

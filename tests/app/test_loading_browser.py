@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gradio_app.config import AppConfig
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.model_bundle import load_predictor
+from sentiment_assets.lib.models.model_bundle import load_predictor
+from sentiment_assets.lib.versions import registry
 from tests.app.conftest import RegistryHome
 from tests.app.server_helpers import running_app
 from tests.app.test_browser import browser  # noqa: F401 (fixture)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from gradio_app.model_holder import ModelHolder, NoModelError, registry_holder
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.encoder import TextEncoder
-from sentiment_assets.lib.model_bundle import load_predictor
-from sentiment_assets.lib.serving import load_champion, serving_runtime
+from sentiment_assets.lib.encoding.encoder import TextEncoder
+from sentiment_assets.lib.models.model_bundle import load_predictor
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.serving import load_champion, serving_runtime
 from tests.app.champions import home_settings, register_embedding, set_champion, synthetic_corpus
 
 

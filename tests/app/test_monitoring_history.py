@@ -16,9 +16,13 @@ from matplotlib.figure import Figure
 
 from gradio_app import history
 from gradio_app.ui import AppContext, read_monitoring
-from sentiment_assets.lib.calibration import fit_temperature, reliability_bins, reliability_json
-from sentiment_assets.lib.publish import publish_history
-from sentiment_assets.lib.warehouse import connect, ensure_schema
+from sentiment_assets.lib.stats.calibration import (
+    fit_temperature,
+    reliability_bins,
+    reliability_json,
+)
+from sentiment_assets.lib.store.warehouse import connect, ensure_schema
+from sentiment_assets.lib.versions.publish import publish_history
 from tests.app.champions import home_settings
 
 NOW = pd.Timestamp("2025-01-01 10:00")

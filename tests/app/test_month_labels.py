@@ -17,7 +17,7 @@ from gradio_app.feedback import FeedbackStore
 from gradio_app.model_holder import ModelHolder
 from gradio_app.telemetry import Telemetry
 from gradio_app.ui import MAX_MONTH_LABELS, AppContext, build_blocks, drift_figure, read_history
-from sentiment_assets.lib.publish import history_dir
+from sentiment_assets.lib.versions.publish import history_dir
 from tests.app.champions import home_settings
 
 MONTH = re.compile(r"\d{4}-\d{2}")

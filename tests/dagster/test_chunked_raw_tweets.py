@@ -12,9 +12,9 @@ import pytest
 from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.data.synthetic import SyntheticConfig, write_month
 from sentiment_assets.lib.settings import Settings
-from sentiment_assets.lib.synthetic import SyntheticConfig, write_month
-from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lib.store.warehouse import connect
 from tests.conftest import use_home
 
 # The session's synthetic source covers 2024-01..2024-03.

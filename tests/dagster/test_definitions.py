@@ -11,9 +11,10 @@ from sentiment_assets.definitions import defs
 from sentiment_assets.defs.models.promotion import PromotionConfig
 from sentiment_assets.defs.models.training import TRAINING_WINDOW_MAPPING, TrainConfig
 from sentiment_assets.defs.monitoring.assets import DriftConfig
-from sentiment_assets.lib.drift import DriftThresholds
-from sentiment_assets.lib.model_bundle import ModelCard
-from sentiment_assets.lib.training import DEFAULT_WINDOW_MONTHS, FinetuneParams, LogRegParams
+from sentiment_assets.lib.models.model_bundle import ModelCard
+from sentiment_assets.lib.models.params import FinetuneParams, LogRegParams
+from sentiment_assets.lib.models.training import DEFAULT_WINDOW_MONTHS
+from sentiment_assets.lib.stats.drift import DriftThresholds
 
 
 def test_every_lineage_name_is_an_asset_and_every_asset_has_a_name() -> None:

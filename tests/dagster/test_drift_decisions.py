@@ -8,8 +8,8 @@ from sentiment_assets.defs.monitoring.assets import report_summary
 from sentiment_assets.defs.monitoring.sensors import RETRAIN_DECISION, drift_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib import drift
-from sentiment_assets.lib.drift import StatResult, combine
+from sentiment_assets.lib.stats import drift
+from sentiment_assets.lib.stats.drift import StatResult, combine
 from sentiment_assets.lineage import DRIFT_REPORT, SENTIMENT_MODEL
 
 COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"

@@ -8,7 +8,7 @@ from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.ingest.feedback import user_feedback
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lib.store.warehouse import connect
 from tests.conftest import use_home
 
 

@@ -29,16 +29,16 @@ from sentiment_assets.defs.monitoring.sensors import (
 from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.drift_demo import run_status_tick
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.behaviour import SuiteResult
-from sentiment_assets.lib.promotion import KEPT, PROMOTED, decide
-from sentiment_assets.lib.retrain_policy import FAST_FAMILIES, FOLLOW_UP_FAMILIES
-from sentiment_assets.lib.training import (
+from sentiment_assets.lib.models.behaviour import SuiteResult
+from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
     FAMILIES,
     FINETUNED_TRANSFORMER,
     TFIDF_LOGREG,
 )
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.promotion import KEPT, PROMOTED, decide
+from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES, FOLLOW_UP_FAMILIES
 from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHALLENGER, MODEL_CHAMPION
 
 MONTHS = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2024-04-01")

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from sentiment_assets.build import build_months, only_the_gate_failed, prepare_environment
-from sentiment_assets.lib.lake import Lake
-from sentiment_assets.lib.publish import query_history
-from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lib.store.lake import Lake
+from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lib.versions.publish import query_history
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.slow

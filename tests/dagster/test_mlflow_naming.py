@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.defs.models.resources import platform_mlflow
 from sentiment_assets.defs.models.tracking import parent_run_name, tracked_step
 from sentiment_assets.defs.monitoring.sensors import retrain_job
-from sentiment_assets.lib import registry
+from sentiment_assets.lib.versions import registry
 
 MONTHS = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2024-04-01")
 

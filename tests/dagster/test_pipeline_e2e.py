@@ -17,14 +17,15 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.build import build_months, only_the_gate_failed, prepare_environment
 from sentiment_assets.definitions import defs
 from sentiment_assets.defs.models.training import SHORT_FAMILY
-from sentiment_assets.lib import registry, synthetic
-from sentiment_assets.lib.cache_pruning import versions_to_keep
-from sentiment_assets.lib.prior_shift import adjust_posteriors
-from sentiment_assets.lib.promotion import PromotionRecord, previous_champion
-from sentiment_assets.lib.serving import load_version
-from sentiment_assets.lib.slices import slice_masks
-from sentiment_assets.lib.training import FAMILIES
-from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lib.data import synthetic
+from sentiment_assets.lib.models.training import FAMILIES
+from sentiment_assets.lib.stats.prior_shift import adjust_posteriors
+from sentiment_assets.lib.stats.slices import slice_masks
+from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.cache_pruning import versions_to_keep
+from sentiment_assets.lib.versions.promotion import PromotionRecord, previous_champion
+from sentiment_assets.lib.versions.serving import load_version
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.slow

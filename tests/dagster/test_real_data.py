@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lib.store.warehouse import connect
 from tests.conftest import home_paths
 
 SAMPLE = os.environ.get("SENTIMENT140_CSV")

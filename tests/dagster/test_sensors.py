@@ -9,7 +9,7 @@ from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.monitoring.sensors import drift_sensor, new_data_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib.retrain_policy import FAST_FAMILIES
+from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES
 from tests.conftest import use_home
 
 COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from dbt.cli.main import dbtRunnerResult
 
-from sentiment_assets.lib.text import clean_text, map_label, text_hash
+from sentiment_assets.lib.data.text import clean_text, map_label, text_hash
 from tests.dbt.harness import RawRow, Warehouse, assert_success, new_warehouse, node_statuses
 
 APRIL = {"min_month": "2009-04-01", "max_month": "2009-05-01"}

@@ -29,31 +29,31 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sentiment_assets.lib import synthetic
-from sentiment_assets.lib.behaviour import DEFAULT_MIN_PASS_RATE, run_suite
-from sentiment_assets.lib.encoder import TextEncoder
-from sentiment_assets.lib.metrics import DECISION_THRESHOLD
-from sentiment_assets.lib.model_bundle import (
+from sentiment_assets.lib.data import synthetic
+from sentiment_assets.lib.data.sampling import holdout_mask
+from sentiment_assets.lib.data.sources import load_month
+from sentiment_assets.lib.data.text import clean_text, map_label
+from sentiment_assets.lib.encoding.encoder import TextEncoder
+from sentiment_assets.lib.models.behaviour import DEFAULT_MIN_PASS_RATE, run_suite
+from sentiment_assets.lib.models.model_bundle import (
     ModelCard,
     Predictor,
     data_fingerprint,
     load_predictor,
     save_bundle,
 )
-from sentiment_assets.lib.sources import load_month
-from sentiment_assets.lib.text import clean_text, map_label
-from sentiment_assets.lib.training import (
+from sentiment_assets.lib.models.params import LogRegParams
+from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
     TFIDF_LOGREG,
     FitResult,
-    LogRegParams,
     fit_embedding_logreg,
     fit_tfidf_logreg,
-    holdout_mask,
 )
+from sentiment_assets.lib.stats.metrics import DECISION_THRESHOLD
 
 # C and seed are the asset's defaults (TrainConfig); these tests hold out their own 10% of
-# tweets, where the pipeline holds out 20% (training.HOLDOUT_FRACTION).
+# tweets, where the pipeline holds out 20% (sampling.HOLDOUT_FRACTION).
 HOLDOUT_FRACTION = 0.1
 PARAMS = LogRegParams(C=1.0, seed=0)
 # The demo champion's situation before the drift month: the first months of the default

@@ -2,7 +2,7 @@
 
 `prod_services` starts real PostgreSQL, Redis and an MLflow tracking server (PostgreSQL
 backend store, artifacts served over HTTP) on free loopback ports, once per session, through
-the platform's own `sentiment_assets.lib.services`, and stops them at the end. Tests are
+the platform's own `sentiment_assets.lib.hosting.services`, and stops them at the end. Tests are
 skipped, saying why, only where PostgreSQL or redis-server is not installed.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_assets.lib import services
+from sentiment_assets.lib.hosting import services
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,7 +6,7 @@ two Celery workers execute the steps, the daemon dequeues the runs (QueuedRunCoo
 and the webserver takes them over GraphQL, as when a person launches two months from the
 UI. PostgreSQL and Redis are the session's (`prod_services`, tests/prod/conftest.py); the
 code server, the workers, the daemon and the webserver are this module's, started through
-`sentiment_assets.lib.services` and stopped at its end, failed or not.
+`sentiment_assets.lib.hosting.services` and stopped at its end, failed or not.
 """
 
 from __future__ import annotations
@@ -26,11 +26,15 @@ from dagster_graphql import DagsterGraphQLClient
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.build import prepare_environment
-from sentiment_assets.lib import registry, services
-from sentiment_assets.lib.celery_workers import celery_worker_command, celery_worker_environment
-from sentiment_assets.lib.publish import query_history
+from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting.celery_workers import (
+    celery_worker_command,
+    celery_worker_environment,
+)
 from sentiment_assets.lib.settings import REPO_ROOT, Settings, load_settings
-from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.publish import query_history
 from sentiment_assets.lineage import MODEL_CHALLENGER
 from sentiment_assets.prod import daemon_beats, worker_answers
 from sentiment_assets.serve import dagster_ready

@@ -22,7 +22,7 @@ import redis
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.build import instance_template, prepare_environment
-from sentiment_assets.lib import services
+from sentiment_assets.lib.hosting import services
 from sentiment_assets.lib.settings import REPO_ROOT, load_settings
 from sentiment_assets.prod import ENV_FILE, worker_answers
 from tests.conftest import use_home

@@ -22,9 +22,9 @@ import pytest
 from dagster._core.events import DagsterEventType
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.lib import registry
 from sentiment_assets.lib.settings import load_settings
-from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lib.versions import registry
 from tests.conftest import home_paths
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

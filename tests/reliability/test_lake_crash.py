@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_assets.lib.lake import Lake
-from sentiment_assets.lib.warehouse import connect
+from sentiment_assets.lib.store.lake import Lake
+from sentiment_assets.lib.store.warehouse import connect
 from tests.reliability.test_crash_recovery import RERUN_TIMEOUT_S, finish, pipeline
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

@@ -20,7 +20,7 @@ import pytest
 
 from sentiment_assets.cli import main
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib.publish import history_dir
+from sentiment_assets.lib.versions.publish import history_dir
 from tests.conftest import use_home
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(90)]
@@ -42,8 +42,8 @@ WRITER = f"""
 import sys, time
 from pathlib import Path
 import pandas as pd
-from sentiment_assets.lib.publish import publish_history
-from sentiment_assets.lib.warehouse import connect, ensure_schema, replace_rows
+from sentiment_assets.lib.versions.publish import publish_history
+from sentiment_assets.lib.store.warehouse import connect, ensure_schema, replace_rows
 
 def rows_of(generation):
     return {BASE_ROWS} + generation % {ROW_CYCLE}
@@ -71,8 +71,8 @@ print(generation, flush=True)
 HOLDER = """
 import sys
 from pathlib import Path
-from sentiment_assets.lib.publish import publish_history
-from sentiment_assets.lib.warehouse import connect, ensure_schema
+from sentiment_assets.lib.versions.publish import publish_history
+from sentiment_assets.lib.store.warehouse import connect, ensure_schema
 with connect(Path(sys.argv[1])) as con:
     ensure_schema(con)
     con.execute("INSERT INTO metrics.promotions (model_version, decision) VALUES ('1', 'promoted')")

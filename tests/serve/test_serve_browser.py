@@ -27,7 +27,7 @@ import dagster as dg
 import httpx
 import pytest
 
-from sentiment_assets.lib.processes import process_started_at
+from sentiment_assets.lib.core.processes import process_started_at
 from sentiment_assets.lib.settings import REPO_ROOT
 from tests.conftest import home_paths
 from tests.headless import chromium, needs_chromium

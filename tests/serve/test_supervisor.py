@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from sentiment_assets.lib.processes import process_started_at
+from sentiment_assets.lib.core.processes import process_started_at
 from sentiment_assets.serve import Service, Supervisor, answers, group_members
 
 # A service that answers HTTP only after a delay, and starts a grandchild that ignores SIGTERM.

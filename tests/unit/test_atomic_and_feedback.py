@@ -1,4 +1,4 @@
-"""Atomic files (lib/atomic.py) and the JSONL readers (lib/feedback.py)."""
+"""Atomic files (lib/core/atomic.py) and the JSONL readers (lib/data/feedback.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_assets.lib.atomic import SHARED_FILE_MODE, replacing, write_text
-from sentiment_assets.lib.feedback import latest_corrections, read_jsonl
+from sentiment_assets.lib.core.atomic import SHARED_FILE_MODE, replacing, write_text
+from sentiment_assets.lib.data.feedback import latest_corrections, read_jsonl
 
 
 def test_write_text_replaces_whole_and_shares_the_file(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sentiment_assets.lib.behaviour import (
+from sentiment_assets.lib.models.behaviour import (
     DEFAULT_MIN_PASS_RATE,
     MINIMUM_FUNCTIONALITY,
     SuiteResult,

@@ -12,18 +12,22 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.lib import cache_pruning, registry
-from sentiment_assets.lib.cache_pruning import (
+from sentiment_assets.lib.models.model_bundle import ModelCard
+from sentiment_assets.lib.settings import DEFAULT_CACHE_KEEP_NEWEST, Settings, load_settings
+from sentiment_assets.lib.store.warehouse import connect, ensure_schema
+from sentiment_assets.lib.versions import cache_pruning, registry
+from sentiment_assets.lib.versions.cache_pruning import (
     prune_caches,
     prune_caches_safely,
     prune_onnx_cache,
     prune_registry_cache,
     versions_to_keep,
 )
-from sentiment_assets.lib.model_bundle import ModelCard
-from sentiment_assets.lib.promotion import PROMOTED, PromotionRecord, record_champion_change
-from sentiment_assets.lib.settings import DEFAULT_CACHE_KEEP_NEWEST, Settings, load_settings
-from sentiment_assets.lib.warehouse import connect, ensure_schema
+from sentiment_assets.lib.versions.promotion import (
+    PROMOTED,
+    PromotionRecord,
+    record_champion_change,
+)
 
 
 def version_folders(cache: Path) -> list[str]:
@@ -240,8 +244,8 @@ def test_a_failing_pruning_only_warns(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_finetuned():
     """A fine-tuned classifier after one CPU step: its weights only need to be its own."""
-    from sentiment_assets.lib.finetune import FinetunedClassifier
-    from sentiment_assets.lib.training import FinetuneParams
+    from sentiment_assets.lib.models.finetune import FinetunedClassifier
+    from sentiment_assets.lib.models.params import FinetuneParams
 
     classifier = FinetunedClassifier(device="cpu")
     params = FinetuneParams(max_steps=1, batch_size=4, max_train_samples=None, device="cpu")
@@ -252,9 +256,9 @@ def tiny_finetuned():
 def test_onnx_graphs_of_pruned_finetuned_versions_go_and_the_encoder_graph_stays(
     tmp_path, onnx_cache, tiny_finetuned
 ):
-    from sentiment_assets.lib.model_bundle import load_predictor, save_bundle
-    from sentiment_assets.lib.onnx_serving import ServingRuntime
-    from sentiment_assets.lib.training import FINETUNED_TRANSFORMER
+    from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
+    from sentiment_assets.lib.models.model_bundle import load_predictor, save_bundle
+    from sentiment_assets.lib.models.training import FINETUNED_TRANSFORMER
 
     cache = tmp_path / "registry_cache"
     onnx_dir = tmp_path / "onnx_cache"

@@ -5,7 +5,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sentiment_assets.lib.calibration import (
+from sentiment_assets.lib.models.model_bundle import (
+    ModelCard,
+    load_predictor,
+    save_bundle,
+    write_card,
+)
+from sentiment_assets.lib.models.params import LogRegParams
+from sentiment_assets.lib.models.training import fit_tfidf_logreg
+from sentiment_assets.lib.stats.calibration import (
     MIN_CALIBRATION_ROWS,
     TEMPERATURE_SCALING,
     UNCALIBRATED,
@@ -17,8 +25,6 @@ from sentiment_assets.lib.calibration import (
     reliability_figure,
     reliability_json,
 )
-from sentiment_assets.lib.model_bundle import ModelCard, load_predictor, save_bundle, write_card
-from sentiment_assets.lib.training import LogRegParams, fit_tfidf_logreg
 
 
 def miscalibrated(sharpness: float, n: int = 4000, seed: int = 0):

@@ -9,7 +9,7 @@ import pytest
 from dagster_celery.cli import get_validated_config, worker_start_command
 
 from sentiment_assets.defs.platform.executor import executor
-from sentiment_assets.lib.celery_workers import (
+from sentiment_assets.lib.hosting.celery_workers import (
     DEFAULT_BROKER,
     celery_worker_command,
     celery_worker_environment,

@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sentiment_assets.lib import sources, warehouse
-from sentiment_assets.lib.sources import load_month, months_in_source, stage_month
-from sentiment_assets.lib.synthetic import SyntheticConfig, write_month
+from sentiment_assets.lib.data import sources
+from sentiment_assets.lib.data.sources import load_month, months_in_source, stage_month
+from sentiment_assets.lib.data.synthetic import SyntheticConfig, write_month
+from sentiment_assets.lib.store import warehouse
 
 JAN, FEB = date(2024, 1, 1), date(2024, 2, 1)
 WHOLE = 1_000_000  # larger than any file here: one chunk

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from sentiment_assets.lib import drift
-from sentiment_assets.lib.drift import (
+from sentiment_assets.lib.stats import drift
+from sentiment_assets.lib.stats.drift import (
     DriftSample,
     DriftThresholds,
     StatResult,

@@ -2,9 +2,14 @@
 
 import math
 
-from sentiment_assets.lib import drift
-from sentiment_assets.lib.drift import StatResult, combine
-from sentiment_assets.lib.retrain_policy import DriftEvent, SensorCursor, decisions, plan_retrains
+from sentiment_assets.lib.stats import drift
+from sentiment_assets.lib.stats.drift import StatResult, combine
+from sentiment_assets.lib.versions.retrain_policy import (
+    DriftEvent,
+    SensorCursor,
+    decisions,
+    plan_retrains,
+)
 
 
 def stat(name: str, drifted: bool | None) -> StatResult:

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sentiment_assets.lib import embedding_store, warehouse
-from sentiment_assets.lib.embedding_store import embed_month, load_tweets
-from sentiment_assets.lib.encoder import TextEncoder
-from sentiment_assets.lib.training import stratified_quotas
+from sentiment_assets.lib.data.sampling import stratified_quotas
+from sentiment_assets.lib.encoding import embedding_store
+from sentiment_assets.lib.encoding.embedding_store import embed_month, load_tweets
+from sentiment_assets.lib.encoding.encoder import TextEncoder
+from sentiment_assets.lib.store import warehouse
 
 JAN, FEB = date(2024, 1, 1), date(2024, 2, 1)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentiment_assets.lib.encoder import (
+from sentiment_assets.lib.encoding.encoder import (
     DEFAULT_ENCODER,
     TextEncoder,
     _read_pooling,

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment_assets.lib.finetune import FinetunedClassifier, stratified_subsample
-from sentiment_assets.lib.training import FinetuneParams
+from sentiment_assets.lib.models.finetune import FinetunedClassifier, stratified_subsample
+from sentiment_assets.lib.models.params import FinetuneParams
 
 THINGS = [
     "phone", "movie", "song", "pizza", "game", "book", "weather", "coffee", "show",

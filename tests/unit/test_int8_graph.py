@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from sentiment_assets.lib.int8_graph import (
+from sentiment_assets.lib.encoding.int8_graph import (
     activation_ranges,
     quantize_graph,
     weight_matmul_groups,

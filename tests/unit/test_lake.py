@@ -1,4 +1,4 @@
-"""The lake warehouse (lib/lake.py): month files, whole-table rewrites, the append-only
+"""The lake warehouse (lib/store/lake.py): month files, whole-table rewrites, the append-only
 cache, and readers and writers that never wait for each other."""
 
 import multiprocessing
@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sentiment_assets.lib.lake import STALE_STAGING_S, Lake, leftovers
-from sentiment_assets.lib.warehouse import append_rows, connect, replace_month, replace_rows
+from sentiment_assets.lib.store.lake import STALE_STAGING_S, Lake, leftovers
+from sentiment_assets.lib.store.warehouse import append_rows, connect, replace_month, replace_rows
 
 MARCH, APRIL = date(2024, 3, 1), date(2024, 4, 1)
 

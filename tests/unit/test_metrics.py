@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sentiment_assets.lib.metrics import classification_metrics, wilson_interval
+from sentiment_assets.lib.stats.metrics import classification_metrics, wilson_interval
 
 
 def test_metrics_on_a_hand_computed_case():

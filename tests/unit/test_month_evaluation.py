@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sentiment_assets.lib.calibration import TEMPERATURE_SCALING, Calibration
-from sentiment_assets.lib.evaluation import evaluate_month
-from sentiment_assets.lib.metrics import classification_metrics
-from sentiment_assets.lib.model_bundle import ModelCard, load_predictor, save_bundle
-from sentiment_assets.lib.performance_estimation import estimate_performance
-from sentiment_assets.lib.slices import slice_masks
-from sentiment_assets.lib.training import LogRegParams, fit_tfidf_logreg
+from sentiment_assets.lib.models.model_bundle import ModelCard, load_predictor, save_bundle
+from sentiment_assets.lib.models.params import LogRegParams
+from sentiment_assets.lib.models.training import fit_tfidf_logreg
+from sentiment_assets.lib.stats.calibration import TEMPERATURE_SCALING, Calibration
+from sentiment_assets.lib.stats.metrics import classification_metrics
+from sentiment_assets.lib.stats.performance_estimation import estimate_performance
+from sentiment_assets.lib.stats.slices import slice_masks
+from sentiment_assets.lib.versions.evaluation import evaluate_month
 
 POSITIVE = ["love this so much", "great day @user", "not bad at all, love it :)", "GREAT NEWS"]
 NEGATIVE = ["hate this so much", "awful day @user", "not good, hate it", "WORST DAY EVER"]

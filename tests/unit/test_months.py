@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from sentiment_assets.lib.months import (
+from sentiment_assets.lib.core.months import (
     next_month,
     parse_month_range,
     previous_month,

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from sentiment_assets.lib.calibration import fit_temperature
-from sentiment_assets.lib.metrics import classification_metrics
-from sentiment_assets.lib.performance_estimation import estimate_performance
+from sentiment_assets.lib.stats.calibration import fit_temperature
+from sentiment_assets.lib.stats.metrics import classification_metrics
+from sentiment_assets.lib.stats.performance_estimation import estimate_performance
 
 
 def test_a_hand_computed_estimate():

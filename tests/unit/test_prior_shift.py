@@ -8,9 +8,9 @@ posterior under prior q is sigmoid(2x + logit(q)), so a "model trained where the
 import numpy as np
 import pytest
 
-from sentiment_assets.lib import drift
-from sentiment_assets.lib.calibration import Calibration
-from sentiment_assets.lib.prior_shift import (
+from sentiment_assets.lib.stats import drift
+from sentiment_assets.lib.stats.calibration import Calibration
+from sentiment_assets.lib.stats.prior_shift import (
     PriorAdjustment,
     adjust_posteriors,
     estimate_prior,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from sentiment_assets.lib.processes import process_started_at, still_running
+from sentiment_assets.lib.core.processes import process_started_at, still_running
 
 
 def test_this_process_is_running_and_started_before_now() -> None:

@@ -1,7 +1,7 @@
 import pytest
 
-from sentiment_assets.lib.behaviour import SuiteResult
-from sentiment_assets.lib.promotion import KEPT, PROMOTED, REJECTED, behaviour_veto, decide
+from sentiment_assets.lib.models.behaviour import SuiteResult
+from sentiment_assets.lib.versions.promotion import KEPT, PROMOTED, REJECTED, behaviour_veto, decide
 
 
 def test_first_model_becomes_champion():

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentiment_assets.lib.promotion import (
+from sentiment_assets.lib.store.warehouse import append_rows, connect, ensure_schema
+from sentiment_assets.lib.versions.promotion import (
     PROMOTED,
     REJECTED,
     ROLLBACK,
     PromotionRecord,
     previous_champion,
 )
-from sentiment_assets.lib.warehouse import append_rows, connect, ensure_schema
 
 
 def record(**overrides) -> PromotionRecord:

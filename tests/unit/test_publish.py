@@ -1,4 +1,4 @@
-"""The published history (lib/publish.py) and `sentiment sql`, which reads it.
+"""The published history (lib/versions/publish.py) and `sentiment sql`, which reads it.
 
 A real DuckDB warehouse file is written with the pipeline's schema, published, and read back
 through the snapshot: the same query must give the same answer as the live file did.
@@ -18,7 +18,8 @@ import pytest
 
 from sentiment_assets.cli import main
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib.publish import (
+from sentiment_assets.lib.store.warehouse import append_rows, connect, ensure_schema, replace_rows
+from sentiment_assets.lib.versions.publish import (
     HISTORY_TABLES,
     HistoryError,
     HistoryQueryError,
@@ -27,7 +28,6 @@ from sentiment_assets.lib.publish import (
     publish_history,
     query_history,
 )
-from sentiment_assets.lib.warehouse import append_rows, connect, ensure_schema, replace_rows
 from tests.conftest import use_home
 
 CREATED = datetime(2024, 3, 5, 12, 30)
@@ -121,7 +121,7 @@ def test_no_snapshot_says_to_build_the_pipeline(tmp_path: Path) -> None:
 
 
 def test_a_half_written_staging_file_is_never_read(tmp_path: Path) -> None:
-    # lib/atomic.py stages under a hidden name beside the target; a writer killed mid-COPY
+    # lib/core/atomic.py stages under a hidden name beside the target; a writer killed mid-COPY
     # leaves such a file, and the reader must only ever open the renamed-in ones.
     warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
     build_warehouse(warehouse, published)

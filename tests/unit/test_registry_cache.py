@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_assets.lib.registry import (
+from sentiment_assets.lib.versions.registry import (
     ABANDONED_STAGING_S,
     VersionInfo,
     adopt_bundle,
@@ -70,7 +70,7 @@ def test_a_saved_bundle_is_readable_by_other_users(tmp_path):
     # The app may run as another user than the trainer; mkdtemp alone would leave 0700.
     from sklearn.linear_model import LogisticRegression
 
-    from sentiment_assets.lib.model_bundle import ModelCard, save_bundle
+    from sentiment_assets.lib.models.model_bundle import ModelCard, save_bundle
 
     card = ModelCard("tfidf_logreg", "2024-01-01", "2024-01-01", {"C": 1.0}, "abc")
     bundle = save_bundle(tmp_path / "bundle", card, LogisticRegression())

@@ -1,4 +1,5 @@
-from sentiment_assets.lib.retrain_policy import (
+from sentiment_assets.lib.models.training import FAMILIES, FINETUNED_TRANSFORMER
+from sentiment_assets.lib.versions.retrain_policy import (
     FAST_FAMILIES,
     FOLLOW_UP_FAMILIES,
     DriftEvent,
@@ -8,7 +9,6 @@ from sentiment_assets.lib.retrain_policy import (
     plan_retrains,
     run_key,
 )
-from sentiment_assets.lib.training import FAMILIES, FINETUNED_TRANSFORMER
 
 
 def event(storage_id: int, partition: str = "2024-05-01", drifted: bool = True) -> DriftEvent:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sentiment_assets.defs.platform.resources import PlatformResource
-from sentiment_assets.lib import synthetic
+from sentiment_assets.lib.data import synthetic
 from sentiment_assets.lib.settings import Settings, load_settings
 
 FOLDERS = [

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 
 from sentiment_assets.defs.models.evaluation import EvaluationConfig, _slice_check
-from sentiment_assets.lib.slices import SLICES, SliceScore, slice_masks, slice_scores, weak_slices
-from sentiment_assets.lib.text import clean_text
+from sentiment_assets.lib.data.text import clean_text
+from sentiment_assets.lib.stats.slices import (
+    SLICES,
+    SliceScore,
+    slice_masks,
+    slice_scores,
+    weak_slices,
+)
 
 CASES = [
     ("ok", {"short"}),

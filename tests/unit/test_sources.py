@@ -1,4 +1,4 @@
-"""Unit tests for sentiment_assets.lib.sources: formats, rejection reasons, row conservation."""
+"""Unit tests for sentiment_assets.lib.data.sources: formats, rejection reasons, row conservation."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentiment_assets.lib import sources
-from sentiment_assets.lib.landing import file_fingerprint
-from sentiment_assets.lib.sources import (
+from sentiment_assets.lib.data import sources
+from sentiment_assets.lib.data.landing import file_fingerprint
+from sentiment_assets.lib.data.sources import (
     RAW_COLUMNS,
     REJECTED_COLUMNS,
     load_month,
     months_in_source,
     parse_created_at,
 )
-from sentiment_assets.lib.synthetic import SyntheticConfig
+from sentiment_assets.lib.data.synthetic import SyntheticConfig
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 S140_NOHEADER = FIXTURES / "src_s140_noheader.csv"

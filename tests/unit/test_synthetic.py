@@ -1,4 +1,4 @@
-"""Unit tests for sentiment_assets.lib.synthetic: determinism, dirt, and the drift knobs."""
+"""Unit tests for sentiment_assets.lib.data.synthetic: determinism, dirt, and the drift knobs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from sentiment_assets.lib.synthetic import (
+from sentiment_assets.lib.data.synthetic import (
     COLUMNS,
     FLIPPING_SLANG,
     SHIFTED_VOCABULARY,
@@ -23,7 +23,7 @@ from sentiment_assets.lib.synthetic import (
     labelled_sample,
     months,
 )
-from sentiment_assets.lib.text import clean_text
+from sentiment_assets.lib.data.text import clean_text
 
 JAN, FEB, MAR = date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)
 TOKEN = re.compile(r"[a-z0-9]+")

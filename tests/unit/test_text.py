@@ -1,4 +1,4 @@
-"""Cleaning rules of sentiment_assets.lib.text on hand-written tweets.
+"""Cleaning rules of sentiment_assets.lib.data.text on hand-written tweets.
 
 Parity with the SQL implementation (dbt stg_tweets) is checked in tests/dbt.
 """
@@ -9,7 +9,7 @@ import hashlib
 
 import pytest
 
-from sentiment_assets.lib.text import clean_text, decode_entities, map_label, text_hash
+from sentiment_assets.lib.data.text import clean_text, decode_entities, map_label, text_hash
 
 
 @pytest.mark.parametrize(

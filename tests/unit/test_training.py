@@ -1,12 +1,9 @@
 import numpy as np
 import pytest
 
-from sentiment_assets.lib.training import (
-    LogRegParams,
-    fit_embedding_logreg,
-    fit_tfidf_logreg,
-    holdout_mask,
-)
+from sentiment_assets.lib.data.sampling import holdout_mask
+from sentiment_assets.lib.models.params import LogRegParams
+from sentiment_assets.lib.models.training import fit_embedding_logreg, fit_tfidf_logreg
 
 POSITIVE = ["love this {}", "great {} today", "so happy with my {}", "best {} ever"]
 NEGATIVE = ["hate this {}", "awful {} today", "so sad about my {}", "worst {} ever"]

@@ -14,15 +14,14 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.models.training import TrainConfig
-from sentiment_assets.lib.training import (
+from sentiment_assets.lib.data.sampling import in_holdout
+from sentiment_assets.lib.models.params import FinetuneParams, LogRegParams
+from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
     FINETUNED_TRANSFORMER,
     TFIDF_LOGREG,
-    FinetuneParams,
-    LogRegParams,
-    in_holdout,
 )
-from sentiment_assets.lib.tuning import (
+from sentiment_assets.lib.models.tuning import (
     TUNING_METRIC,
     MlflowTrialLogger,
     TrialRecord,

@@ -16,9 +16,9 @@ from dagster_dbt import (
 
 from sentiment_assets.defs.dbt.project import dbt_project
 from sentiment_assets.defs.platform.resources import WarehouseResource
-from sentiment_assets.lib.lake import Lake, dbt_months, dbt_scratch, export_dbt_months
-from sentiment_assets.lib.months import next_month
-from sentiment_assets.lib.warehouse import DDL
+from sentiment_assets.lib.core.months import next_month
+from sentiment_assets.lib.store.lake import Lake, dbt_months, dbt_scratch, export_dbt_months
+from sentiment_assets.lib.store.warehouse import DDL
 from sentiment_assets.partitions import DUCKDB_POOL, MONTHLY_BACKFILL, monthly_partitions
 
 

@@ -6,8 +6,8 @@ import dagster as dg
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import WarehouseResource
-from sentiment_assets.lib.embedding_store import embed_month
-from sentiment_assets.lib.encoder import TextEncoder
+from sentiment_assets.lib.encoding.embedding_store import embed_month
+from sentiment_assets.lib.encoding.encoder import TextEncoder
 from sentiment_assets.lineage import TWEETS_CLEAN
 from sentiment_assets.partitions import (
     DUCKDB_POOL,

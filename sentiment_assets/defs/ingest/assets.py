@@ -13,15 +13,15 @@ import dagster as dg
 import pandas as pd
 
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
-from sentiment_assets.lib.landing import landing_files, quarantine
-from sentiment_assets.lib.sources import (
+from sentiment_assets.lib.data.landing import landing_files, quarantine
+from sentiment_assets.lib.data.sources import (
     DEFAULT_CHUNK_ROWS,
     SourceFileError,
     StagedMonth,
     stage_month,
     write_staged_months,
 )
-from sentiment_assets.lib.warehouse import scratch_parent
+from sentiment_assets.lib.store.warehouse import scratch_parent
 from sentiment_assets.lineage import RAW_TWEETS
 from sentiment_assets.partitions import (
     DUCKDB_POOL,

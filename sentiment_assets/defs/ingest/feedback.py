@@ -14,8 +14,8 @@ from datetime import datetime, time
 import dagster as dg
 
 from sentiment_assets.defs.platform.resources import PlatformResource
-from sentiment_assets.lib.atomic import write_text
-from sentiment_assets.lib.feedback import latest_corrections
+from sentiment_assets.lib.core.atomic import write_text
+from sentiment_assets.lib.data.feedback import latest_corrections
 from sentiment_assets.lib.settings import FEEDBACK_FILE
 from sentiment_assets.partitions import MONTHLY_BACKFILL, monthly_partitions, partition_month
 

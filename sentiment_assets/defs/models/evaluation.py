@@ -17,25 +17,25 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.embedding_store import load_tweets
-from sentiment_assets.lib.evaluation import (
+from sentiment_assets.lib.core.months import previous_month
+from sentiment_assets.lib.encoding.embedding_store import load_tweets
+from sentiment_assets.lib.stats.slices import (
+    DEFAULT_MIN_SLICE_ROWS,
+    DEFAULT_SLICE_MARGIN,
+    SliceScore,
+    weak_slices,
+)
+from sentiment_assets.lib.store.warehouse import replace_rows
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.evaluation import (
     CHAMPION_EVAL,
     ESTIMATED_EVAL,
     NEXT_MONTH_EVAL,
     MonthEvaluation,
     evaluate_month,
 )
-from sentiment_assets.lib.months import previous_month
-from sentiment_assets.lib.publish import publish_history
-from sentiment_assets.lib.serving import load_version
-from sentiment_assets.lib.slices import (
-    DEFAULT_MIN_SLICE_ROWS,
-    DEFAULT_SLICE_MARGIN,
-    SliceScore,
-    weak_slices,
-)
-from sentiment_assets.lib.warehouse import replace_rows
+from sentiment_assets.lib.versions.publish import publish_history
+from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import (
     MODEL_EVALUATION,
     SENTIMENT_MODEL,
@@ -68,7 +68,7 @@ RESULT_COLUMNS = [
 
 class EvaluationConfig(dg.Config):
     # A slice whose accuracy is more than slice_margin below the whole month's, on at least
-    # min_slice_rows labelled tweets, fails the WARN check (lib/slices.py says why 100).
+    # min_slice_rows labelled tweets, fails the WARN check (lib/stats/slices.py says why 100).
     slice_margin: float = DEFAULT_SLICE_MARGIN
     min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS
 

@@ -1,7 +1,7 @@
 """model_challenger (scored against the champion, behind a blocking check) and model_champion.
 
 The challenger is the month's best version on validation among those that clear the
-minimum-functionality floor (lib/behaviour.py), or the best outright when none does. It and
+minimum-functionality floor (lib/models/behaviour.py), or the best outright when none does. It and
 the champion are scored on the same rows: the fixed hash holdout of the challenger's training
 window (from its card), which no model ever trains on. If the challenger is worse by more
 than the margin, or misreads the plain tweets of the floor while the champion does not, the
@@ -20,12 +20,12 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.behaviour import DEFAULT_MIN_PASS_RATE, SuiteResult, run_suite
-from sentiment_assets.lib.cache_pruning import prune_caches_safely
-from sentiment_assets.lib.evaluation import holdout_rows, score_version
-from sentiment_assets.lib.model_bundle import Predictor
-from sentiment_assets.lib.promotion import (
+from sentiment_assets.lib.models.behaviour import DEFAULT_MIN_PASS_RATE, SuiteResult, run_suite
+from sentiment_assets.lib.models.model_bundle import Predictor
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.cache_pruning import prune_caches_safely
+from sentiment_assets.lib.versions.evaluation import holdout_rows, score_version
+from sentiment_assets.lib.versions.promotion import (
     REJECTED,
     Decision,
     PromotionRecord,
@@ -33,8 +33,8 @@ from sentiment_assets.lib.promotion import (
     decide,
     record_champion_change,
 )
-from sentiment_assets.lib.publish import champion_file
-from sentiment_assets.lib.serving import load_version
+from sentiment_assets.lib.versions.publish import champion_file
+from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHALLENGER, SENTIMENT_MODEL
 from sentiment_assets.partitions import (
     DUCKDB_POOL,

@@ -22,14 +22,14 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.models.tracking import run_link, tracked_step
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.embedding_store import load_tweets
-from sentiment_assets.lib.evaluation import holdout_rows, score_version
-from sentiment_assets.lib.model_bundle import Predictor, write_card
-from sentiment_assets.lib.prior_shift import PriorAdjustment, estimate_prior
-from sentiment_assets.lib.promotion import PromotionRecord, decide, record_champion_change
-from sentiment_assets.lib.serving import load_version
-from sentiment_assets.lib.training import in_holdout
+from sentiment_assets.lib.data.sampling import in_holdout
+from sentiment_assets.lib.encoding.embedding_store import load_tweets
+from sentiment_assets.lib.models.model_bundle import Predictor, write_card
+from sentiment_assets.lib.stats.prior_shift import PriorAdjustment, estimate_prior
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.evaluation import holdout_rows, score_version
+from sentiment_assets.lib.versions.promotion import PromotionRecord, decide, record_champion_change
+from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import PRIOR_ADJUSTED_MODEL, TWEET_EMBEDDINGS
 from sentiment_assets.partitions import (
     DUCKDB_POOL,

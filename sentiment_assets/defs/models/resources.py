@@ -7,7 +7,7 @@ from dagster_mlflow import mlflow_tracking
 from dagster_mlflow.resources import CONFIG_SCHEMA
 
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib.registry import EXPERIMENT_NAME, configure
+from sentiment_assets.lib.versions.registry import EXPERIMENT_NAME, configure
 
 
 @dg.resource(

@@ -22,7 +22,7 @@ import mlflow
 from mlflow.entities import RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-from sentiment_assets.lib.registry import run_url
+from sentiment_assets.lib.versions.registry import run_url
 
 
 def code_version() -> str:

@@ -21,17 +21,11 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.models.tracking import code_version, run_link, tracked_step
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
-from sentiment_assets.lib import registry
-from sentiment_assets.lib.calibration import (
-    calibration_sample,
-    fit_temperature,
-    reliability_bins,
-    reliability_figure,
-    reliability_json,
-)
-from sentiment_assets.lib.embedding_store import load_tweets
-from sentiment_assets.lib.encoder import TextEncoder
-from sentiment_assets.lib.model_bundle import (
+from sentiment_assets.lib.core.months import trailing_window
+from sentiment_assets.lib.data.sampling import in_holdout
+from sentiment_assets.lib.encoding.embedding_store import load_tweets
+from sentiment_assets.lib.encoding.encoder import TextEncoder
+from sentiment_assets.lib.models.model_bundle import (
     ModelCard,
     Predictor,
     data_fingerprint,
@@ -39,24 +33,20 @@ from sentiment_assets.lib.model_bundle import (
     save_bundle,
     write_card,
 )
-from sentiment_assets.lib.months import trailing_window
-from sentiment_assets.lib.publish import publish_history
-from sentiment_assets.lib.training import (
+from sentiment_assets.lib.models.params import FinetuneParams, LogRegParams
+from sentiment_assets.lib.models.training import (
     DEFAULT_MAX_WINDOW_ROWS,
     DEFAULT_WINDOW_MONTHS,
     EMBEDDING_LOGREG,
     FAMILIES,
     FINETUNED_TRANSFORMER,
     TFIDF_LOGREG,
-    FinetuneParams,
     FitResult,
-    LogRegParams,
     fit_embedding_logreg,
     fit_finetuned_transformer,
     fit_tfidf_logreg,
-    in_holdout,
 )
-from sentiment_assets.lib.tuning import (
+from sentiment_assets.lib.models.tuning import (
     TUNING_METRIC,
     MlflowTrialLogger,
     TrialRecord,
@@ -66,7 +56,16 @@ from sentiment_assets.lib.tuning import (
     tune_logreg,
     tuning_split,
 )
-from sentiment_assets.lib.warehouse import replace_rows
+from sentiment_assets.lib.stats.calibration import (
+    calibration_sample,
+    fit_temperature,
+    reliability_bins,
+    reliability_figure,
+    reliability_json,
+)
+from sentiment_assets.lib.store.warehouse import replace_rows
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.publish import publish_history
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
 from sentiment_assets.partitions import (
     FIRST_MONTH,

@@ -12,14 +12,15 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
-from sentiment_assets.lib import drift, registry
-from sentiment_assets.lib.embedding_store import load_tweets
-from sentiment_assets.lib.lake import Lake
-from sentiment_assets.lib.model_bundle import Predictor
-from sentiment_assets.lib.publish import publish_history
-from sentiment_assets.lib.serving import load_version
-from sentiment_assets.lib.training import in_holdout
-from sentiment_assets.lib.warehouse import replace_rows
+from sentiment_assets.lib.data.sampling import in_holdout
+from sentiment_assets.lib.encoding.embedding_store import load_tweets
+from sentiment_assets.lib.models.model_bundle import Predictor
+from sentiment_assets.lib.stats import drift
+from sentiment_assets.lib.store.lake import Lake
+from sentiment_assets.lib.store.warehouse import replace_rows
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.publish import publish_history
+from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
 from sentiment_assets.partitions import (
     DUCKDB_POOL,
@@ -33,7 +34,7 @@ _DEFAULTS = drift.DriftThresholds()
 
 
 class DriftConfig(dg.Config):
-    """Thresholds of the drift tests (lib/drift.py's defaults, measured by `make drift-power`)."""
+    """Thresholds of the drift tests (lib/stats/drift.py's defaults, measured by `make drift-power`)."""
 
     alpha: float = _DEFAULTS.alpha
     permutations: int = _DEFAULTS.permutations

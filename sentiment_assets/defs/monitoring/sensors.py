@@ -19,8 +19,11 @@ from dagster_mlflow import end_mlflow_on_run_finished
 
 from sentiment_assets.defs.models.recalibration import recalibrate_job
 from sentiment_assets.defs.platform.resources import PlatformResource
-from sentiment_assets.lib.landing import file_fingerprint, landing_files, quarantine
-from sentiment_assets.lib.retrain_policy import (
+from sentiment_assets.lib.data.landing import file_fingerprint, landing_files, quarantine
+from sentiment_assets.lib.data.sources import months_in_source
+from sentiment_assets.lib.models.training import FAMILIES
+from sentiment_assets.lib.settings import Settings
+from sentiment_assets.lib.versions.retrain_policy import (
     FAST_FAMILIES,
     RECALIBRATE,
     DriftEvent,
@@ -34,9 +37,6 @@ from sentiment_assets.lib.retrain_policy import (
     responses,
     run_key,
 )
-from sentiment_assets.lib.settings import Settings
-from sentiment_assets.lib.sources import months_in_source
-from sentiment_assets.lib.training import FAMILIES
 from sentiment_assets.lineage import (
     DRIFT_REPORT,
     MODEL_CHALLENGER,

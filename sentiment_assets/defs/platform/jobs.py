@@ -9,8 +9,8 @@ taken in order.
 
 import dagster as dg
 
-from sentiment_assets.build import MONTH_BUILD
 from sentiment_assets.lineage import (
+    PRIOR_ADJUSTED_MODEL,
     RAW_TWEETS,
     STG_TWEETS,
     TWEET_EMBEDDINGS,
@@ -22,6 +22,9 @@ from sentiment_assets.partitions import monthly_partitions
 MONTH_DATA_SELECTION = dg.AssetSelection.assets(
     RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED, TWEET_EMBEDDINGS
 )
+
+# A month's build: everything but the assets that answer an event (drift_sensor's requests).
+MONTH_BUILD = dg.AssetSelection.all() - dg.AssetSelection.assets(PRIOR_ADJUSTED_MODEL)
 
 month_data_job = dg.define_asset_job(
     "month_data_job",

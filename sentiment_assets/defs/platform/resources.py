@@ -10,18 +10,18 @@ import dagster as dg
 import duckdb
 
 from sentiment_assets.environment import current_settings, export
-from sentiment_assets.lib import warehouse
-from sentiment_assets.lib.lake import Lake
 from sentiment_assets.lib.settings import (
     DUCKDB_WAREHOUSE,
     LAKE_WAREHOUSE,
     Settings,
     load_settings,
 )
+from sentiment_assets.lib.store import warehouse
+from sentiment_assets.lib.store.lake import Lake
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The warehouse: the DuckDB file, or the lake's folder (kind "lake", lib/lake.py);
+    """The warehouse: the DuckDB file, or the lake's folder (kind "lake", lib/store/lake.py);
     every connection is short-lived."""
 
     database: str

@@ -1,0 +1,1 @@
+"""Basics every room may use: atomic file writes, calendar months, process liveness."""

@@ -1,0 +1,1 @@
+"""Local service processes of the prod profile: supervised PostgreSQL, Redis, MLflow, Celery workers."""

@@ -1,0 +1,260 @@
+"""A trained model on disk: a folder with `card.json` and the weights, never a pickle.
+
+scikit-learn estimators are stored with skops and loaded against an explicit allowlist of
+types, so a tampered file cannot run code at load time. The fine-tuned transformer stores
+safetensors. Everything that serves a model (evaluation, the CLI, the app) goes through
+`load_predictor`, so text cleaning and embedding are the same as in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sentiment_assets.lib.core.months import parse_month_range
+from sentiment_assets.lib.data.text import clean_text
+from sentiment_assets.lib.encoding.encoder_precision import same_vectors
+from sentiment_assets.lib.models.training import (
+    EMBEDDING_LOGREG,
+    FINETUNED_TRANSFORMER,
+    TFIDF_LOGREG,
+)
+from sentiment_assets.lib.stats.calibration import Calibration
+from sentiment_assets.lib.stats.prior_shift import PriorAdjustment
+
+if TYPE_CHECKING:
+    from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
+
+CARD_FILE = "card.json"
+SKOPS_FILE = "model.skops"
+
+# Types a skops file of ours may contain beyond skops' own defaults; anything else is refused.
+TRUSTED_SKOPS_TYPES = (
+    "sklearn.pipeline.Pipeline",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "builtins.int",
+    "builtins.float",
+    "builtins.str",
+)
+
+
+# Card fields measured on the trained model rather than defining it.
+DERIVED_CARD_FIELDS = ("metrics", "calibration")
+
+
+@dataclass
+class ModelCard:
+    family: str
+    trained_through: str
+    window_start: str
+    params: dict
+    data_fingerprint: str
+    encoder: str | None = None
+    encoder_fingerprint: str | None = None
+    metrics: dict = field(default_factory=dict)
+    # lib/calibration.Calibration.as_dict(), fitted on the holdout after training; empty on
+    # cards written before calibration existed (identity).
+    calibration: dict = field(default_factory=dict)
+    # lib/prior_shift.PriorAdjustment.as_dict() on a prior-adjusted child of a trained
+    # version (same weights, scores moved to a month's re-estimated prior); empty otherwise.
+    prior_adjustment: dict = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """Content-derived id: the same data and parameters give the same version. Metrics
+        and calibration are measured on the trained model, so they are not part of it; a
+        prior adjustment changes the predictions, so it is, and cards without one keep the
+        ids they had before the field existed."""
+        fields = {k: v for k, v in asdict(self).items() if k not in DERIVED_CARD_FIELDS}
+        if not self.prior_adjustment:
+            del fields["prior_adjustment"]
+        identity = json.dumps(fields, sort_keys=True)
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
+        return f"{self.family}-{self.trained_through[:7]}-{digest}"
+
+    def window(self) -> list[date]:
+        """The months the model learned from (its holdout rows excepted), oldest first: the
+        reference for drift and the rows on which a challenger meets the champion."""
+        return parse_month_range(f"{self.window_start}..{self.trained_through}")
+
+
+def data_fingerprint(tweet_ids: list[str], labels: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for tweet_id, label in zip(tweet_ids, labels.tolist(), strict=True):
+        digest.update(f"{tweet_id}:{label}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def save_bundle(directory: Path, card: ModelCard, estimator: object) -> Path:
+    """Write the bundle to a sibling temp folder and swap it in, so readers never see half."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    # mkdtemp makes the folder private (0700); a bundle is shared with the app, which may
+    # run as another user, so it gets a folder's usual mode once it is renamed into place.
+    os.chmod(staging, 0o755)
+    if card.family == FINETUNED_TRANSFORMER:
+        estimator.save(staging)  # type: ignore[attr-defined]
+    else:
+        import skops.io
+
+        skops.io.dump(estimator, staging / SKOPS_FILE)
+    write_card(staging, card)
+    if directory.exists():
+        retired = directory.with_name(f".{directory.name}-retired-{os.getpid()}")
+        os.replace(directory, retired)
+        os.replace(staging, directory)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, directory)
+    return directory
+
+
+def write_card(directory: Path, card: ModelCard) -> None:
+    """(Re)write a bundle's card; training rewrites it once the holdout calibration is known,
+    before the bundle is registered."""
+    (directory / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
+
+
+def read_card(directory: Path) -> ModelCard:
+    path = directory / CARD_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no model bundle at {directory} (missing {CARD_FILE})")
+    return ModelCard(**json.loads(path.read_text()))
+
+
+def load_skops(path: Path) -> object:
+    # Imported here: skops pulls in torch through scikit-learn's array-API shims, which would
+    # slow down every process that merely loads the Dagster code location.
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if t not in TRUSTED_SKOPS_TYPES]
+    if refused:
+        raise ValueError(f"{path} contains types outside the allowlist: {refused}")
+    return skops.io.load(path, trusted=untrusted)
+
+
+class Predictor:
+    """Scores raw or already-cleaned texts with one bundle's model."""
+
+    def __init__(
+        self,
+        directory: Path,
+        device: str | None = None,
+        encoder: object = None,
+        runtime: ServingRuntime | None = None,
+    ) -> None:
+        self.directory = directory
+        self.card = read_card(directory)
+        self._device = device
+        # None: the runtime and precision the card's encoder fingerprint names, exactly as in
+        # training (evaluation uses this); serving passes one.
+        self._runtime = runtime
+        # A caller that already holds the encoder (a Dagster step, the app) passes it in, so
+        # the transformer is not loaded a second time; one giving other vectors (another
+        # model, or another precision) is never used.
+        same = same_vectors(getattr(encoder, "fingerprint", None), self.card.encoder_fingerprint)
+        self._encoder = encoder if same else None
+        # Where an encoder loaded here keeps its ONNX graphs: the caller's encoder's folder.
+        self._onnx_cache_dir = getattr(encoder, "cache_dir", None)
+        if self._encoder is None and runtime is not None and self.card.family == EMBEDDING_LOGREG:
+            # Serving loads everything up front: the first request must not pay for it.
+            self._encoder = self._load_encoder()
+        if self.card.family == FINETUNED_TRANSFORMER:
+            from sentiment_assets.lib.models.finetune import WEIGHTS_FILE, FinetunedClassifier
+
+            self._model = FinetunedClassifier.load(directory, device=device)
+            if runtime is not None:
+                from sentiment_assets.lib.models.onnx_finetuned import serving_finetuned
+
+                self._model = serving_finetuned(self._model, directory / WEIGHTS_FILE, runtime)
+        else:
+            self._model = load_skops(directory / SKOPS_FILE)
+
+    @property
+    def version(self) -> str:
+        return self.card.version
+
+    @property
+    def runtime(self) -> str:
+        """What computes the scores: "scikit-learn", or the encoder's "torch"/"onnxruntime"."""
+        if self.card.family == TFIDF_LOGREG:
+            return "scikit-learn"
+        if self.card.family == EMBEDDING_LOGREG:
+            return getattr(self._encoder, "runtime", "torch")
+        return getattr(self._model, "runtime", "torch")
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            self._encoder = self._load_encoder()
+        return self._encoder.encode(texts)
+
+    def _load_encoder(self) -> object:
+        from sentiment_assets.lib.encoding.onnx_encoder import card_runtime
+
+        fingerprint = self.card.encoder_fingerprint
+        runtime = self._runtime or card_runtime(fingerprint, self._onnx_cache_dir)
+        encoder = runtime.encoder(self.card.encoder, self._device, fingerprint)
+        if not same_vectors(encoder.fingerprint, fingerprint):
+            # Embeddings from another encoder would be silently wrong: refuse.
+            raise RuntimeError(
+                f"version {self.card.version} was trained on encoder "
+                f"'{self.card.encoder_fingerprint}', but '{self.card.encoder}' here is "
+                f"'{encoder.fingerprint}'"
+            )
+        return encoder
+
+    def predict_proba_clean(
+        self, cleaned_texts: list[str], embeddings: np.ndarray | None = None
+    ) -> np.ndarray:
+        """P(positive) for texts already cleaned like tweets_clean.text."""
+        if not cleaned_texts:
+            return np.zeros(0, dtype=np.float64)
+        family = self.card.family
+        if family == TFIDF_LOGREG:
+            raw = self._model.predict_proba(cleaned_texts)[:, 1]
+        elif family == EMBEDDING_LOGREG:
+            vectors = embeddings if embeddings is not None else self._embed(cleaned_texts)
+            raw = self._model.predict_proba(vectors)[:, 1]
+        else:
+            raw = self._model.predict_proba(cleaned_texts)
+        if self.card.prior_adjustment:
+            return PriorAdjustment.from_dict(self.card.prior_adjustment).apply(raw)
+        return raw
+
+    def predict_proba(self, raw_texts: list[str]) -> np.ndarray:
+        return self.predict_proba_clean([clean_text(t) for t in raw_texts])
+
+    @property
+    def calibration(self) -> Calibration:
+        return Calibration.from_dict(self.card.calibration)
+
+    def calibrated_proba_clean(
+        self, cleaned_texts: list[str], embeddings: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Calibrated P(positive): the same 0.5 decisions as predict_proba_clean (temperature
+        scaling moves no score across 0.5), with confidences that match observed rates."""
+        return self.calibration.apply(self.predict_proba_clean(cleaned_texts, embeddings))
+
+
+def load_predictor(
+    directory: Path,
+    device: str | None = None,
+    encoder: object = None,
+    runtime: ServingRuntime | None = None,
+) -> Predictor:
+    return Predictor(directory, device=device, encoder=encoder, runtime=runtime)

@@ -1,0 +1,1 @@
+"""Statistics: classification metrics, drift tests, slices, calibration, estimates before labels, prior shift."""

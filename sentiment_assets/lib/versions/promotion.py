@@ -1,0 +1,165 @@
+"""The promotion rule (when a challenger may replace the champion) and the record of every
+change of champion: promotion, rejection, rollback."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from sentiment_assets.lib.models.behaviour import SuiteResult
+from sentiment_assets.lib.store.warehouse import append_rows
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.publish import publish_champion, publish_history
+from sentiment_assets.lib.versions.registry import VersionInfo
+
+PROMOTED = "promoted"
+REJECTED = "rejected"
+KEPT = "kept"
+ROLLBACK = "rollback"
+# The decisions that put a new version in place: a rollback's history.
+CHAMPION_MADE_BY = (PROMOTED, ROLLBACK)
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str
+    reason: str
+
+    @property
+    def passes(self) -> bool:
+        return self.decision != REJECTED
+
+
+def decide(
+    challenger_version: str,
+    challenger_score: float,
+    champion_version: str | None,
+    champion_score: float | None,
+    margin: float,
+    behaviour_veto: str | None = None,
+) -> Decision:
+    """Both scores come from the same evaluation rows; `margin` is how much worse is tolerated.
+
+    A margin of 0 means the challenger must be at least as good. The first model has nothing
+    to beat and becomes champion. `behaviour_veto` (see `behaviour_veto`) rejects a
+    challenger whatever its score.
+    """
+    if margin < 0:
+        raise ValueError("margin must be >= 0")
+    if champion_version is None or champion_score is None:
+        return Decision(PROMOTED, "no champion yet: the first model becomes champion")
+    if champion_version == challenger_version:
+        return Decision(KEPT, "the challenger already is the champion")
+    if behaviour_veto:
+        return Decision(REJECTED, behaviour_veto)
+    gap = challenger_score - champion_score
+    if gap < -margin:
+        return Decision(
+            REJECTED,
+            f"challenger {challenger_score:.4f} is worse than champion {champion_score:.4f} "
+            f"by {-gap:.4f}, more than the margin {margin:.4f}",
+        )
+    return Decision(
+        PROMOTED,
+        f"challenger {challenger_score:.4f} vs champion {champion_score:.4f} "
+        f"(difference {gap:+.4f}, margin {margin:.4f})",
+    )
+
+
+def behaviour_veto(
+    challenger: SuiteResult, champion: SuiteResult | None, min_pass_rate: float
+) -> str | None:
+    """Why a challenger below the minimum-functionality floor may not replace the champion.
+
+    Only a champion that clears the floor itself is protected: a champion that misreads
+    plain tweets too must stay replaceable by a better-scoring model.
+    """
+    if challenger.passes(min_pass_rate) or champion is None or not champion.passes(min_pass_rate):
+        return None
+    return (
+        f"challenger misreads plain tweets: {challenger.summary()}, below the floor of "
+        f"{min_pass_rate:.0%}; the champion gets {champion.correct}/{champion.total} right"
+    )
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """One decision about the champion: a row of metrics.promotions.
+
+    The challenger writes it once (its scores and the gate's verdict); whoever acts on it
+    (the champion step, the rollback command) records it with `record_champion_change`.
+    """
+
+    model_version: str
+    model_family: str
+    trained_through: date | None
+    decision: str
+    reason: str
+    champion_version: str | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
+    metric: str | None = None
+    margin: float | None = None
+    eval_month: date | None = None
+    n_eval: int | None = None
+    dagster_run_id: str | None = None
+
+    @property
+    def moves_champion(self) -> bool:
+        return self.decision != REJECTED
+
+    def as_json(self) -> dict:
+        return {k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> PromotionRecord:
+        values = dict(data)
+        for name in _DATE_FIELDS:
+            if values.get(name):
+                values[name] = date.fromisoformat(values[name])
+        return cls(**values)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{**asdict(self), "created_at": _utc_now()}])
+
+
+_DATE_FIELDS = ("trained_through", "eval_month")
+
+
+def _utc_now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def record_champion_change(
+    record: PromotionRecord,
+    client: MlflowClient,
+    con: duckdb.DuckDBPyConnection,
+    published_dir: Path,
+) -> VersionInfo | None:
+    """Act on a decision and record it: move the `champion` alias (unless the challenger was
+    rejected), append the row to metrics.promotions, and publish both for the app.
+
+    Returns the champion's version info when the alias moved.
+    """
+    info = registry.set_champion(client, record.model_version) if record.moves_champion else None
+    append_rows(con, "metrics.promotions", record.frame())
+    publish_history(con, published_dir)
+    if info is not None:
+        publish_champion(published_dir, info, record.decision)
+    return info
+
+
+def previous_champion(con: duckdb.DuckDBPyConnection, current: str | None) -> str | None:
+    """The latest version made champion (promoted or rolled back to) other than `current`."""
+    history = con.execute(
+        "SELECT model_version FROM metrics.promotions WHERE list_contains(?, decision) "
+        "ORDER BY created_at",
+        [list(CHAMPION_MADE_BY)],
+    ).fetchall()
+    earlier = [version for (version,) in history if version != current]
+    return earlier[-1] if earlier else None

@@ -1,0 +1,154 @@
+"""The published snapshot: what readers outside the pipeline (the app) may open.
+
+The app must never open the live warehouse: DuckDB admits one writing process, and a reader
+holding the file would block the pipeline. After every write to the metric history the
+pipeline copies the history tables to Parquet files under SENTIMENT_HOME/published/history,
+each written atomically (lib/core/atomic.py), so a reader sees the previous snapshot or the new
+one, never a torn file.
+
+`open_history` / `query_history` are the reading side for people (`sentiment sql`): the same
+`metrics.<table>` names as in the warehouse, answered from the snapshot, so a query never
+meets the pipeline's lock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sentiment_assets.lib.core.atomic import copy_to_parquet, write_text
+from sentiment_assets.lib.versions.registry import VersionInfo
+
+# Every table of the warehouse's `metrics` schema (lib/store/warehouse.py DDL); a table missing here
+# would be invisible to the app and to `sentiment sql` (tests/unit/test_publish.py checks).
+HISTORY_TABLES = {
+    "model_evaluations": "metrics.model_evaluations",
+    "training_runs": "metrics.training_runs",
+    "promotions": "metrics.promotions",
+    "drift_reports": "metrics.drift_reports",
+    "slice_evaluations": "metrics.slice_evaluations",
+}
+
+
+def history_dir(published_dir: Path) -> Path:
+    return published_dir / "history"
+
+
+def publish_history(con: duckdb.DuckDBPyConnection, published_dir: Path) -> dict[str, int]:
+    target_dir = history_dir(published_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for name, table in HISTORY_TABLES.items():
+        counts[name] = copy_to_parquet(
+            con, f"SELECT * FROM {table}", target_dir / f"{name}.parquet"
+        )
+    return counts
+
+
+class HistoryError(Exception):
+    """The published history could not answer: the message says why, for a person."""
+
+
+class NoPublishedHistoryError(HistoryError):
+    """No snapshot has been published yet (the pipeline has not written any metrics)."""
+
+
+class HistoryQueryError(HistoryError):
+    """A query against the snapshot failed (syntax, unknown table or column, ...)."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[object, ...]]
+
+
+def _load_table(path: Path) -> pa.Table:
+    # One open() reads the whole file: if the pipeline renames a new snapshot in meanwhile,
+    # this handle still reads the old inode, whole. Scanning by path (read_parquet) could open
+    # the file more than once (schema, then data) and mix two snapshots in one query.
+    with path.open("rb") as handle:
+        data = handle.read()
+    return pq.read_table(pa.BufferReader(data))
+
+
+def open_history(published_dir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB holding the published history as `metrics.<table>`.
+
+    Never touches the live warehouse. Each table is loaded once, so a query sees one
+    consistent version of it. External access is switched off and locked afterwards, so a
+    query cannot ATTACH the live file or write files either. The caller closes the connection.
+    Raises NoPublishedHistoryError when nothing has been published yet, HistoryError when a
+    published file cannot be read.
+    """
+    folder = history_dir(published_dir)
+    con = duckdb.connect(":memory:")
+    try:
+        loaded = 0
+        for name, qualified in HISTORY_TABLES.items():
+            path = folder / f"{name}.parquet"
+            try:
+                table = _load_table(path)
+            except FileNotFoundError:
+                continue  # published by an older version that lacked this table
+            except (OSError, pa.ArrowException) as error:
+                raise HistoryError(f"{path} could not be read: {error}") from error
+            schema, _, table_name = qualified.partition(".")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            con.register("snapshot_rows", table)
+            con.execute(f"CREATE TABLE {schema}.{table_name} AS SELECT * FROM snapshot_rows")
+            con.unregister("snapshot_rows")
+            loaded += 1
+        if not loaded:
+            raise NoPublishedHistoryError(
+                f"no published metric history under {folder} yet: build the pipeline first "
+                "(`sentiment pipeline` or `make pipeline`)"
+            )
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def query_history(published_dir: Path, sql: str) -> QueryResult:
+    """Run `sql` against the published snapshot (see open_history).
+
+    Raises NoPublishedHistoryError without a snapshot, HistoryQueryError for a bad query.
+    """
+    con = open_history(published_dir)
+    try:
+        cursor = con.execute(sql)
+        description: Sequence[Sequence[object]] | None = cursor.description
+        if description is None:  # a statement without a result (SET, CREATE, ...)
+            return QueryResult([], [])
+        return QueryResult([str(column[0]) for column in description], cursor.fetchall())
+    except duckdb.Error as error:
+        raise HistoryQueryError(str(error)) from error
+    finally:
+        con.close()
+
+
+def champion_file(published_dir: Path) -> Path:
+    return published_dir / "champion.json"
+
+
+def publish_champion(published_dir: Path, info: VersionInfo, decision: str) -> Path:
+    """Write champion.json atomically: readers see the old file or the new one, never half."""
+    published_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "version": info.version,
+        "family": info.family,
+        "trained_through": info.trained_through,
+        "promoted_at": datetime.now(UTC).isoformat(),
+        "decision": decision,
+    }
+    return write_text(champion_file(published_dir), json.dumps(payload, indent=2))
