@@ -11,7 +11,7 @@ DAGSTER_PORT ?= 3000
 DBT_FILES := dbt_project/dbt_project.yml $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup manifest pipeline demo serve ui screenshots test test-fast lint bench bench-monitoring bench-scale bench-prod compare drift-demo drift-power chaos clean setup-prod prod-up prod-down
+.PHONY: setup manifest pipeline demo serve ui screenshots docs test test-fast lint bench bench-monitoring bench-scale bench-prod compare drift-demo drift-power chaos clean setup-prod prod-up prod-down
 
 setup: $(VENV)/.installed $(MANIFEST)
 
@@ -51,6 +51,12 @@ ui: serve
 
 demo: pipeline serve
 
+# The documentation site (docs/, mkdocs.yml) built into site/; open site/index.html.
+# The variable silences a banner mkdocs-material prints on every build.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs
+docs: setup
+	$(MKDOCS) build --strict
+
 # The README's screenshots (docs/screenshots/*.png), taken by the headless-browser tests.
 screenshots: setup
 	SAVE_SCREENSHOT=1 $(PYTHON) -m pytest -q --timeout 1800 tests/app/test_browser.py tests/serve
@@ -60,6 +66,7 @@ test: setup
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/dg check defs
+	$(MKDOCS) build --strict --quiet
 	$(PYTHON) -m pytest -q --timeout 900 --durations=25
 
 test-fast: setup
