@@ -61,3 +61,11 @@ def test_a_card_knows_its_window() -> None:
         "2024-02-01",
         "2024-03-01",
     ]
+
+
+def test_a_month_launched_from_the_ui_runs_its_steps_in_one_process() -> None:
+    # A process per step imported the whole stack once per step (bench/bench_ui_launch.py):
+    # the embedded profile's jobs, the month build included, run in the run's process.
+    definitions = defs()
+    for name in ("month_build_job", "month_data_job"):
+        assert definitions.resolve_job_def(name).executor_def == dg.in_process_executor

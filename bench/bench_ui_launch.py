@@ -1,0 +1,215 @@
+"""One month launched from the UI (GraphQL, the daemon's run queue) against the CLI.
+
+The same synthetic month is built twice, each in a fresh home sharing one ONNX cache made
+before either is timed:
+
+* cli: `sentiment pipeline --month M`, the whole command (code loading included);
+* ui: `month_build_job` for M submitted over GraphQL to a running `dagster-webserver` and
+  `dagster-daemon` (what a click in the Launchpad does), from submission to the run's end:
+  the daemon's dequeue, the run's process start and every step included.
+
+The ratio ui / cli is the figure of merit (target: at most 1.3). `--code DIR` measures
+another checkout of the project with the same script (its services and CLI run from DIR).
+
+    python -m bench.bench_ui_launch --out bench/results/ui_launch.json --md bench/results/ui_launch.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.bench_prod_parallel import home_env, load_average, prepare_onnx_cache, runs_window
+
+MONTH = "2024-01-01"
+JOB = "month_build_job"
+LOCATION = "sentiment_assets"  # workspace.yaml's location name
+RUN_TIMEOUT_S = 3600.0
+READY_TIMEOUT_S = 300.0
+REPO = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version()}
+
+
+def code_env(home: Path, onnx_cache: Path, tweets: int, code: Path) -> dict[str, str]:
+    env = home_env(home, onnx_cache, tweets, "embedded")
+    env["PYTHONPATH"] = str(code)
+    return env
+
+
+def time_cli(home: Path, env: dict[str, str], code: Path) -> dict:
+    argv = [sys.executable, "-m", "sentiment_assets.cli", "pipeline", "--month", MONTH]
+    load_before = load_average()
+    started = time.perf_counter()
+    log = home.parent / "cli.log"
+    with log.open("w") as out:
+        code_ = subprocess.run(argv, env=env, cwd=code, stdout=out, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - started
+    if code_.returncode != 0:
+        raise SystemExit(f"the CLI build failed:\n{log.read_text()[-3000:]}")
+    return {"wall_s": round(wall, 1), "load_avg_1m": [load_before, load_average()]}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_services(env: dict[str, str], code: Path, logs: Path) -> tuple[list, int]:
+    """The webserver and the daemon on `env`'s home, as `sentiment serve` runs them."""
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    commands = {
+        "webserver": [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)],
+        "daemon": [str(bin_dir / "dagster-daemon"), "run"],
+    }
+    processes = []
+    for name, argv in commands.items():
+        out = (logs / f"{name}.log").open("w")
+        argv += ["-w", str(code / "workspace.yaml")]
+        processes.append(
+            subprocess.Popen(argv, env=env, cwd=code, stdout=out, stderr=subprocess.STDOUT)
+        )
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
+                return processes, port
+        except OSError:
+            time.sleep(1)
+    stop(processes)
+    raise SystemExit(f"the webserver did not answer within {READY_TIMEOUT_S:.0f} s; see {logs}")
+
+
+def stop(processes: list) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def time_ui(home: Path, env: dict[str, str], code: Path) -> dict:
+    import dagster as dg
+    from dagster_graphql import DagsterGraphQLClient
+
+    prepare = [sys.executable, "-m", "sentiment_assets.cli", "prepare"]
+    subprocess.run(prepare, env=env, cwd=code, check=True, capture_output=True)
+    processes, port = start_services(env, code, home.parent)
+    try:
+        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+        load_before = load_average()
+        started = time.perf_counter()
+        run_id = client.submit_job_execution(
+            JOB, repository_location_name=LOCATION, tags={"dagster/partition": MONTH}
+        )
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while not instance.get_run_by_id(run_id).is_finished:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"run {run_id} not finished after {RUN_TIMEOUT_S:.0f} s")
+                time.sleep(0.5)
+            wall = time.perf_counter() - started
+            first, last, runs = runs_window(instance, [run_id])
+    finally:
+        stop(processes)
+    if runs[0]["status"] != "SUCCESS":
+        raise SystemExit(f"the UI run ended {runs[0]['status']}; logs under {home.parent}")
+    return {
+        "wall_s": round(wall, 1),
+        "run_s": round(last - first, 1),
+        "load_avg_1m": [load_before, load_average()],
+    }
+
+
+def markdown(result: dict) -> str:
+    cli, ui = result["cli"], result["ui"]
+    m = result["machine"]
+    return "\n".join(
+        [
+            "# One month from the UI vs the CLI",
+            "",
+            f"Synthetic month {MONTH[:7]}, {result['tweets_per_month']} tweets; measured "
+            f"{result['measured_at']} on {m['cores']} cores ({m['cpu']}), code: "
+            f"{result['code']}.",
+            "",
+            "| path | wall (s) | load avg 1 min (before, after) |",
+            "| --- | ---: | --- |",
+            f"| CLI: `sentiment pipeline --month {MONTH}` (whole command) | {cli['wall_s']} | "
+            f"{cli['load_avg_1m']} |",
+            f"| UI: `{JOB}` over GraphQL (submission to the run's end) | {ui['wall_s']} | "
+            f"{ui['load_avg_1m']} |",
+            f"| (of which the run itself) | {ui['run_s']} | |",
+            "",
+            f"UI / CLI: **{result['ratio_ui_over_cli']}x** (target at most 1.3x).",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tweets", type=int, default=1500, help="tweets per month (the demo's)")
+    parser.add_argument("--code", type=Path, default=REPO, help="the checkout to measure")
+    parser.add_argument("--out", default="bench/results/ui_launch.json")
+    parser.add_argument("--md", default="bench/results/ui_launch.md")
+    args = parser.parse_args()
+    code = args.code.resolve()
+    work = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    onnx_cache = work / "onnx-cache"
+    try:
+        prepare_onnx_cache(onnx_cache)
+        print("cli ...", flush=True)
+        cli_home = work / "cli" / "home"
+        cli_home.parent.mkdir(parents=True)
+        cli = time_cli(cli_home, code_env(cli_home, onnx_cache, args.tweets, code), code)
+        print(f"  {cli['wall_s']} s\nui ...", flush=True)
+        ui_home = work / "ui" / "home"
+        ui_home.parent.mkdir(parents=True)
+        ui = time_ui(ui_home, code_env(ui_home, onnx_cache, args.tweets, code), code)
+        print(f"  {ui['wall_s']} s", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": machine(),
+        "code": str(code) if code != REPO else "this checkout",
+        "tweets_per_month": args.tweets,
+        "cli": cli,
+        "ui": ui,
+        "ratio_ui_over_cli": round(ui["wall_s"] / cli["wall_s"], 2),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.md).write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
