@@ -69,12 +69,12 @@ def test_workers_find_celery_and_the_settings_in_their_environment(tmp_path):
 
 
 @pytest.mark.parametrize("profile", ["embedded", "prod"])
-def test_only_the_prod_profile_replaces_the_executor(profile, monkeypatch):
+def test_steps_run_on_celery_in_prod_and_in_the_runs_process_otherwise(profile, monkeypatch):
     monkeypatch.setenv("SENTIMENT_PROFILE", profile)
     monkeypatch.setenv("SENTIMENT_CELERY_BROKER", BROKER)
     definitions = executor()
     if profile == "embedded":
-        assert definitions.executor is None
+        assert definitions.executor == dg.in_process_executor
         return
     assert isinstance(definitions.executor, dg.ExecutorDefinition)
     assert definitions.executor.name == "celery"
