@@ -186,9 +186,8 @@ def report_summary(results: list[drift.StatResult]) -> str:
     group_name="monitoring",
     kinds={"duckdb"},
     check_specs=[dg.AssetCheckSpec(name, asset=DRIFT_REPORT) for name in DRIFT_CHECKS],
-    description="The month against the champion's training window: embedding drift "
-    "(mean distance, MMD), prediction drift (KS, PSI, positive rate), label-prior drift, "
-    "accuracy drop and vocabulary drift, each with value, threshold and verdict, in "
+    description="The month against the champion's training window: "
+    f"{', '.join(DRIFT_STATISTICS)}, each with value, threshold and verdict, in "
     "metrics.drift_reports. `drifted` in the metadata is what drift_sensor reads.",
 )
 def drift_report(
