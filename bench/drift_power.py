@@ -67,7 +67,7 @@ SCENARIOS: dict[str, MonthDrift] = {
 H0_RESPLIT = "none_resplit"
 DEFAULT_S140 = "/work/shared/data/sentiment140_sample.csv"
 START = date(2024, 1, 1)
-STATS = list(drift.STATISTICS)
+STATS = list(drift.report_names())
 
 
 def _log(message: str) -> None:
@@ -424,7 +424,11 @@ def render_markdown(result: dict[str, Any]) -> str:
             "| --- | " + " | ".join("---" for _ in scenarios) + " |",
         ]
         for stat in STATS:
-            label = f"**{stat}**" if stat == drift.COMBINED else f"{stat} [{drift.SEVERITY[stat]}]"
+            label = (
+                f"**{stat}**"
+                if stat == drift.COMBINED
+                else f"{stat} [{drift.statistic_named(stat).severity}]"
+            )
             cells = [_pct(syn["rates"][name][stat]) for name in scenarios]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         acc = syn["mean_champion_accuracy_current"]
@@ -563,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {
         "benchmark": "drift_power",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "thresholds": asdict(thresholds),
+        "thresholds": thresholds.as_dict(),
         "encoder": embed.encoder.fingerprint,
         "device": embed.encoder.device,
         "notes": args.notes,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import dagster as dg
 
 from sentiment_assets import lineage
@@ -14,7 +12,7 @@ from sentiment_assets.defs.monitoring.assets import DriftConfig
 from sentiment_assets.lib.models.model_bundle import ModelCard
 from sentiment_assets.lib.models.params import FinetuneParams, LogRegParams
 from sentiment_assets.lib.models.training import DEFAULT_WINDOW_MONTHS
-from sentiment_assets.lib.stats.drift import DriftThresholds
+from sentiment_assets.lib.stats.drift import DriftThresholds, threshold_specs
 
 
 def test_every_lineage_name_is_an_asset_and_every_asset_has_a_name() -> None:
@@ -34,7 +32,7 @@ def test_drift_config_defaults_are_the_library_thresholds() -> None:
     assert DriftConfig().thresholds() == DriftThresholds()
     changed = DriftConfig(alpha=0.05, top_keywords=3).thresholds()
     assert (changed.alpha, changed.top_keywords) == (0.05, 3)
-    assert {f.name for f in dataclasses.fields(DriftThresholds)} <= set(DriftConfig.model_fields)
+    assert set(threshold_specs()) <= set(DriftConfig.model_fields)
 
 
 def test_the_window_lives_in_training_alone() -> None:

@@ -14,26 +14,17 @@ from sentiment_assets.lib.versions.retrain_policy import (
 
 def stat(name: str, drifted: bool | None) -> StatResult:
     """A result with only what the summary reads: name, verdict, severity (and a reason)."""
-    kind = {
-        drift.EMBEDDING_MEAN_DISTANCE: "embedding",
-        drift.EMBEDDING_MMD: "embedding",
-        drift.PREDICTION_KS: "prediction",
-        drift.PREDICTION_PSI: "prediction",
-        drift.PREDICTED_POSITIVE_RATE: "prediction",
-        drift.LABEL_PRIOR: "label",
-        drift.PERFORMANCE_DROP: "performance",
-        drift.VOCABULARY_OOV: "vocabulary",
-    }[name]
+    spec = drift.statistic_named(name)
     if drifted is None:
         reason = {"reason": drift.NOT_ENOUGH_DATA}
-        return StatResult(name, math.nan, math.nan, None, None, reason, kind, drift.SEVERITY[name])
+        return StatResult(name, math.nan, math.nan, None, None, reason, spec.kind, spec.severity)
     p_value = 0.001 if drifted else 0.5
     detail = {"alpha": 0.01}
-    return StatResult(name, 0.1, 0.05, drifted, p_value, detail, kind, drift.SEVERITY[name])
+    return StatResult(name, 0.1, 0.05, drifted, p_value, detail, spec.kind, spec.severity)
 
 
 def report(drifted: set[str], unjudged: frozenset[str] = frozenset()) -> list[StatResult]:
-    statistics = [s for s in drift.STATISTICS if s != drift.COMBINED]
+    statistics = [s.name for s in drift.registered()]
     results = [stat(s, None if s in unjudged else s in drifted) for s in statistics]
     return [*results, combine(results)]
 
@@ -58,7 +49,7 @@ def test_statistics_that_could_not_run_are_counted_never_called_no_drift():
     assert drift.summary(report(set(), some)) == (
         "no drift: 0 of 8 statistics beyond threshold; 2 not judged (not enough data)"
     )
-    every = frozenset(s for s in drift.STATISTICS if s != drift.COMBINED)
+    every = frozenset(s.name for s in drift.registered())
     assert drift.summary(report(set(), every)).startswith("not judged: 0 of 8 statistics")
 
 

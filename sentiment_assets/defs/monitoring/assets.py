@@ -1,14 +1,14 @@
 """drift_report: one month's tweets against the data the current champion was trained on."""
 
-import dataclasses
-import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
+from pydantic import Field, create_model
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
@@ -29,29 +29,49 @@ from sentiment_assets.partitions import (
     partition_month,
 )
 
-DRIFT_CHECKS = [f"drift_{name}" for name in drift.STATISTICS]
-_DEFAULTS = drift.DriftThresholds()
+# The statistics registered when the definitions load: each has its asset check.
+DRIFT_STATISTICS = drift.report_names()
+DRIFT_CHECKS = [f"drift_{name}" for name in DRIFT_STATISTICS]
 
 
-class DriftConfig(dg.Config):
-    """Thresholds of the drift tests (lib/stats/drift.py's defaults, measured by `make drift-power`)."""
+class DriftSettings(dg.Config):
+    """drift_report's own settings; DriftConfig adds the statistics' thresholds."""
 
-    alpha: float = _DEFAULTS.alpha
-    permutations: int = _DEFAULTS.permutations
-    max_subsample: int = _DEFAULTS.max_subsample
-    accuracy_tolerance: float = _DEFAULTS.accuracy_tolerance
-    min_samples: int = _DEFAULTS.min_samples
-    psi_bins: int = _DEFAULTS.psi_bins
-    vocab_min_count: int = _DEFAULTS.vocab_min_count
-    keyword_min_count: int = _DEFAULTS.keyword_min_count
-    top_keywords: int = _DEFAULTS.top_keywords
-    seed: int = _DEFAULTS.seed
-    # The reference is subsampled to keep a report to seconds; it is the champion's window.
-    max_reference_rows: int = 4000
+    max_reference_rows: int = Field(
+        4000,
+        description="Rows of the champion's training window kept (a seeded subsample) as the "
+        "reference, to keep a report to seconds.",
+    )
 
     def thresholds(self) -> drift.DriftThresholds:
-        names = [f.name for f in dataclasses.fields(drift.DriftThresholds)]
-        return drift.DriftThresholds(**{name: getattr(self, name) for name in names})
+        """The thresholds of this run (any registered later than this config keeps its default)."""
+        own = DriftSettings.model_fields
+        return drift.DriftThresholds(
+            **{name: getattr(self, name) for name in type(self).model_fields if name not in own}
+        )
+
+
+def drift_config_class() -> type[DriftSettings]:
+    """DriftSettings plus one field per registered threshold, with its default and its doc
+    (the Launchpad shows both): a new statistic's thresholds need no edit here."""
+    specs = drift.threshold_specs()
+    clash = sorted(set(specs) & set(DriftSettings.model_fields))
+    if clash:
+        raise ValueError(f"drift thresholds {clash} clash with DriftSettings' own fields")
+    fields: dict[str, Any] = {
+        name: (type(spec.default), Field(spec.default, description=" ".join(spec.doc.split())))
+        for name, spec in specs.items()
+    }
+    return create_model(
+        "DriftConfig",
+        __base__=DriftSettings,
+        __doc__="Thresholds of the drift tests (lib/stats/drift's defaults, measured by "
+        "`make drift-power`) and drift_report's own settings.",
+        **fields,
+    )
+
+
+DriftConfig = drift_config_class()
 
 
 def _check_results(
@@ -60,7 +80,7 @@ def _check_results(
     """One check per statistic; each carries the report's summary, because a red check is
     what people open first and must read as a finding, not as a broken pipeline."""
     by_name = {r.statistic: r for r in results}
-    for check_name, statistic in zip(DRIFT_CHECKS, drift.STATISTICS, strict=True):
+    for check_name, statistic in zip(DRIFT_CHECKS, DRIFT_STATISTICS, strict=True):
         result = by_name.get(statistic)
         if result is None:
             yield dg.AssetCheckResult(
@@ -115,32 +135,6 @@ def _sample(
     )
 
 
-def _report_rows(
-    results: list[drift.StatResult], month: date, reference: str, champion: str, run_id: str
-) -> pd.DataFrame:
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    return pd.DataFrame(
-        [
-            {
-                "month": month,
-                "reference": reference,
-                "statistic": r.statistic,
-                "kind": r.kind,
-                "value": r.value,
-                "threshold": r.threshold,
-                "p_value": r.p_value,
-                "drifted": r.drifted,
-                "severity": r.severity,
-                "detail": json.dumps(r.detail, default=str),
-                "champion_version": champion,
-                "dagster_run_id": run_id,
-                "created_at": now,
-            }
-            for r in results
-        ]
-    )
-
-
 KEYWORD_SCHEMA = dg.TableSchema(
     columns=[
         dg.TableColumn("keyword", "string"),
@@ -192,9 +186,8 @@ def report_summary(results: list[drift.StatResult]) -> str:
     group_name="monitoring",
     kinds={"duckdb"},
     check_specs=[dg.AssetCheckSpec(name, asset=DRIFT_REPORT) for name in DRIFT_CHECKS],
-    description="The month against the champion's training window: embedding drift "
-    "(mean distance, MMD), prediction drift (KS, PSI, positive rate), label-prior drift, "
-    "accuracy drop and vocabulary drift, each with value, threshold and verdict, in "
+    description="The month against the champion's training window: "
+    f"{', '.join(DRIFT_STATISTICS)}, each with value, threshold and verdict, in "
     "metrics.drift_reports. `drifted` in the metadata is what drift_sensor reads.",
 )
 def drift_report(
@@ -249,7 +242,7 @@ def drift_report(
         config.thresholds(),
     )
     reference_name = f"champion v{champion.version} window {window[0]:%Y-%m}..{window[-1]:%Y-%m}"
-    rows = _report_rows(results, month, reference_name, champion.version, context.run_id)
+    rows = drift.report_rows(results, month, reference_name, champion.version, context.run_id)
     with warehouse.connect() as con:
         replace_rows(
             con,
