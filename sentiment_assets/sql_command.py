@@ -8,7 +8,6 @@ a timeout, a memory limit and one statement (unless --multi); Ctrl-C stops it at
 from __future__ import annotations
 
 import argparse
-import csv
 import decimal
 import json
 import math
@@ -246,12 +245,13 @@ def timed_out(timeout_s: float) -> QueryStopped:
 
 
 def print_result(result: QueryResult, fmt: str) -> None:
-    from sentiment_assets.lib.batch_io import neutralise_formula
-
     if fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow([neutralise_formula(column) for column in result.columns])
-        writer.writerows([neutralise_formula(value) for value in row] for row in result.rows)
+        import pandas as pd
+
+        from sentiment_assets.lib.batch_io import safe_csv
+
+        # dtype=object keeps each value as DuckDB gave it (an int column with NULLs stays int).
+        sys.stdout.write(safe_csv(pd.DataFrame(result.rows, columns=result.columns, dtype=object)))
     elif fmt == "json":
         print(json.dumps(records(result), indent=2, default=iso_text))
     elif result.rows:
