@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -210,8 +211,11 @@ def command_serve(args: argparse.Namespace) -> int:
 
     started = time.monotonic()  # the times printed count from here, setup included
     from sentiment_assets.build import prepare_environment
-    from sentiment_assets.serve import serve
+    from sentiment_assets.serve import serve, with_port
 
+    if args.mlflow_port is not None:
+        # Before the settings are resolved and exported: the children link to this URL.
+        os.environ["MLFLOW_UI_URL"] = with_port(current_settings().mlflow_ui_url, args.mlflow_port)
     settings = prepare_environment()
     log_dir = Path(args.log_dir) if args.log_dir else None
     return serve(settings, args.host, args.dagster_port, args.app_port, log_dir, started)
@@ -278,6 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--dagster-port", type=int, default=3000)
     serve.add_argument("--app-port", type=int, default=7860)
+    serve.add_argument(
+        "--mlflow-port",
+        type=int,
+        help="serve the MLflow UI on this port (default: MLFLOW_UI_URL's, 5000); "
+        "Dagster's MLflow links follow",
+    )
     serve.add_argument("--log-dir", help="write each service's output to DIR/<service>.log")
     serve.set_defaults(handler=command_serve)
 
