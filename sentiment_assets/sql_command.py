@@ -217,7 +217,9 @@ def run_bounded(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> Q
         con.interrupt()
 
     worker = threading.Thread(target=work, name="sql-query", daemon=True)
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    # Only the main thread may set a handler (main() called from another thread has no Ctrl-C).
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if on_main else None
     try:
         worker.start()
         worker.join(timeout_s or None)
@@ -226,7 +228,8 @@ def run_bounded(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> Q
             con.interrupt()
         worker.join(UNWIND_S)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if on_main:
+            signal.signal(signal.SIGINT, previous)
         if not worker.is_alive():  # else close() would wait for the query to unwind
             con.close()
     if "result" in outcome:
