@@ -241,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "input",
         metavar="TEXT|FILE|-",
         help="a text to score, a .csv/.jsonl file, or - for stdin (one text per line, or "
-        "CSV/JSONL); the output keeps every input column and adds label, score, model_version",
+        "CSV/JSONL); the output keeps every input column (one named like an added one as "
+        "NAME_input) and adds label, score, model_version",
     )
     predict.add_argument("--out", help="write here (.csv or .jsonl) instead of stdout")
     predict.add_argument("--format", choices=["csv", "jsonl"], default="csv")
