@@ -29,7 +29,12 @@ from gradio_app.config import AppConfig
 from gradio_app.feedback import FeedbackStore, ServedPrediction
 from gradio_app.model_holder import HolderStatus, ModelHolder, NoModelError, Prediction
 from gradio_app.telemetry import Telemetry
-from sentiment_assets.lib.data.batch_io import InputFileError, read_texts
+from sentiment_assets.lib.data.batch_io import (
+    InputFileError,
+    read_texts,
+    with_predictions,
+    write_predictions,
+)
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.stats.calibration import reliability_figure
 
@@ -243,13 +248,14 @@ def score_file(ctx: AppContext, upload: str | None) -> tuple[str, str, pd.DataFr
         "batch", prediction.version, prediction.family, labels, latency_ms / 1000
     )
     ctx.feedback.log_batch(name, len(texts), prediction)
-    output = pd.DataFrame(
-        {"text": texts, "label": labels, "score": scores, "model_version": served.info.version}
+    predictions = pd.DataFrame(
+        {"label": labels, "score": scores, "model_version": served.info.version}
     )
+    output = with_predictions(frame, predictions)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     _clean_old_outputs(ctx.workdir)
     out = ctx.workdir / f"predictions-{uuid.uuid4().hex[:12]}.csv"
-    output.to_csv(out, index=False)
+    write_predictions(output, out, "csv")
     positive = labels.count("positive")
     summary = (
         f"Scored **{len(texts)}** rows of {name} with version {served.info.version} "

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.prod import add_command as add_prod_command
+from sentiment_assets.sql_command import add_command as add_sql_command
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def print_evaluations(settings: Settings) -> None:
@@ -38,11 +44,39 @@ def command_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+# An argument without spaces ending like a data file, or starting like a path, names a file
+# even when it is missing: `predict foo.csv` must say so, not score the words "foo.csv".
+PATH_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".json", ".parquet", ".tsv", ".txt"}
+PATH_STARTS = ("/", "./", "../", "~")
+
+
+def looks_like_path(argument: str) -> bool:
+    if any(character.isspace() for character in argument):
+        return False
+    return Path(argument).suffix.lower() in PATH_SUFFIXES or argument.startswith(PATH_STARTS)
+
+
+def predict_inputs(argument: str) -> pd.DataFrame:
+    """The rows to score: `-` reads stdin, an existing or path-like argument a file, anything
+    else is the text itself. Raises InputFileError for input the user must fix."""
+    import pandas as pd
+
+    from sentiment_assets.lib.data.batch_io import InputFileError, read_text_stream, read_texts
+
+    if argument == "-":
+        return read_text_stream(sys.stdin.read())
+    if Path(argument).exists() or looks_like_path(argument):
+        return read_texts(Path(argument).expanduser())
+    if not argument.strip():
+        raise InputFileError("the text is empty")
+    return pd.DataFrame({"text": [argument]})
+
+
 def command_predict(args: argparse.Namespace) -> int:
     from sentiment_assets.lib.data.batch_io import (
         InputFileError,
         label_scores,
-        read_texts,
+        with_predictions,
         write_predictions,
     )
     from sentiment_assets.lib.versions.serving import (
@@ -53,7 +87,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
     settings = current_settings()
     try:
-        frame = read_texts(Path(args.file))
+        frame = predict_inputs(args.input)
         runtime = serving_runtime(
             settings,
             args.encoder_runtime,
@@ -67,9 +101,9 @@ def command_predict(args: argparse.Namespace) -> int:
     scores = []
     for start in range(0, len(texts), args.batch_size):
         scores.extend(champion.predictor.predict_proba(texts[start : start + args.batch_size]))
-    output = label_scores(scores)
-    output.insert(0, "text", texts)
-    output["model_version"] = champion.info.version
+    predictions = label_scores(scores)
+    predictions["model_version"] = champion.info.version
+    output = with_predictions(frame, predictions)
     text = write_predictions(output, Path(args.out) if args.out else None, args.format)
     if text is not None:
         sys.stdout.write(text)
@@ -181,54 +215,14 @@ def command_serve(args: argparse.Namespace) -> int:
 
     started = time.monotonic()  # the times printed count from here, setup included
     from sentiment_assets.build import prepare_environment
-    from sentiment_assets.serve import serve
+    from sentiment_assets.serve import serve, with_port
 
+    if args.mlflow_port is not None:
+        # Before the settings are resolved and exported: the children link to this URL.
+        os.environ["MLFLOW_UI_URL"] = with_port(current_settings().mlflow_ui_url, args.mlflow_port)
     settings = prepare_environment()
     log_dir = Path(args.log_dir) if args.log_dir else None
     return serve(settings, args.host, args.dagster_port, args.app_port, log_dir, started)
-
-
-def command_sql(args: argparse.Namespace) -> int:
-    """Query the metric history from the published snapshot, never the live warehouse: the
-    pipeline holds that file read-write and DuckDB would refuse (or block) a second process."""
-    import csv
-    import json
-    import math
-
-    from sentiment_assets.lib.versions.publish import HistoryError, query_history
-
-    try:
-        result = query_history(current_settings().published_dir, args.query)
-    except HistoryError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.format == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows(result.rows)
-    elif args.format == "json":
-
-        def plain(value: object) -> object:
-            if isinstance(value, float) and math.isnan(value):
-                return None  # NaN is not JSON
-            return value
-
-        def text(value: object) -> str:  # dates and timestamps as ISO 8601, the rest as str()
-            isoformat = getattr(value, "isoformat", None)
-            return isoformat() if callable(isoformat) else str(value)
-
-        records = [
-            {column: plain(value) for column, value in zip(result.columns, row, strict=True)}
-            for row in result.rows
-        ]
-        print(json.dumps(records, indent=2, default=text))
-    elif result.rows:
-        import pandas as pd
-
-        print(pd.DataFrame(result.rows, columns=result.columns).to_string(index=False))
-    else:
-        print("(no rows)")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,8 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     pipeline.set_defaults(handler=command_pipeline)
 
-    predict = commands.add_parser("predict", help="score a CSV/JSONL file's `text` column")
-    predict.add_argument("file")
+    predict = commands.add_parser(
+        "predict", help="score a text, a CSV/JSONL file's `text` column, or stdin (-)"
+    )
+    predict.add_argument(
+        "input",
+        metavar="TEXT|FILE|-",
+        help="a text to score, a .csv/.jsonl file, or - for stdin (one text per line, or "
+        "CSV/JSONL); the output keeps every input column (one named like an added one as "
+        "NAME_input) and adds label, score, model_version",
+    )
     predict.add_argument("--out", help="write here (.csv or .jsonl) instead of stdout")
     predict.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     predict.add_argument("--batch-size", type=int, default=512)
@@ -285,16 +287,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--dagster-port", type=int, default=3000)
     serve.add_argument("--app-port", type=int, default=7860)
+    serve.add_argument(
+        "--mlflow-port",
+        type=int,
+        help="serve the MLflow UI on this port (default: MLFLOW_UI_URL's, 5000); "
+        "Dagster's MLflow links follow",
+    )
     serve.add_argument("--log-dir", help="write each service's output to DIR/<service>.log")
     serve.set_defaults(handler=command_serve)
 
-    sql = commands.add_parser(
-        "sql", help="query metrics.* from the published snapshot (safe while the pipeline runs)"
-    )
-    sql.add_argument("query", help='e.g. "SELECT * FROM metrics.model_evaluations"')
-    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    sql.set_defaults(handler=command_sql)
-
+    add_sql_command(commands)
     add_prod_command(commands)
 
     args = parser.parse_args(argv)

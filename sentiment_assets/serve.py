@@ -101,6 +101,13 @@ def mlflow_port(settings: Settings) -> int:
     return urlsplit(settings.mlflow_ui_url).port or DEFAULT_MLFLOW_PORT
 
 
+def with_port(url: str, port: int) -> str:
+    """`url` on another port: `serve --mlflow-port` moves MLFLOW_UI_URL there, which sets both
+    the port served and the links in Dagster's metadata."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{parts.hostname}:{port}").geturl()
+
+
 def serves_mlflow(settings: Settings) -> bool:
     """Only a local tracking store is served here; a remote tracking server has its own UI."""
     return not is_tracking_server(settings.mlflow_tracking_uri)

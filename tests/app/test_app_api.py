@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import json
 from collections.abc import Iterator
 from datetime import date
@@ -18,6 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from gradio_app.config import AppConfig
+from sentiment_assets.lib.data.batch_io import neutralise_formula
 from sentiment_assets.lib.data.feedback import read_jsonl
 from sentiment_assets.lib.models.model_bundle import load_predictor
 from sentiment_assets.lib.store.warehouse import ensure_schema
@@ -97,8 +99,11 @@ def test_batch_csv_round_trips(
     pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(source, index=False)
     out_path, summary, preview = client.predict(handle_file(str(source)), api_name="/predict_batch")
     result = pd.read_csv(out_path, dtype={"model_version": str})
-    assert list(result.columns) == ["text", "label", "score", "model_version"]
-    assert result["text"].tolist() == texts
+    # The input's own columns come back, so the scores can be joined to it by `id`.
+    assert list(result.columns) == ["id", "text", "label", "score", "model_version"]
+    assert result["id"].tolist() == list(range(len(texts)))
+    # A tweet opening with a mention ("@user ...") is written behind a quote (OWASP's rule).
+    assert result["text"].tolist() == [neutralise_formula(text) for text in texts]
     np.testing.assert_allclose(result["score"], v1_predictor.predict_proba(texts), atol=1e-9)
     assert (
         result["label"].tolist()
@@ -109,6 +114,20 @@ def test_batch_csv_round_trips(
     assert len(preview["data"]) == 20
 
 
+def test_batch_csv_neutralises_formulas(client: Client, tmp_path: Path) -> None:
+    """A scored CSV opened in a spreadsheet must not run a formula from a tweet (OWASP)."""
+    injected = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"]
+    source = tmp_path / "injected.jsonl"
+    rows = [{"id": -i, "text": text} for i, text in enumerate(injected)]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out_path, _, _ = client.predict(handle_file(str(source)), api_name="/predict_batch")
+    with open(out_path, newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [row["text"] for row in written] == ["'" + text for text in injected]
+    assert [row["id"] for row in written] == [str(-i) for i in range(len(injected))]
+    assert all(0 <= float(row["score"]) <= 1 for row in written)
+
+
 def test_batch_jsonl_round_trips(
     client: Client, registry_home: RegistryHome, tmp_path: Path
 ) -> None:
@@ -116,7 +135,7 @@ def test_batch_jsonl_round_trips(
     texts = registry_home.corpus.texts[40:45]
     source.write_text("".join(json.dumps({"text": t, "user": "u"}) + "\n" for t in texts))
     out_path, _, _ = client.predict(handle_file(str(source)), api_name="/predict_batch")
-    assert pd.read_csv(out_path)["text"].tolist() == texts
+    assert pd.read_csv(out_path)["text"].tolist() == [neutralise_formula(t) for t in texts]
 
 
 @pytest.mark.parametrize(

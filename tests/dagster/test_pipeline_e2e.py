@@ -546,7 +546,8 @@ def test_predict_scores_a_file_with_the_champion(built, tmp_path):
     done = run_cli(settings, "predict", str(source), "--out", str(out))
     assert done.returncode == 0, done.stderr
     scored = pd.read_csv(out, dtype={"model_version": str})
-    assert list(scored.columns) == ["text", "label", "score", "model_version"]
+    assert list(scored.columns) == ["text", "id", "label", "score", "model_version"]
+    assert scored["id"].tolist() == [0, 1, 2]
     assert scored["text"].tolist() == texts
     assert set(scored["label"]) <= {"positive", "negative"}
     assert scored["score"].between(0, 1).all()

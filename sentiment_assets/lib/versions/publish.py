@@ -8,7 +8,9 @@ one, never a torn file.
 
 `open_history` / `query_history` are the reading side for people (`sentiment sql`): the same
 `metrics.<table>` names as in the warehouse, answered from the snapshot, so a query never
-meets the pipeline's lock.
+meets the pipeline's lock. The row-accounting tables the README queries (`raw.ingested_files`,
+`raw.rejected_tweets`, `clean.tweets_dropped`) are published beside the history, for people
+only: the app reads the history alone.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentiment_assets.lib.core.atomic import copy_to_parquet, write_text
-from sentiment_assets.lib.versions.registry import VersionInfo
+
+if TYPE_CHECKING:  # registry imports MLflow: seconds that `sentiment sql` need not wait
+    from sentiment_assets.lib.versions.registry import VersionInfo
 
 # Every table of the warehouse's `metrics` schema (lib/store/warehouse.py DDL); a table missing here
 # would be invisible to the app and to `sentiment sql` (tests/unit/test_publish.py checks).
@@ -36,6 +41,14 @@ HISTORY_TABLES = {
     "slice_evaluations": "metrics.slice_evaluations",
 }
 
+# Published when the warehouse has them (a home whose first month is not built yet has none).
+ACCOUNTING_TABLES = {
+    "raw_ingested_files": "raw.ingested_files",
+    "raw_rejected_tweets": "raw.rejected_tweets",
+    "clean_tweets_dropped": "clean.tweets_dropped",
+}
+PUBLISHED_TABLES = {**HISTORY_TABLES, **ACCOUNTING_TABLES}
+
 
 def history_dir(published_dir: Path) -> Path:
     return published_dir / "history"
@@ -44,12 +57,21 @@ def history_dir(published_dir: Path) -> Path:
 def publish_history(con: duckdb.DuckDBPyConnection, published_dir: Path) -> dict[str, int]:
     target_dir = history_dir(published_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
+    present = _tables_present(con)
     counts = {}
-    for name, table in HISTORY_TABLES.items():
-        counts[name] = copy_to_parquet(
-            con, f"SELECT * FROM {table}", target_dir / f"{name}.parquet"
-        )
+    for name, table in PUBLISHED_TABLES.items():
+        if name in HISTORY_TABLES or table in present:
+            counts[name] = copy_to_parquet(
+                con, f"SELECT * FROM {table}", target_dir / f"{name}.parquet"
+            )
     return counts
+
+
+def _tables_present(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+    ).fetchall()
+    return {name for (name,) in rows}
 
 
 class HistoryError(Exception):
@@ -62,6 +84,10 @@ class NoPublishedHistoryError(HistoryError):
 
 class HistoryQueryError(HistoryError):
     """A query against the snapshot failed (syntax, unknown table or column, ...)."""
+
+
+class QueryMemoryError(HistoryQueryError):
+    """A query needed more memory than open_history's memory_limit allowed."""
 
 
 @dataclass(frozen=True)
@@ -79,44 +105,74 @@ def _load_table(path: Path) -> pa.Table:
     return pq.read_table(pa.BufferReader(data))
 
 
-def open_history(published_dir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB holding the published history as `metrics.<table>`.
+def open_history(published_dir: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB holding the published snapshot as `metrics.<table>` (and the
+    accounting tables under their warehouse names), each schema on the search path, so
+    `SHOW TABLES` lists them and `FROM promotions` finds `metrics.promotions`.
 
     Never touches the live warehouse. Each table is loaded once, so a query sees one
-    consistent version of it. External access is switched off and locked afterwards, so a
-    query cannot ATTACH the live file or write files either. The caller closes the connection.
-    Raises NoPublishedHistoryError when nothing has been published yet, HistoryError when a
-    published file cannot be read.
+    consistent version of it. External access is switched off and the configuration locked
+    afterwards, so a query cannot ATTACH the live file, write files, or lift `memory_limit`
+    (a DuckDB size such as "2GB"; with it, a query that needs more fails rather than spill to
+    disk). The caller closes the connection. Raises NoPublishedHistoryError when nothing has
+    been published yet, HistoryError when a published file cannot be read.
     """
     folder = history_dir(published_dir)
     con = duckdb.connect(":memory:")
     try:
-        loaded = 0
-        for name, qualified in HISTORY_TABLES.items():
-            path = folder / f"{name}.parquet"
-            try:
-                table = _load_table(path)
-            except FileNotFoundError:
-                continue  # published by an older version that lacked this table
-            except (OSError, pa.ArrowException) as error:
-                raise HistoryError(f"{path} could not be read: {error}") from error
-            schema, _, table_name = qualified.partition(".")
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            con.register("snapshot_rows", table)
-            con.execute(f"CREATE TABLE {schema}.{table_name} AS SELECT * FROM snapshot_rows")
-            con.unregister("snapshot_rows")
-            loaded += 1
-        if not loaded:
+        schemas = _load_snapshot(con, folder)
+        if not schemas:
             raise NoPublishedHistoryError(
                 f"no published metric history under {folder} yet: build the pipeline first "
                 "(`sentiment pipeline` or `make pipeline`)"
             )
+        con.execute(f"SET search_path = '{','.join(schemas)}'")
+        # DuckDB draws its progress bar on stdout, in the middle of a CSV or JSON answer.
+        con.execute("SET enable_progress_bar = false")
+        if memory_limit is not None:
+            con.execute(f"SET memory_limit = '{memory_limit}'")
+            con.execute("SET temp_directory = ''")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _load_snapshot(con: duckdb.DuckDBPyConnection, folder: Path) -> list[str]:
+    """Copy every published file into `con`; returns the schemas loaded, in order."""
+    schemas: list[str] = []
+    for name, qualified in PUBLISHED_TABLES.items():
+        path = folder / f"{name}.parquet"
+        try:
+            table = _load_table(path)
+        except FileNotFoundError:
+            continue  # published by an older version that lacked this table, or not yet
+        except (OSError, pa.ArrowException) as error:
+            raise HistoryError(f"{path} could not be read: {error}") from error
+        schema, _, table_name = qualified.partition(".")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        con.register("snapshot_rows", table)
+        con.execute(f"CREATE TABLE {schema}.{table_name} AS SELECT * FROM snapshot_rows")
+        con.unregister("snapshot_rows")
+        if schema not in schemas:
+            schemas.append(schema)
+    return schemas
+
+
+def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> QueryResult:
+    """Run `sql` on `con` (an open_history connection); a bad query raises HistoryQueryError."""
+    try:
+        cursor = con.execute(sql)
+        description: Sequence[Sequence[object]] | None = cursor.description
+        if description is None:  # a statement without a result (SET, CREATE, ...)
+            return QueryResult([], [])
+        return QueryResult([str(column[0]) for column in description], cursor.fetchall())
+    except duckdb.OutOfMemoryException as error:
+        raise QueryMemoryError(str(error)) from error
+    except duckdb.Error as error:
+        raise HistoryQueryError(str(error)) from error
 
 
 def query_history(published_dir: Path, sql: str) -> QueryResult:
@@ -126,13 +182,7 @@ def query_history(published_dir: Path, sql: str) -> QueryResult:
     """
     con = open_history(published_dir)
     try:
-        cursor = con.execute(sql)
-        description: Sequence[Sequence[object]] | None = cursor.description
-        if description is None:  # a statement without a result (SET, CREATE, ...)
-            return QueryResult([], [])
-        return QueryResult([str(column[0]) for column in description], cursor.fetchall())
-    except duckdb.Error as error:
-        raise HistoryQueryError(str(error)) from error
+        return run_query(con, sql)
     finally:
         con.close()
 
