@@ -13,9 +13,23 @@ import pytest
 from sentiment_assets.lib.settings import load_settings
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="sentiment-tests-"))
-# One ONNX graph cache for every home of the session: the encoder is exported, quantised and
-# gated (~20 s together) once per session, not once per test that builds a pipeline.
-SESSION_ONNX_CACHE = SESSION_HOME / "onnx-cache-shared"
+
+
+def session_onnx_cache() -> Path:
+    """One ONNX graph cache for every home of the run: the encoder is exported, quantised and
+    gated (~20 s together) once, not once per test that builds a pipeline.
+
+    Under pytest-xdist every worker has a SESSION_HOME of its own but shares this cache (one
+    folder per run): graphs appear atomically and pruning only retires fine-tuned graphs
+    owned by the pruning home's registry, so workers never break each other's graphs.
+    """
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return SESSION_HOME / "onnx-cache-shared"
+    return Path(tempfile.gettempdir()) / f"sentiment-tests-onnx-{run}"
+
+
+SESSION_ONNX_CACHE = session_onnx_cache()
 
 PATH_VARIABLES = ("SENTIMENT_HOME", "DUCKDB_PATH", "DAGSTER_HOME", "MLFLOW_TRACKING_URI")
 EXPORTED_CHOICES = ("SENTIMENT_PROFILE", "SENTIMENT_WAREHOUSE", "SENTIMENT_LAKE_DIR")
@@ -62,8 +76,25 @@ def onnx_cache() -> Path:
 
     Exporting and gating take ~20 s; tests that change a cache copy this one first.
     """
+    from sentiment_assets.lib.atomic import exclusive_lock
     from sentiment_assets.lib.onnx_serving import pipeline_encoder
 
-    # "auto": an int8 graph that fails the gate on this machine leaves the fp32 one in use.
-    pipeline_encoder("all-MiniLM-L6-v2", "cpu", "auto", SESSION_ONNX_CACHE)
+    # Workers take turns: the first exports, the others find the graphs made.
+    with exclusive_lock(SESSION_ONNX_CACHE.with_name(SESSION_ONNX_CACHE.name + ".lock")):
+        # "auto": an int8 graph that fails the gate on this machine leaves the fp32 in use.
+        pipeline_encoder("all-MiniLM-L6-v2", "cpu", "auto", SESSION_ONNX_CACHE)
     return SESSION_ONNX_CACHE
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: `--dist loadfile --no-loadscope-reorder`) the modules
+    holding `slow` tests go first.
+
+    loadfile keeps each module on one worker, so a module-scoped fixture (a built home,
+    started servers) is made once. Sent in this order, the longest builds start at once and
+    the short modules fill the other worker, instead of one worker finishing alone at the end.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
