@@ -61,16 +61,23 @@ docs: setup
 screenshots: setup
 	SAVE_SCREENSHOT=1 $(PYTHON) -m pytest -q --timeout 1800 tests/app/test_browser.py tests/serve
 
+# pytest on TEST_WORKERS xdist workers, one module per worker at a time (`loadfile`: a
+# module's built home or started servers are made once; `loadgroup` would not do: xdist 3.8
+# renames items through an attribute pytest 9.2 no longer reads, so groups are ignored);
+# tests/conftest.py sends the modules with `slow` tests first. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/dg check defs
 	$(MKDOCS) build --strict --quiet
-	$(PYTHON) -m pytest -q --timeout 900 --durations=25
+	$(PYTHON) -m pytest -q $(PYTEST_PARALLEL) --timeout 900 --durations=25
 
 test-fast: setup
-	$(PYTHON) -m pytest -q -m "not slow" --timeout 300
+	$(PYTHON) -m pytest -q $(PYTEST_PARALLEL) -m "not slow" --timeout 300
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -5,6 +5,7 @@ the synthetic size knobs are set here, before any test module imports the packag
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from sentiment_assets.lib.settings import load_settings
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="sentiment-tests-"))
 # One ONNX graph cache for every home of the session: the encoder is exported, quantised and
-# gated (~20 s together) once per session, not once per test that builds a pipeline.
+# gated (~20 s together) once per session, not once per test that builds a pipeline. Each
+# xdist worker has its own session home and cache (tests copy the cache while pipelines write
+# graphs into it); `onnx_cache` seeds them from one made once per run.
 SESSION_ONNX_CACHE = SESSION_HOME / "onnx-cache-shared"
+XDIST_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")
 
 PATH_VARIABLES = ("SENTIMENT_HOME", "DUCKDB_PATH", "DAGSTER_HOME", "MLFLOW_TRACKING_URI")
 EXPORTED_CHOICES = ("SENTIMENT_PROFILE", "SENTIMENT_WAREHOUSE", "SENTIMENT_LAKE_DIR")
@@ -60,10 +64,38 @@ def onnx_cache() -> Path:
     """The session's ONNX cache (SENTIMENT_ONNX_CACHE) holding the default encoder's verified
     fp32 and gated int8 graphs, made once per session (or found made by the pipeline).
 
-    Exporting and gating take ~20 s; tests that change a cache copy this one first.
+    Exporting and gating take ~20 s; tests that change a cache copy this one first. Under
+    xdist the first worker makes the graphs in a folder of the run, under a lock, and every
+    worker copies them into its own cache.
     """
+    if XDIST_RUN is None:
+        make_encoder_graphs(SESSION_ONNX_CACHE)
+        return SESSION_ONNX_CACHE
+    from sentiment_assets.lib.core.atomic import exclusive_lock
+
+    run_cache = Path(tempfile.gettempdir()) / f"sentiment-tests-onnx-{XDIST_RUN}"
+    with exclusive_lock(run_cache.with_name(run_cache.name + ".lock")):
+        make_encoder_graphs(run_cache)
+        shutil.copytree(run_cache, SESSION_ONNX_CACHE, dirs_exist_ok=True)
+    return SESSION_ONNX_CACHE
+
+
+def make_encoder_graphs(cache: Path) -> None:
     from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
 
     # "auto": an int8 graph that fails the gate on this machine leaves the fp32 one in use.
-    pipeline_encoder("all-MiniLM-L6-v2", "cpu", "auto", SESSION_ONNX_CACHE)
-    return SESSION_ONNX_CACHE
+    pipeline_encoder("all-MiniLM-L6-v2", "cpu", "auto", cache)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: `--dist loadfile --no-loadscope-reorder`) the modules
+    holding `slow` tests go first.
+
+    loadfile keeps each module on one worker, so a module-scoped fixture (a built home,
+    started servers) is made once. Sent in this order, the longest builds start at once and
+    the short modules fill the other worker, instead of one worker finishing alone at the end.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
