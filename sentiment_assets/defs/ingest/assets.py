@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.data.landing import landing_files, quarantine
 from sentiment_assets.lib.data.sources import (
     DEFAULT_CHUNK_ROWS,
@@ -126,7 +127,7 @@ def raw_tweets(
                     "quarantined": dg.MetadataValue.json(quarantined),
                 },
             )
-        ingested_at = pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()
+        ingested_at = utc_now().to_pydatetime()
         with warehouse.connect() as con:
             write_staged_months(con, month, results, ingested_at)
     files = pd.concat([r.files for r in results], ignore_index=True)

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.core.months import previous_month
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
 from sentiment_assets.lib.stats.slices import (
@@ -252,7 +253,7 @@ def model_evaluation(
     settings = platform.settings
     text_encoder = encoder.get()
     vectors: dict[str, np.ndarray] = {}
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    now = utc_now()
     evaluation_rows: list[dict] = []
     slice_rows: list[dict] = []
     slices: dict[str, list[SliceScore]] = {}

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.models.tracking import code_version, run_link, tracked_step
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.core.months import trailing_window
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
@@ -402,7 +403,7 @@ def _training_row(trained: TrainedVersion, data: TrainingData, run_id: str) -> d
         "ece_after": trained.card.calibration.get("ece_after"),
         "reliability": trained.card.metrics.get("reliability"),
         "dagster_run_id": run_id,
-        "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+        "created_at": utc_now(),
     }
 
 

@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.models.behaviour import SuiteResult
 from sentiment_assets.lib.store.warehouse import append_rows
 from sentiment_assets.lib.versions import registry
@@ -125,14 +126,10 @@ class PromotionRecord:
         return cls(**values)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame([{**asdict(self), "created_at": _utc_now()}])
+        return pd.DataFrame([{**asdict(self), "created_at": utc_now()}])
 
 
 _DATE_FIELDS = ("trained_through", "eval_month")
-
-
-def _utc_now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC").tz_localize(None)
 
 
 def record_champion_change(

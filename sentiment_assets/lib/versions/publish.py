@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentiment_assets.lib.core.atomic import copy_to_parquet, write_text
+from sentiment_assets.lib.core.clock import utc_now
 
 if TYPE_CHECKING:  # registry imports MLflow: seconds that `sentiment sql` need not wait
     from sentiment_assets.lib.versions.registry import VersionInfo
@@ -198,7 +199,7 @@ def publish_champion(published_dir: Path, info: VersionInfo, decision: str) -> P
         "version": info.version,
         "family": info.family,
         "trained_through": info.trained_through,
-        "promoted_at": datetime.now(UTC).isoformat(),
+        "promoted_at": utc_now().tz_localize(UTC).isoformat(),
         "decision": decision,
     }
     return write_text(champion_file(published_dir), json.dumps(payload, indent=2))

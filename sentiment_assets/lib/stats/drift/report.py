@@ -10,6 +10,7 @@ from datetime import date
 
 import pandas as pd
 
+from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.stats.drift.registry import (
     COMBINED,
     DriftSample,
@@ -123,7 +124,7 @@ def report_rows(
     results: Sequence[StatResult], month: date, reference: str, champion: str, run_id: str
 ) -> pd.DataFrame:
     """The report as rows of ``metrics.drift_reports`` (one per statistic)."""
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    now = utc_now()
     return pd.DataFrame(
         [
             {
