@@ -19,6 +19,7 @@ from sentiment_assets.lib.encoding import embedding_store
 from sentiment_assets.lib.encoding.embedding_store import embed_month, load_tweets
 from sentiment_assets.lib.encoding.encoder import TextEncoder
 from sentiment_assets.lib.store import warehouse
+from sentiment_assets.lib.store.duckdb_file import MEMORY_LIMIT
 
 JAN, FEB = date(2024, 1, 1), date(2024, 2, 1)
 
@@ -200,7 +201,7 @@ def test_warehouse_connections_cap_duckdbs_memory(tmp_path: Path) -> None:
     # process grows with every page of the cache it has touched.
     db = tmp_path / "warehouse.duckdb"
     with duckdb.connect(":memory:") as plain:
-        plain.execute(f"SET memory_limit = '{warehouse.MEMORY_LIMIT}'")
+        plain.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         (expected,) = plain.execute("SELECT current_setting('memory_limit')").fetchone()
         (default,) = (
             plain.execute("RESET memory_limit")

@@ -17,8 +17,7 @@ from dagster_dbt import (
 from sentiment_assets.defs.dbt.project import dbt_project
 from sentiment_assets.defs.platform.resources import WarehouseResource
 from sentiment_assets.lib.core.months import next_month
-from sentiment_assets.lib.store.lake import Lake, dbt_months, dbt_scratch, export_dbt_months
-from sentiment_assets.lib.store.warehouse import DDL
+from sentiment_assets.lib.store.warehouse import warehouse_at
 from sentiment_assets.partitions import DUCKDB_POOL, MONTHLY_BACKFILL, monthly_partitions
 
 
@@ -107,16 +106,16 @@ def dbt_models(
 ):
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
-    location = warehouse.location
-    if not isinstance(location, Lake):
-        args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh)
-        yield from dbt.cli(args, context=context).stream()
-        return
-    # The lake: dbt builds in a scratch DuckDB of this run's own (so months build in parallel),
+    store = warehouse_at(warehouse.location)
+    # The lake's dbt builds in a scratch DuckDB of this run's own (so months build in parallel),
     # and the months it made replace theirs in the lake only once the build and its tests passed.
-    with dbt_scratch(location, DDL, f"{context.run_id}-{start.isoformat()}") as scratch:
-        args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh, str(scratch))
+    with store.dbt_database(f"{context.run_id}-{start.isoformat()}") as database:
+        target = str(database) if database is not None else None
+        args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh, target)
         yield from dbt.cli(args, context=context).stream()
-        months = dbt_months(location, scratch) if config.full_refresh else window_months(start, end)
-        written = export_dbt_months(location, scratch, months)
-    context.log.info(f"lake: wrote {len(months)} month(s) of {written}")
+        published = store.publish_dbt_build(
+            database, window_months(start, end), config.full_refresh
+        )
+    if published is not None:
+        months, written = published
+        context.log.info(f"lake: wrote {len(months)} month(s) of {written}")

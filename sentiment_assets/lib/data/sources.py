@@ -36,7 +36,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -46,7 +45,7 @@ from sentiment_assets.lib.core.atomic import write_text
 from sentiment_assets.lib.data import synthetic as syn
 from sentiment_assets.lib.data.landing import file_fingerprint
 from sentiment_assets.lib.data.synthetic import SyntheticConfig
-from sentiment_assets.lib.store.lake import LakeConnection
+from sentiment_assets.lib.store.warehouse import WarehouseConnection
 
 RAW_COLUMNS = [
     "tweet_id",
@@ -233,22 +232,22 @@ def stage_month(
 
 
 def write_staged_months(
-    con: duckdb.DuckDBPyConnection | LakeConnection,
+    con: WarehouseConnection,
     month: date,
     staged: Sequence[StagedMonth],
     ingested_at: datetime,
 ) -> None:
     """Replace ``month`` in raw.tweets, raw.rejected_tweets and raw.ingested_files with the
     staged rows, in one transaction: DuckDB reads the Parquet files itself, so the rows never
-    pass through Python again, and a failure leaves the previous load in place."""
+    pass through Python again, and a failure leaves the previous load in place. (The lake
+    replaces one file per table in this order: a reader in between sees the new rows with the
+    previous file accounting.)"""
     tables = (
         ("raw.tweets", RAW_COLUMNS, [p for s in staged for p in s.accepted_paths]),
         ("raw.rejected_tweets", REJECTED_COLUMNS, [p for s in staged for p in s.rejected_paths]),
     )
     files = pd.concat([s.files for s in staged], ignore_index=True).assign(ingested_at=ingested_at)
-    if isinstance(con, LakeConnection):
-        # One file per table and month, each replaced atomically, in this order: a reader in
-        # between sees the new rows with the previous file accounting.
+    with con.transaction():
         for table, columns, paths in tables:
             query = (
                 f"SELECT {', '.join(columns)}, ?::TIMESTAMP AS ingested_at FROM read_parquet(?)"
@@ -258,30 +257,6 @@ def write_staged_months(
             params = [ingested_at, [str(p) for p in paths]] if paths else []
             con.replace_month_with(table, month, query, params)
         con.replace_rows("raw.ingested_files", files, "month = ?", [month])
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for table, columns, paths in tables:
-            con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
-            if paths:
-                names = ", ".join(columns)
-                con.execute(
-                    f"INSERT INTO {table} ({names}, ingested_at) "
-                    f"SELECT {names}, ?::TIMESTAMP FROM read_parquet(?)",
-                    [ingested_at, [str(p) for p in paths]],
-                )
-        con.execute("DELETE FROM raw.ingested_files WHERE month = ?", [month])
-        if len(files):
-            con.register("staged_files", files)
-            names = ", ".join(files.columns)
-            con.execute(
-                f"INSERT INTO raw.ingested_files ({names}) SELECT {names} FROM staged_files"
-            )
-            con.unregister("staged_files")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def months_in_source(

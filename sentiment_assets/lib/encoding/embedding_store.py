@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow as pa
 
 from sentiment_assets.lib.data.sampling import stratified_quotas
-from sentiment_assets.lib.store.lake import Lake, LakeConnection
 from sentiment_assets.lib.store.warehouse import (
+    Warehouse,
     arrow_to_vectors,
     connect,
     vectors_to_arrow,
@@ -51,7 +51,7 @@ VECTOR_BATCH_ROWS = 50_000
 
 
 def embed_month(
-    warehouse: Path | Lake,
+    warehouse: Path | Warehouse,
     month: date,
     encoder: Encoder,
     progress: Callable[[int, int], None] | None = None,
@@ -105,44 +105,27 @@ def embed_month(
         with connect(warehouse) as con:
             con.register("new_embeddings", new_rows)
             select = "SELECT encoder, text_hash, embedding, now() AS created_at FROM new_embeddings"
-            if isinstance(con, LakeConnection):
-                con.insert_new("features.embedding_cache", select)
-            else:
-                con.execute(f"INSERT OR IGNORE INTO features.embedding_cache {select}")
+            con.insert_new("features.embedding_cache", select)
             con.unregister("new_embeddings")
         encoded += len(chunk)
         after = chunk["text_hash"].iloc[-1]
 
     with connect(warehouse) as con:
         # The membership is copied inside DuckDB: a month's ids never pass through Python.
-        if isinstance(con, LakeConnection):
-            con.replace_month_with(
-                "features.tweet_embeddings",
-                month,
-                "SELECT month, tweet_id, ?::VARCHAR AS encoder, text_hash "
-                "FROM clean.tweets_clean WHERE month = ?",
-                [fingerprint, month],
-            )
-        else:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute("DELETE FROM features.tweet_embeddings WHERE month = ?", [month])
-                con.execute(
-                    "INSERT INTO features.tweet_embeddings (month, tweet_id, encoder, text_hash) "
-                    "SELECT month, tweet_id, ?, text_hash FROM clean.tweets_clean WHERE month = ?",
-                    [fingerprint, month],
-                )
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+        con.replace_month_with(
+            "features.tweet_embeddings",
+            month,
+            "SELECT month, tweet_id, ?::VARCHAR AS encoder, text_hash "
+            "FROM clean.tweets_clean WHERE month = ?",
+            [fingerprint, month],
+        )
     return EmbeddingStats(
         rows=n_rows, unique_texts=n_unique, from_cache=n_unique - encoded, encoded=encoded
     )
 
 
 def load_tweets(
-    warehouse: Path | Lake,
+    warehouse: Path | Warehouse,
     months: Sequence[date],
     encoder_fingerprint: str | None = None,
     labelled_only: bool = True,

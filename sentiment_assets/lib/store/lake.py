@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 
 from sentiment_assets.lib.core.atomic import copy_to_parquet, exclusive_lock
+from sentiment_assets.lib.store.schema import DDL
 
 # Tables with one file per month (`<month>.parquet`); a write replaces that month whole.
 MONTH_TABLES = (
@@ -93,6 +94,28 @@ class Lake:
     def months(self, table: str) -> list[date]:
         return [date.fromisoformat(p.stem) for p in self.files(table)]
 
+    def connect(self, read_only: bool = False) -> AbstractContextManager[LakeConnection]:
+        """A connection over the files present now; it never waits (`read_only` changes
+        nothing: every write goes through the connection's methods)."""
+        return connect_lake(self, DDL)
+
+    @contextmanager
+    def dbt_database(self, name: str) -> Iterator[Path]:
+        """dbt builds in a scratch DuckDB of its own (`dbt_scratch`), so months build in
+        parallel."""
+        with dbt_scratch(self, DDL, name) as scratch:
+            yield scratch
+
+    def publish_dbt_build(
+        self, database: Path | None, window: Sequence[date], full_refresh: bool
+    ) -> tuple[list[date], dict[str, int]]:
+        """Replace the months the build made (every month of a full rebuild, else the
+        window's) with their rows in the scratch database."""
+        if database is None:
+            raise ValueError("a lake's dbt build needs the scratch database it built in")
+        months = dbt_months(self, database) if full_refresh else list(window)
+        return months, export_dbt_months(self, database, months)
+
 
 def _quoted_list(paths: Sequence[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
@@ -136,6 +159,15 @@ class LakeConnection:
 
     def close(self) -> None:
         self._con.close()
+
+    def ensure_schema(self) -> None:
+        """Nothing to do: a lake connection is made from the DDL."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """No transaction spans files: each write below replaces its file atomically, so a
+        reader between two writes sees the first and not yet the second."""
+        yield
 
     def relation_sql(self, table: str, paths: Sequence[Path] | None = None) -> str | None:
         """SQL reading `table` from `paths` (default: its files now), typed by the DDL's

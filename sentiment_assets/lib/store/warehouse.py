@@ -1,188 +1,130 @@
-"""Warehouse access: schema, short-lived connections, idempotent month writes.
+"""Warehouse access: the two kinds of warehouse behind one protocol, and idempotent writes.
 
-The warehouse is a DuckDB file (the embedded profile) or a lake of Parquet files
-(lib/store/lake.py); `connect` opens either, and the write helpers here work on both.
-
-DuckDB lets one process hold a file read-write at a time. Connections here are opened per
-unit of work and closed at once, and opening retries for a while when another process (dbt,
-a second run) holds the lock, instead of failing a run on a brief overlap.
+The warehouse is a DuckDB file (the embedded profile, lib/store/duckdb_file.py) or a lake of
+Parquet files (lib/store/lake.py). Both are a `Warehouse`, and their connections a
+`WarehouseConnection`: code outside lib/store writes through the protocol's methods and never
+asks which kind it holds.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sentiment_assets.lib.store.lake import Lake, LakeConnection, connect_lake
+from sentiment_assets.lib.store.duckdb_file import DuckDBConnection, DuckDBFile
+from sentiment_assets.lib.store.lake import Lake, LakeConnection
+from sentiment_assets.lib.store.schema import DDL
 
-DDL = """
-CREATE SCHEMA IF NOT EXISTS raw;
-CREATE SCHEMA IF NOT EXISTS features;
-CREATE SCHEMA IF NOT EXISTS metrics;
-CREATE TABLE IF NOT EXISTS raw.tweets (
-    tweet_id VARCHAR, created_at TIMESTAMP, month DATE, text VARCHAR, label_raw VARCHAR,
-    user_name VARCHAR, source VARCHAR, source_row BIGINT, ingested_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS raw.rejected_tweets (
-    month DATE, source VARCHAR, source_row BIGINT, raw_record VARCHAR, reason VARCHAR,
-    ingested_at TIMESTAMP
-);
--- One row per (month, file) a raw_tweets load took rows from: rows = accepted + rejected,
--- status loaded / loaded_with_rejects / all_rejected, reason = rejects by reason. Replaced per
--- month with raw.tweets. fingerprint is NULL for the synthetic generator.
-CREATE TABLE IF NOT EXISTS raw.ingested_files (
-    month DATE, file VARCHAR, fingerprint VARCHAR, rows BIGINT, accepted BIGINT,
-    rejected BIGINT, status VARCHAR, reason VARCHAR, ingested_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS features.embedding_cache (
-    encoder VARCHAR, text_hash VARCHAR, embedding FLOAT[], created_at TIMESTAMP,
-    PRIMARY KEY (encoder, text_hash)
-);
-CREATE TABLE IF NOT EXISTS features.tweet_embeddings (
-    month DATE, tweet_id VARCHAR, encoder VARCHAR, text_hash VARCHAR
-);
-CREATE TABLE IF NOT EXISTS metrics.training_runs (
-    model_family VARCHAR, model_version VARCHAR, trained_through DATE, window_start DATE,
-    n_train BIGINT, n_validation BIGINT, val_accuracy DOUBLE, val_macro_f1 DOUBLE,
-    train_seconds DOUBLE, inference_ms_per_tweet DOUBLE, model_uri VARCHAR,
-    mlflow_run_id VARCHAR, bundle_version VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
-);
--- The holdout calibration of each version (lib/stats/calibration.py): temperature, ECE before and
--- after, and the reliability diagram's bins as JSON ({"before": [...], "after": [...]}).
-ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS calibration_method VARCHAR;
-ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS temperature DOUBLE;
-ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS ece_before DOUBLE;
-ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS ece_after DOUBLE;
-ALTER TABLE metrics.training_runs ADD COLUMN IF NOT EXISTS reliability VARCHAR;
-CREATE TABLE IF NOT EXISTS metrics.model_evaluations (
-    model_family VARCHAR, model_version VARCHAR, trained_through DATE, eval_month DATE,
-    eval_set VARCHAR, n BIGINT, accuracy DOUBLE, macro_f1 DOUBLE,
-    precision_negative DOUBLE, recall_negative DOUBLE,
-    precision_positive DOUBLE, recall_positive DOUBLE,
-    dagster_run_id VARCHAR, created_at TIMESTAMP
-);
--- The 95% interval of eval_set 'estimated' rows (lib/stats/performance_estimation.py); NULL on
--- rows measured against labels.
-ALTER TABLE metrics.model_evaluations ADD COLUMN IF NOT EXISTS accuracy_lower DOUBLE;
-ALTER TABLE metrics.model_evaluations ADD COLUMN IF NOT EXISTS accuracy_upper DOUBLE;
-ALTER TABLE metrics.model_evaluations ADD COLUMN IF NOT EXISTS macro_f1_lower DOUBLE;
-ALTER TABLE metrics.model_evaluations ADD COLUMN IF NOT EXISTS macro_f1_upper DOUBLE;
--- One row per (version, month, slice) with n > 0 (lib/stats/slices.py); a tweet counts in every
--- slice it matches.
-CREATE TABLE IF NOT EXISTS metrics.slice_evaluations (
-    model_family VARCHAR, model_version VARCHAR, trained_through DATE, eval_month DATE,
-    slice VARCHAR, n BIGINT, accuracy DOUBLE, macro_f1 DOUBLE, dagster_run_id VARCHAR,
-    created_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS metrics.promotions (
-    model_version VARCHAR, model_family VARCHAR, trained_through DATE, decision VARCHAR,
-    champion_version VARCHAR, champion_score DOUBLE, challenger_score DOUBLE, metric VARCHAR,
-    margin DOUBLE, eval_month DATE, n_eval BIGINT, reason VARCHAR, dagster_run_id VARCHAR,
-    created_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS metrics.drift_reports (
-    month DATE, reference VARCHAR, statistic VARCHAR, kind VARCHAR, value DOUBLE,
-    threshold DOUBLE, p_value DOUBLE, drifted BOOLEAN, severity VARCHAR, detail VARCHAR,
-    champion_version VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
-);
-"""
-
-LOCK_RETRY_SECONDS = 120.0
-# DuckDB's buffer pool keeps the pages a process reads and writes up to 80% of the
-# machine's memory by default, so a process grew with the data it touched: embedding a
-# million-tweet month peaked at 2.8 GB, reading 200,000 of its vectors back at 2.6 GB. Past
-# this cap DuckDB evicts and spills to disk instead (measured: 0.9 GB and 1.6 GB).
-MEMORY_LIMIT = "1GB"
+__all__ = ["DDL", "DuckDBFile", "Lake", "Warehouse", "WarehouseConnection"]
 
 
-def is_lake(con: object) -> bool:
-    return isinstance(con, LakeConnection)
+class WarehouseConnection(Protocol):
+    """A connection that reads like DuckDB's and writes whole months or keyed rows, each kind
+    the way its storage allows (a transaction in the file, an atomic file in the lake)."""
+
+    def execute(self, query: str, parameters: object = None) -> Any: ...
+
+    def ensure_schema(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Writes inside the block commit together where the storage can (the DuckDB file);
+        the lake replaces each file atomically, in the order written."""
+
+    def replace_rows(
+        self, table: str, frame: pd.DataFrame, where: str, params: Sequence[object]
+    ) -> None: ...
+
+    def replace_month_with(
+        self, table: str, month: date, query: str, params: Sequence[object] = ()
+    ) -> None:
+        """Make the rows of `query` (matched to the table's columns by name) all of `month`."""
+
+    def insert_new(self, table: str, query: str, params: Sequence[object] = ()) -> int:
+        """Add the rows of `query` whose key `table` lacks; returns how many were added."""
 
 
-def scratch_parent(location: Path | Lake) -> Path:
+class Warehouse(Protocol):
+    @property
+    def scratch_dir(self) -> Path:
+        """A folder on the warehouse's own disk for a writer's staging files."""
+
+    def connect(self, read_only: bool = False) -> AbstractContextManager[WarehouseConnection]: ...
+
+    def dbt_database(self, name: str) -> AbstractContextManager[Path | None]:
+        """The database a dbt build named `name` writes: None for the profile's own."""
+
+    def publish_dbt_build(
+        self, database: Path | None, window: Sequence[date], full_refresh: bool
+    ) -> tuple[list[date], dict[str, int]] | None:
+        """Move what dbt built in `database` into the warehouse once its tests passed; the
+        months and rows per table moved, or None where dbt built in place."""
+
+
+def warehouse_at(location: Path | str | Warehouse) -> Warehouse:
+    """The warehouse at `location`: a path is the DuckDB file there."""
+    if isinstance(location, (Lake, DuckDBFile)):
+        return location
+    return DuckDBFile(Path(location))
+
+
+def scratch_parent(location: Path | str | Warehouse) -> Path:
     """A folder on the warehouse's own disk for a writer's staging files."""
-    return location.scratch_dir if isinstance(location, Lake) else Path(location).parent
+    return warehouse_at(location).scratch_dir
 
 
-@contextmanager
 def connect(
-    location: Path | str | Lake, read_only: bool = False
-) -> Iterator[duckdb.DuckDBPyConnection]:
+    location: Path | str | Warehouse, read_only: bool = False
+) -> AbstractContextManager[WarehouseConnection]:
     """A short-lived connection to the warehouse: the DuckDB file (waiting out another
     writer's lock), or a lake connection, which never waits (see lib/store/lake.py)."""
-    if isinstance(location, Lake):
-        with connect_lake(location, DDL) as con:
-            yield con  # type: ignore[misc]  # LakeConnection answers like a DuckDB connection
-        return
-    path = Path(location)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + LOCK_RETRY_SECONDS
-    delay = 0.1
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-    try:
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        yield con
-    finally:
-        con.close()
+    return warehouse_at(location).connect(read_only)
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    if not is_lake(con):  # a lake connection is made from the DDL
-        con.execute(DDL)
+def _writer(con: WarehouseConnection | duckdb.DuckDBPyConnection) -> WarehouseConnection:
+    # A plain DuckDB connection (an in-memory snapshot, a test's) writes as the file does.
+    if isinstance(con, (DuckDBConnection, LakeConnection)):
+        return con
+    return DuckDBConnection(con)
+
+
+def ensure_schema(con: WarehouseConnection | duckdb.DuckDBPyConnection) -> None:
+    _writer(con).ensure_schema()
 
 
 def replace_rows(
-    con: duckdb.DuckDBPyConnection,
+    con: WarehouseConnection | duckdb.DuckDBPyConnection,
     table: str,
     frame: pd.DataFrame,
     where: str,
     params: Sequence[object],
 ) -> None:
-    """Delete the rows matching `where`, then insert `frame`, in one transaction.
+    """Delete the rows matching `where`, then insert `frame`, at once.
 
     Re-materialising a month must replace it, never append to it: counts may not double.
     """
-    if isinstance(con, LakeConnection):
-        con.replace_rows(table, frame, where, params)
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
-        if len(frame):
-            con.register("incoming_rows", frame)
-            columns = ", ".join(f'"{c}"' for c in frame.columns)
-            con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
-            con.unregister("incoming_rows")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    _writer(con).replace_rows(table, frame, where, params)
 
 
-def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+def append_rows(
+    con: WarehouseConnection | duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
+) -> None:
     """Insert `frame` by column name (for append-only history such as promotions)."""
     replace_rows(con, table, frame, "false", [])
 
 
 def replace_month(
-    con: duckdb.DuckDBPyConnection, table: str, month: date, frame: pd.DataFrame
+    con: WarehouseConnection | duckdb.DuckDBPyConnection,
+    table: str,
+    month: date,
+    frame: pd.DataFrame,
 ) -> None:
     replace_rows(con, table, frame, "month = ?", [month])
 
