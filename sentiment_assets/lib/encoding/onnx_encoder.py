@@ -31,7 +31,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,18 +52,16 @@ from sentiment_assets.lib.encoding.encoder_precision import (
     INT8,
     ONNX,
     TORCH,
+    EncoderSpec,
     GateMeasurement,
     GateProbe,
     PrecisionRefused,
     QualityGate,
     check_precision,
     measure_gate,
-    precision_of,
     probe_set,
     same_vectors,
     source_probe,
-    split_fingerprint,
-    with_runtime,
 )
 
 # Largest tolerated |difference| between an ONNX and a torch output component (embedding
@@ -154,7 +152,8 @@ class ServingRuntime:
         with self._lock:
             encoder = self._encoders.get((name, device))
             if encoder is None or not same_vectors(encoder.fingerprint, fingerprint):
-                encoder = serving_encoder(name, device, self, precision_of(fingerprint))
+                precision = EncoderSpec.parse(fingerprint).precision if fingerprint else FP32
+                encoder = serving_encoder(name, device, self, precision)
                 self._encoders.clear()
                 self._encoders[name, device] = encoder
             return encoder
@@ -207,10 +206,9 @@ class OnnxTextEncoder(TextEncoder):
         return (FP32, INT8)
 
     @property
-    def fingerprint(self) -> str:
-        if self.precision == INT8:
-            return with_runtime(f"{self.base_fingerprint}|{INT8_RECIPE}", ONNX, INT8)
-        return with_runtime(self.base_fingerprint, ONNX, self.precision)
+    def spec(self) -> EncoderSpec:
+        recipe = INT8_RECIPE if self.precision == INT8 else None
+        return replace(super().spec, runtime=ONNX, recipe=recipe)
 
     def _load_model(self) -> int:
         path = graph_path(self.cache_dir, self.name, self.base_fingerprint)
@@ -224,7 +222,7 @@ class OnnxTextEncoder(TextEncoder):
 
     def _int8_graph(self, fp32_path: Path) -> Path:
         """The int8 graph's path once it is made and has passed the gate (else raises)."""
-        path = graph_path(self.cache_dir, self.name, f"{self.base_fingerprint}|{INT8_RECIPE}")
+        path = graph_path(self.cache_dir, self.name, self.spec.graph)
         if is_cached(path):
             manifest = read_manifest(path)
         else:
@@ -368,7 +366,7 @@ def quantize_encoder(encoder: OnnxTextEncoder, path: Path) -> dict:
         record = {
             "kind": "encoder",
             "encoder": encoder.name,
-            "identity": f"{encoder.base_fingerprint}|{INT8_RECIPE}",
+            "identity": encoder.spec.graph,
             "quantized_from": encoder.model_path.name,
             "recipe": INT8_RECIPE,
             "rewrite": rewrite,
@@ -527,7 +525,7 @@ def card_runtime(fingerprint: str | None, cache_dir: Path | None) -> ServingRunt
     """A runtime that scores a card as it was trained: torch for a torch fingerprint (and
     for fingerprints written before runtimes were named), ONNX Runtime for an ONNX one
     wherever the CPU serves (an fp32 card on CUDA: torch fp32, the same vectors)."""
-    trained_on = split_fingerprint(fingerprint)[1] if fingerprint else TORCH
+    trained_on = EncoderSpec.parse(fingerprint).runtime if fingerprint else TORCH
     return ServingRuntime("auto" if trained_on == ONNX else TORCH, cache_dir=cache_dir)
 
 
