@@ -6,7 +6,8 @@ import dagster as dg
 import pytest
 
 from sentiment_assets.defs.ingest.assets import raw_tweets
-from sentiment_assets.defs.monitoring.sensors import drift_sensor, new_data_sensor
+from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
+from sentiment_assets.defs.monitoring.sensors import drift_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.retrain_policy import FAST_FAMILIES
