@@ -32,7 +32,7 @@ from sentiment_assets.recovery import recover
 from tests.conftest import use_home
 from tests.reliability.landing_runs import execute
 
-pytestmark = [pytest.mark.reliability, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(1200)]
 
 # The session's synthetic source covers 2024-01..2024-03.
 MONTH = "2024-02-01"
