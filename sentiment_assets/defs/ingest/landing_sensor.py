@@ -27,6 +27,7 @@ from sentiment_assets.defs.platform.resources import PlatformResource, Warehouse
 from sentiment_assets.lib.landing import (
     LEDGER_TABLE,
     OPEN_STATES,
+    QUARANTINE,
     QUARANTINED,
     REMOVED,
     REQUESTED,
@@ -250,7 +251,7 @@ class LandingTick:
                 continue
             if name in quarantined:
                 # raw_tweets could not read it, and moved it aside with its reason.
-                reason_file = self.settings.landing_dir / "quarantine" / f"{name}.reason.txt"
+                reason_file = self.settings.landing_dir / QUARANTINE / f"{name}.reason.txt"
                 reason = reason_file.read_text().strip() if reason_file.exists() else ""
                 self.retire(tracked.moved_to(QUARANTINED, self.now, reason=reason))
             else:
