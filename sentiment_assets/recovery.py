@@ -206,7 +206,7 @@ def heal_lake(instance: dg.DagsterInstance, settings: Settings, recovery: Recove
 def heal_dbt_targets(instance: dg.DagsterInstance, settings: Settings, recovery: Recovery) -> None:
     """Remove dbt target folders (~2 MB each) that their step could not remove: it was
     killed, or the disk was full. Each is named after its run; a live run keeps its own."""
-    root = settings.dbt_target_root
+    root = settings.dbt_target_dir
     if not root.is_dir():
         return
     for path in sorted(root.iterdir()):

@@ -139,7 +139,7 @@ class Settings:
         return self.home / "landing"
 
     @property
-    def dbt_target_root(self) -> Path:
+    def dbt_target_dir(self) -> Path:
         # dbt's per-run target folders (artifacts and logs), removed when their step ends.
         return self.home / "dbt"
 

@@ -42,12 +42,12 @@ def test_a_dbt_step_leaves_nothing_in_the_repository_or_the_home(
     with dg.instance_for_test() as instance:
         assert execute(instance, settings, "2024-02-01", {}).success
     assert repository_target() == before, "nothing new in dbt_project/target/"
-    assert list(settings.dbt_target_root.iterdir()) == [], "the step's folder is removed"
+    assert list(settings.dbt_target_dir.iterdir()) == [], "the step's folder is removed"
     record_property("measured", f"{len(before)} entries in dbt_project/target/, unchanged")
 
 
 def test_recovery_reclaims_the_target_folders_of_ended_runs(settings: Settings) -> None:
-    dead = settings.dbt_target_root / f"{uuid.uuid4()}-2024-02-01"
+    dead = settings.dbt_target_dir / f"{uuid.uuid4()}-2024-02-01"
     (dead / "logs").mkdir(parents=True)
     (dead / "run_results.json").write_text("{}")
     with dg.instance_for_test() as instance:

@@ -126,7 +126,7 @@ def dbt_models(
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     location = warehouse.location
-    target_root = platform.settings.dbt_target_root
+    target_root = platform.settings.dbt_target_dir
     if not isinstance(location, Lake):
         args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh)
         with run_target(target_root, context.run_id, start) as target:
