@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sentiment_assets.lib.lake import Lake
 from sentiment_assets.lib.landing import (
     BUILT,
     FAILED,
@@ -24,8 +25,10 @@ from sentiment_assets.lib.landing import (
     exhausted,
     is_landing_name,
     landing_files,
+    record_ledger,
     retry_due,
 )
+from sentiment_assets.lib.warehouse import connect, ensure_schema
 
 POLICY = RetryPolicy(max_attempts=3, retry_seconds=60)
 FEB, MAR = "2024-02-01", "2024-03-01"
@@ -124,3 +127,23 @@ def test_the_cursor_survives_a_round_trip_and_reads_the_first_sensors_cursor() -
     assert again == cursor
     legacy = LandingCursor.parse('{"f.csv": "9:abc"}', 5000.0)
     assert legacy.files["f.csv"].state == BUILT and legacy.unrecorded() == []
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "lake"])
+def test_the_ledger_holds_one_row_per_version_replaced_as_it_moves(
+    tmp_path: Path, kind: str
+) -> None:
+    location = Lake(tmp_path / "lake") if kind == "lake" else tmp_path / "warehouse.duckdb"
+    requested = tracked()
+    with connect(location) as con:
+        ensure_schema(con)
+        record_ledger(con, [requested, tracked(name="other.csv")], POLICY.max_attempts)
+        record_ledger(con, [requested.moved_to(BUILT, 2000.0)], POLICY.max_attempts)
+        rows = con.execute(
+            "SELECT file, state, attempts, max_attempts, months FROM raw.landing_files "
+            "ORDER BY file"
+        ).fetchall()
+    assert rows == [
+        ("f.csv", "built", 1, 3, f"{FEB},{MAR}"),
+        ("other.csv", "requested", 1, 3, f"{FEB},{MAR}"),
+    ]
