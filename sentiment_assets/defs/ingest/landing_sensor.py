@@ -86,10 +86,11 @@ def run_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
         error = entry.dagster_event.step_failure_data.error
         if error is not None:
             return f"{entry.step_key}: {first_line(error.message)}"
-    kinds = {DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
-    for entry in reversed(instance.all_logs(run.run_id, of_type=kinds)):
-        return first_line(entry.message or "") or f"run {run.status.value.lower()}"
-    return f"run {run.status.value.lower()}"
+    ended = instance.all_logs(
+        run.run_id, of_type={DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
+    )
+    message = first_line(ended[-1].message or "") if ended else ""
+    return message or f"run {run.status.value.lower()}"
 
 
 def month_run(instance: dg.DagsterInstance, run: dg.DagsterRun, name: str) -> MonthRun:
