@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib.core.processes import still_running
 from sentiment_assets.lib.settings import Settings
-from sentiment_assets.lib.store.lake import leftovers
+from sentiment_assets.lib.store.lake import RUN_ID_LENGTH, leftovers
 from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions import registry
 
@@ -42,6 +42,7 @@ class Recovery:
     killed_mlflow_runs: list[str] = field(default_factory=list)
     removed_versions: list[str] = field(default_factory=list)
     removed_lake_leftovers: list[str] = field(default_factory=list)
+    removed_dbt_targets: list[str] = field(default_factory=list)
 
     def summary(self) -> str | None:
         parts = [
@@ -57,6 +58,9 @@ class Recovery:
             else "",
             f"{len(self.removed_lake_leftovers)} file(s) of dead lake writers removed"
             if self.removed_lake_leftovers
+            else "",
+            f"{len(self.removed_dbt_targets)} dbt target folder(s) of ended runs removed"
+            if self.removed_dbt_targets
             else "",
         ]
         found = [p for p in parts if p]
@@ -199,9 +203,22 @@ def heal_lake(instance: dg.DagsterInstance, settings: Settings, recovery: Recove
         recovery.removed_lake_leftovers.append(str(path.relative_to(lake.root)))
 
 
+def heal_dbt_targets(instance: dg.DagsterInstance, settings: Settings, recovery: Recovery) -> None:
+    """Remove dbt target folders (~2 MB each) that their step could not remove: it was
+    killed, or the disk was full. Each is named after its run; a live run keeps its own."""
+    root = settings.dbt_target_dir
+    if not root.is_dir():
+        return
+    for path in sorted(root.iterdir()):
+        if not _active(instance, path.name[:RUN_ID_LENGTH]):
+            shutil.rmtree(path, ignore_errors=True)
+            recovery.removed_dbt_targets.append(path.name)
+
+
 def recover(instance: dg.DagsterInstance, settings: Settings) -> Recovery:
     recovery = Recovery()
     heal_instance(instance, recovery)
     heal_mlflow(instance, settings, recovery)
     heal_lake(instance, settings, recovery)
+    heal_dbt_targets(instance, settings, recovery)
     return recovery

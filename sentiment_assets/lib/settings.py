@@ -43,6 +43,13 @@ DEFAULT_RETRAIN_COOLDOWN_SECONDS = 6 * 3600.0
 # The local model caches keep the champion, the previous champion and this many newest
 # versions (at least 1: the newest is the one just trained or being promoted).
 DEFAULT_CACHE_KEEP_NEWEST = 6
+# A landing file is read once its size and modification time have not changed for this long
+# (a writer still appending to it would otherwise be ingested half-written).
+DEFAULT_LANDING_SETTLE_SECONDS = 5.0
+# new_data_sensor's runs of one landing file: this many attempts, the n-th retry waiting
+# SENTIMENT_LANDING_RETRY_SECONDS * 2**(n-1) after the failure, then the file is quarantined.
+DEFAULT_LANDING_MAX_ATTEMPTS = 3
+DEFAULT_LANDING_RETRY_SECONDS = 60.0
 # Twitter opened in March 2006: a tweet dated before it is a typo, never a month of its own.
 FIRST_PLAUSIBLE_MONTH = date(2006, 3, 1)
 
@@ -60,6 +67,9 @@ PASSED_ON = (
     "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS",
     "SENTIMENT_RETRAIN_COOLDOWN_SECONDS",
     "SENTIMENT_CACHE_KEEP_VERSIONS",
+    "SENTIMENT_LANDING_SETTLE_SECONDS",
+    "SENTIMENT_LANDING_MAX_ATTEMPTS",
+    "SENTIMENT_LANDING_RETRY_SECONDS",
     "MLFLOW_UI_URL",
 )
 SYNTHETIC_PREFIX = "SENTIMENT_SYNTHETIC_"
@@ -105,6 +115,10 @@ class Settings:
     retrain_cooldown_seconds: float = DEFAULT_RETRAIN_COOLDOWN_SECONDS
     # SENTIMENT_CACHE_KEEP_VERSIONS: see lib/versions/cache_pruning.py.
     cache_keep_newest: int = DEFAULT_CACHE_KEEP_NEWEST
+    # SENTIMENT_LANDING_SETTLE_SECONDS, _MAX_ATTEMPTS, _RETRY_SECONDS: see the defaults above.
+    landing_settle_seconds: float = DEFAULT_LANDING_SETTLE_SECONDS
+    landing_max_attempts: int = DEFAULT_LANDING_MAX_ATTEMPTS
+    landing_retry_seconds: float = DEFAULT_LANDING_RETRY_SECONDS
     # Where people open MLflow: the links in Dagster's metadata point here.
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
     # The variables these settings were read from, to hand the same ones to child processes.
@@ -123,6 +137,11 @@ class Settings:
     @property
     def landing_dir(self) -> Path:
         return self.home / "landing"
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        # dbt's per-run target folders (artifacts and logs), removed when their step ends.
+        return self.home / "dbt"
 
     @property
     def published_dir(self) -> Path:
@@ -331,6 +350,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         cache_keep_newest=read_number(
             env, "SENTIMENT_CACHE_KEEP_VERSIONS", DEFAULT_CACHE_KEEP_NEWEST, int, positive=True
+        ),
+        landing_settle_seconds=read_number(
+            env, "SENTIMENT_LANDING_SETTLE_SECONDS", DEFAULT_LANDING_SETTLE_SECONDS
+        ),
+        landing_max_attempts=read_number(
+            env, "SENTIMENT_LANDING_MAX_ATTEMPTS", DEFAULT_LANDING_MAX_ATTEMPTS, int, positive=True
+        ),
+        landing_retry_seconds=read_number(
+            env, "SENTIMENT_LANDING_RETRY_SECONDS", DEFAULT_LANDING_RETRY_SECONDS
         ),
         mlflow_ui_url=env.get("MLFLOW_UI_URL") or default_ui_url(tracking_uri),
         variables=variables,

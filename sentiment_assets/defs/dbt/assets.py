@@ -1,8 +1,11 @@
 """stg_tweets and tweets_clean: the dbt models, built one month window at a time."""
 
 import json
-from collections.abc import Mapping
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,7 +18,7 @@ from dagster_dbt import (
 )
 
 from sentiment_assets.defs.dbt.project import dbt_project
-from sentiment_assets.defs.platform.resources import WarehouseResource
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.core.months import next_month
 from sentiment_assets.lib.store.lake import Lake, dbt_months, dbt_scratch, export_dbt_months
 from sentiment_assets.lib.store.warehouse import DDL
@@ -80,6 +83,20 @@ def dbt_build_args(
     ]
 
 
+@contextmanager
+def run_target(root: Path, run_id: str, month: date) -> Iterator[Path]:
+    """dbt's target folder for one step (artifacts and logs, ~2 MB), under the home and
+    removed when the step ends, failed or not; recovery reclaims those of killed steps by
+    the run id the name starts with. dagster-dbt's default was a new folder in the
+    repository's dbt_project/target/ per step, never removed."""
+    path = root / f"{run_id}-{month.isoformat()}"
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def window_months(start: date, end: date) -> list[date]:
     months = [start]
     while next_month(months[-1]) < end:
@@ -104,19 +121,25 @@ def dbt_models(
     dbt: DbtCliResource,
     config: DbtConfig,
     warehouse: WarehouseResource,
+    platform: PlatformResource,
 ):
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     location = warehouse.location
+    target_root = platform.settings.dbt_target_dir
     if not isinstance(location, Lake):
         args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh)
-        yield from dbt.cli(args, context=context).stream()
+        with run_target(target_root, context.run_id, start) as target:
+            yield from dbt.cli(args, context=context, target_path=target).stream()
         return
     # The lake: dbt builds in a scratch DuckDB of this run's own (so months build in parallel),
     # and the months it made replace theirs in the lake only once the build and its tests passed.
-    with dbt_scratch(location, DDL, f"{context.run_id}-{start.isoformat()}") as scratch:
+    with (
+        dbt_scratch(location, DDL, f"{context.run_id}-{start.isoformat()}") as scratch,
+        run_target(target_root, context.run_id, start) as target,
+    ):
         args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh, str(scratch))
-        yield from dbt.cli(args, context=context).stream()
+        yield from dbt.cli(args, context=context, target_path=target).stream()
         months = dbt_months(location, scratch) if config.full_refresh else window_months(start, end)
         written = export_dbt_months(location, scratch, months)
     context.log.info(f"lake: wrote {len(months)} month(s) of {written}")

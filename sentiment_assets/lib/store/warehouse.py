@@ -42,6 +42,15 @@ CREATE TABLE IF NOT EXISTS raw.ingested_files (
     month DATE, file VARCHAR, fingerprint VARCHAR, rows BIGINT, accepted BIGINT,
     rejected BIGINT, status VARCHAR, reason VARCHAR, ingested_at TIMESTAMP
 );
+-- One row per version (file name, fingerprint) of a landing file that new_data_sensor follows:
+-- requested -> loaded -> built (its rows reached the month's clean tables), or failed (retried
+-- with backoff) -> quarantined; superseded by a newer version, or removed. months is the
+-- comma-separated list of the months it is built for; run_ids are its latest attempt's runs.
+CREATE TABLE IF NOT EXISTS raw.landing_files (
+    file VARCHAR, fingerprint VARCHAR, months VARCHAR, state VARCHAR, attempts INTEGER,
+    max_attempts INTEGER, reason VARCHAR, run_ids VARCHAR, next_attempt_at TIMESTAMP,
+    updated_at TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS features.embedding_cache (
     encoder VARCHAR, text_hash VARCHAR, embedding FLOAT[], created_at TIMESTAMP,
     PRIMARY KEY (encoder, text_hash)
@@ -114,10 +123,13 @@ def scratch_parent(location: Path | Lake) -> Path:
 
 @contextmanager
 def connect(
-    location: Path | str | Lake, read_only: bool = False
+    location: Path | str | Lake,
+    read_only: bool = False,
+    lock_wait_seconds: float = LOCK_RETRY_SECONDS,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection to the warehouse: the DuckDB file (waiting out another
-    writer's lock), or a lake connection, which never waits (see lib/store/lake.py)."""
+    """A short-lived connection to the warehouse: the DuckDB file (waiting up to
+    `lock_wait_seconds` for another writer's lock), or a lake connection, which never waits
+    (see lib/store/lake.py)."""
     if isinstance(location, Lake):
         with connect_lake(location, DDL) as con:
             yield con  # type: ignore[misc]  # LakeConnection answers like a DuckDB connection
@@ -125,7 +137,7 @@ def connect(
     path = Path(location)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + LOCK_RETRY_SECONDS
+    deadline = time.monotonic() + lock_wait_seconds
     delay = 0.1
     while True:
         try:
