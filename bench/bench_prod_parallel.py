@@ -181,7 +181,7 @@ def parallel(work: Path, onnx_cache: Path, tweets: int, workers: int) -> dict:
     import dagster as dg
     from dagster_graphql import DagsterGraphQLClient
 
-    from sentiment_assets import prod
+    from sentiment_assets.commands import prod
     from sentiment_assets.lib.hosting import services
 
     env = home_env(work / "prod", onnx_cache, tweets, "prod")

@@ -2,11 +2,14 @@
 
 `up` starts, under a folder of its own (default `$SENTIMENT_HOME/prod/`), in this order:
 PostgreSQL (Dagster's storage and MLflow's backend store), Redis (the Celery broker), the
-MLflow tracking server, the Dagster webserver and daemon (DAGSTER_HOME prepared from
-deploy/dagster.prod.yaml), and N Celery workers. It returns once each one answers, prints
-their URLs, and writes `env.sh`, which points the CLI (`sentiment pipeline`, `sql`,
-`rollback`, `predict`) at them when sourced. The processes outlive the command; `down` stops
-them, newest first, and `status` says which still run.
+MLflow tracking server, then a supervisor process (`prod supervise`, ops/supervisor.py,
+the same one `sentiment serve` runs in) which starts the Dagster webserver and daemon
+(DAGSTER_HOME prepared from deploy/dagster.prod.yaml) and N Celery workers and restarts
+any of them that dies, with backoff, while the others keep running. `up` returns once each
+one answers, prints their URLs, and writes `env.sh`, which points the CLI (`sentiment
+pipeline`, `sql`, `rollback`, `predict`) at them when sourced. The processes outlive the
+command; `down` stops the supervisor first (so nothing is restarted), then the rest, newest
+first, and `status` says which still run.
 
 The same topology in containers: docker-compose.yml; on Kubernetes: deploy/helm/values.yaml.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import socket
 import sys
 import time
@@ -24,27 +28,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+import dagster as dg
+from celery import Celery
+
+from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.core.ports import DEFAULT_PORTS
 from sentiment_assets.lib.hosting import services
 from sentiment_assets.lib.hosting.celery_workers import (
     broker_url,
     celery_worker_command,
     celery_worker_environment,
 )
-from sentiment_assets.lib.settings import PROD, REPO_ROOT, Settings
+from sentiment_assets.lib.settings import PROD, Settings
+from sentiment_assets.ops import orchestrator
+from sentiment_assets.ops.instance import prepare_environment
+from sentiment_assets.ops.supervisor import DEFAULT_RESTARTS, Service, Supervisor
+from sentiment_assets.partitions import DUCKDB_POOL_NAME, GPU_POOL
 
 PREFIX = "[prod]"
-# Ports away from the system services' defaults (5432, 6379), so a PostgreSQL or Redis
-# already running on this machine is left alone; Dagster and MLflow keep their usual ones.
-DEFAULT_PG_PORT = 15432
-DEFAULT_REDIS_PORT = 16379
-DEFAULT_MLFLOW_PORT = 5000
-DEFAULT_DAGSTER_PORT = 3000
 DEFAULT_WORKERS = 2
 # Loading the code location on a busy 2-core machine takes minutes.
 DEFAULT_TIMEOUT_S = 600.0
 ENV_FILE = "env.sh"
-WEBSERVER = "dagster-webserver"
-DAEMON = "dagster-daemon"
+SUPERVISOR = "supervisor"
 WORKER_PREFIX = "celery-worker-"
 
 
@@ -55,10 +61,10 @@ def prod_folder(settings: Settings) -> Path:
 @dataclass(frozen=True)
 class Options:
     folder: Path
-    pg_port: int = DEFAULT_PG_PORT
-    redis_port: int = DEFAULT_REDIS_PORT
-    mlflow_port: int = DEFAULT_MLFLOW_PORT
-    dagster_port: int = DEFAULT_DAGSTER_PORT
+    pg_port: int = DEFAULT_PORTS.postgres
+    redis_port: int = DEFAULT_PORTS.redis
+    mlflow_port: int = DEFAULT_PORTS.mlflow
+    dagster_port: int = DEFAULT_PORTS.dagster
     workers: int = DEFAULT_WORKERS
     timeout_s: float = DEFAULT_TIMEOUT_S
 
@@ -121,8 +127,6 @@ def _start(options: Options, say: Callable[[str], None]) -> dict[str, str]:
             "SENTIMENT_CELERY_BROKER": services.redis_url(options.redis_port, password),
         }
     )
-    from sentiment_assets.build import prepare_environment
-
     settings = prepare_environment()
     limit_pools(settings)
     variables = {**settings.environment(), "DAGSTER_PG_URL": os.environ["DAGSTER_PG_URL"]}
@@ -131,46 +135,84 @@ def _start(options: Options, say: Callable[[str], None]) -> dict[str, str]:
     children = {**os.environ, **variables}
 
     t = time.monotonic()
-    scripts = Path(sys.executable).parent
-    workspace = str(REPO_ROOT / "workspace.yaml")
-    dagster_url = f"http://{services.LOOPBACK}:{options.dagster_port}"
-    webserver = services.start_process(
+    supervisor = services.start_process(
         folder,
-        WEBSERVER,
+        SUPERVISOR,
         [
-            str(scripts / WEBSERVER),
-            *("-h", services.LOOPBACK, "-p", str(options.dagster_port)),
-            *("-w", workspace),
+            *(sys.executable, "-m", "sentiment_assets.cli", "prod", "supervise"),
+            *("--folder", str(folder)),
+            *("--dagster-port", str(options.dagster_port)),
+            *("--workers", str(options.workers)),
         ],
         children,
-        url=dagster_url,
-        cwd=REPO_ROOT,
     )
-    daemon = services.start_process(
-        folder, DAEMON, [str(scripts / DAEMON), "run", "-w", workspace], children, cwd=REPO_ROOT
+    dagster_url = f"http://{services.LOOPBACK}:{options.dagster_port}"
+    # The supervisor starts them; its death (with the end of its log) ends the wait.
+    services.wait_until(
+        supervisor, lambda: orchestrator.dagster_ready(dagster_url), options.timeout_s
     )
-    workers = [
-        services.start_process(
-            folder,
-            name,
-            celery_worker_command(settings, name),
-            celery_worker_environment(children, settings),
-            url=f"{name}@{socket.gethostname()}",
-            cwd=REPO_ROOT,
+    started("Dagster UI", dagster_url, t)
+    services.wait_until(
+        supervisor, lambda: orchestrator.daemon_beats(settings.dagster_home), options.timeout_s
+    )
+    started("Dagster daemon", "heartbeat in PostgreSQL", t)
+    for name in worker_names(options.workers):
+        url = worker_url(name)
+        services.wait_until(
+            supervisor, lambda u=url: worker_answers(settings, u), options.timeout_s
         )
-        for name in (f"{WORKER_PREFIX}{i}" for i in range(1, options.workers + 1))
+        started(f"Celery worker {name}", broker_url_shown(options.redis_port), t)
+    return variables
+
+
+def worker_names(count: int) -> list[str]:
+    return [f"{WORKER_PREFIX}{i}" for i in range(1, count + 1)]
+
+
+def worker_url(name: str) -> str:
+    """The worker's name in Celery (`name@<host>`), which a ping addresses."""
+    return f"{name}@{socket.gethostname()}"
+
+
+def supervised(settings: Settings, dagster_port: int, workers: int) -> list[Service]:
+    """What the prod supervisor keeps running: the Dagster webserver and daemon, the workers."""
+    return [
+        orchestrator.webserver(services.LOOPBACK, dagster_port),
+        orchestrator.daemon(settings.dagster_home),
+        *(worker_service(settings, name) for name in worker_names(workers)),
     ]
 
-    from sentiment_assets.serve import dagster_ready
 
-    services.wait_until(webserver, lambda: dagster_ready(dagster_url), options.timeout_s)
-    started("Dagster UI", dagster_url, t)
-    services.wait_until(daemon, lambda: daemon_beats(settings), options.timeout_s)
-    started("Dagster daemon", "heartbeat in PostgreSQL", t)
-    for worker in workers:
-        services.wait_until(worker, lambda w=worker: worker_answers(settings, w), options.timeout_s)
-        started(f"Celery worker {worker.name}", broker_url_shown(options.redis_port), t)
-    return variables
+def worker_service(settings: Settings, name: str) -> Service:
+    url = worker_url(name)
+    return Service(
+        name,
+        url,
+        celery_worker_command(settings, name),
+        lambda: worker_answers(settings, url),
+        env=celery_worker_environment(os.environ, settings),
+        restarts=DEFAULT_RESTARTS,
+    )
+
+
+def supervise(folder: Path, dagster_port: int, workers: int) -> int:
+    """Run the supervisor over `supervised` until SIGTERM (what `prod down` sends): the
+    process `up` starts, in the prod environment it prepared."""
+    settings = current_settings()
+    supervisor = Supervisor(
+        supervised(settings, dagster_port, workers), folder, folder / "logs", prefix=PREFIX
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, supervisor.request_stop)
+    try:
+        supervisor.start()
+        healthy = supervisor.wait_until_ready() and supervisor.watch()
+    finally:
+        supervisor.stop()
+    if healthy or supervisor.stop_requested.is_set():
+        return 0
+    print(f"error: {supervisor.failure}", file=sys.stderr)
+    return 1
 
 
 def broker_url_shown(port: int) -> str:
@@ -184,33 +226,20 @@ def limit_pools(settings: Settings) -> None:
     profile that keeps the DuckDB warehouse (SENTIMENT_WAREHOUSE=duckdb) still has one
     writer (the lake's steps take no pool). Dagster keeps explicit pool limits in its
     storage, not in dagster.yaml."""
-    import dagster as dg
-
-    from sentiment_assets.partitions import DUCKDB_POOL_NAME, GPU_POOL
-
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         for pool in (GPU_POOL, DUCKDB_POOL_NAME):
             instance.event_log_storage.set_concurrency_slots(pool, 1)
 
 
-def daemon_beats(settings: Settings) -> bool:
-    """True once the daemon has written a heartbeat to the instance's storage."""
-    import dagster as dg
-
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        return bool(instance.get_daemon_heartbeats())
-
-
-def worker_answers(settings: Settings, worker: services.Started) -> bool:
-    """True once the worker answers a ping over the broker (so it takes tasks)."""
-    from celery import Celery
-
+def worker_answers(settings: Settings, url: str) -> bool:
+    """True once the worker `url` (`name@host`) answers a ping over the broker (so it takes
+    tasks)."""
     app = Celery(broker=broker_url(settings))
     try:
-        replies = app.control.ping(destination=[worker.url], timeout=1.0)
+        replies = app.control.ping(destination=[url], timeout=1.0)
     finally:
         app.close()
-    return any(worker.url in reply for reply in replies)
+    return any(url in reply for reply in replies)
 
 
 def write_env_file(path: Path, variables: Mapping[str, str]) -> Path:
@@ -231,15 +260,19 @@ def write_env_file(path: Path, variables: Mapping[str, str]) -> Path:
 def worker(name: str) -> NoReturn:
     """Replace this process with one Celery worker: what each worker container runs
     (docker-compose.yml, deploy/helm), with the environment's broker and storage."""
-    from sentiment_assets.build import prepare_environment
-
     settings = prepare_environment()
     argv = celery_worker_command(settings, name)
     os.execve(argv[0], argv, celery_worker_environment(os.environ, settings))
 
 
 def down(folder: Path, say: Callable[[str], None] = _say) -> int:
-    stopped = services.stop_all(folder)
+    stopped = []
+    supervisor = services.find(folder, SUPERVISOR)
+    if supervisor is not None:
+        # First, or it would restart what is stopped next; it stops its own children, one
+        # grace period after another at worst.
+        stopped.append((SUPERVISOR, services.stop(supervisor, 2 * services.STOP_GRACE_S)))
+    stopped += services.stop_all(folder)
     for name, outcome in stopped:
         say(f"{name}: {outcome}")
     if not stopped:
@@ -260,8 +293,6 @@ def status(folder: Path, say: Callable[[str], None] = _say) -> int:
 
 
 def command(args: argparse.Namespace) -> int:
-    from sentiment_assets.environment import current_settings
-
     folder = Path(args.folder).resolve() if args.folder else prod_folder(current_settings())
     if args.action == "down":
         try:
@@ -273,46 +304,21 @@ def command(args: argparse.Namespace) -> int:
         return status(folder)
     if args.action == "worker":
         return worker(args.name)
-    options = Options(
-        folder,
-        pg_port=args.pg_port,
-        redis_port=args.redis_port,
-        mlflow_port=args.mlflow_port,
-        dagster_port=args.dagster_port,
-        workers=args.workers,
-        timeout_s=args.timeout,
-    )
+    given = {
+        "pg_port": args.pg_port,
+        "redis_port": args.redis_port,
+        "mlflow_port": args.mlflow_port,
+        "dagster_port": args.dagster_port,
+        "workers": args.workers,
+        "timeout_s": args.timeout,
+    }
+    # Options holds the defaults of what was not given.
+    options = Options(folder, **{name: value for name, value in given.items() if value is not None})
+    if args.action == "supervise":
+        return supervise(folder, options.dagster_port, options.workers)
     try:
         up(options)
     except services.ServiceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-def add_command(commands: argparse._SubParsersAction) -> None:
-    """`sentiment prod up|down|status`, registered by the CLI."""
-    parser = commands.add_parser(
-        "prod",
-        help="start/stop the prod profile's services on this machine (PostgreSQL, Redis, "
-        "MLflow server, Dagster webserver and daemon, Celery workers)",
-    )
-    parser.add_argument(
-        "action",
-        choices=["up", "down", "status", "worker"],
-        help="worker: become one Celery worker (--name) on the current environment's "
-        "broker, as containers and other machines run them",
-    )
-    parser.add_argument("--name", default="worker", help="worker name (Celery appends @<hostname>)")
-    parser.add_argument(
-        "--folder", help="where their state, logs and pids go ($SENTIMENT_HOME/prod)"
-    )
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="Celery workers")
-    parser.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
-    parser.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
-    parser.add_argument("--mlflow-port", type=int, default=DEFAULT_MLFLOW_PORT)
-    parser.add_argument("--dagster-port", type=int, default=DEFAULT_DAGSTER_PORT)
-    parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for each service"
-    )
-    parser.set_defaults(handler=command)

@@ -21,10 +21,10 @@ import pytest
 import redis
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.build import instance_template, prepare_environment
+from sentiment_assets.commands.prod import ENV_FILE, worker_answers
 from sentiment_assets.lib.hosting import services
 from sentiment_assets.lib.settings import REPO_ROOT, load_settings
-from sentiment_assets.prod import ENV_FILE, worker_answers
+from sentiment_assets.ops.instance import instance_template, prepare_environment
 from tests.conftest import use_home
 from tests.prod.conftest import ProdServices, service_folder, skip_without_services
 
@@ -204,7 +204,7 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
             cwd=REPO_ROOT,
         )
         services.wait_until(
-            extra, lambda: worker_answers(load_settings(exported), extra), UP_TIMEOUT_S
+            extra, lambda: worker_answers(load_settings(exported), extra.url), UP_TIMEOUT_S
         )
         started.append(extra)
 

@@ -131,22 +131,43 @@ def start_process(
     `env` is the child's whole environment (None: this process's). Refuses to start a
     second `name` while the first one lives.
     """
+    started, _ = spawn(
+        folder, name, argv, env, url=url, cwd=cwd, run_as=run_as, log=log_path(folder, name)
+    )
+    return started
+
+
+def spawn(
+    folder: Path,
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    url: str = "",
+    cwd: Path | None = None,
+    run_as: RunAs | None = None,
+    log: Path | None = None,
+) -> tuple[Started, subprocess.Popen]:
+    """`start_process` for a caller that keeps the child (to learn how it ended): output to
+    `log`, or to this process's own output when None."""
     existing = find(folder, name)
     if existing is not None and existing.alive:
         raise ServiceError(f"{name} is already running (pid {existing.pid}) under {folder}")
-    log = log_path(folder, name)
-    log.parent.mkdir(parents=True, exist_ok=True)
     pid_path(folder, name).parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as output:
+    with contextlib.ExitStack() as stack:
+        output = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            output = stack.enter_context(log.open("ab"))
         process = subprocess.Popen(
             list(argv),
             env=None if env is None else dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=output,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if output is not None else None,
             # A session (so a process group) of its own: stopped as a whole, and a Ctrl-C in
-            # the terminal that ran `prod up` does not reach it.
+            # the terminal that started it does not reach it.
             start_new_session=True,
             **(
                 {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
@@ -158,7 +179,7 @@ def start_process(
     # No argv: it may carry a password, and pid files are for anyone to read.
     record = {"pid": started.pid, "started_at": started.started_at, "url": url}
     write_text(pid_path(folder, name), json.dumps(record, indent=1))
-    return started
+    return started, process
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
