@@ -10,6 +10,7 @@ Dagster's `mlflow_run` metadata links point at, so the links work.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sentiment_assets.lib.core.ports import DEFAULT_PORTS
+from sentiment_assets.lib.hosting import services as processes
 from sentiment_assets.lib.hosting.services import ServiceError, http_answers
 from sentiment_assets.lib.settings import Settings, is_tracking_server
 from sentiment_assets.ops import orchestrator
@@ -27,11 +29,23 @@ from sentiment_assets.ops.supervisor import DEFAULT_RESTARTS, Service, Superviso
 STOPPED = 0
 SERVICE_LOST = 1
 NOT_STARTED = 2
+# This process's own record in the folder: one `serve` per home.
+SUPERVISOR = "supervisor"
 
 
 def serve_folder(settings: Settings) -> Path:
     """Where the supervised processes are recorded (pids/) while `serve` runs."""
     return settings.home / "serve"
+
+
+def claim(folder: Path) -> None:
+    """Make this process the home's one `serve`: a second one is refused, and what a killed
+    one left running (its children have sessions of their own) is stopped first."""
+    previous = processes.find(folder, SUPERVISOR)
+    if previous is not None and previous.alive and previous.pid != os.getpid():
+        raise ServiceError(f"`sentiment serve` already runs on this home (pid {previous.pid})")
+    processes.stop_all(folder)
+    processes.record(folder, SUPERVISOR, os.getpid())
 
 
 def mlflow_port(settings: Settings) -> int:
@@ -97,8 +111,9 @@ def serve(
 ) -> int:
     """Run the services until Ctrl-C/SIGTERM/SIGHUP (STOPPED) or until one is lost for good
     (SERVICE_LOST, the reason on stderr); NOT_STARTED when they could not be started."""
+    folder = serve_folder(settings)
     chosen = services(settings, host, dagster_port, app_port)
-    supervisor = Supervisor(chosen, serve_folder(settings), log_dir, started=started)
+    supervisor = Supervisor(chosen, folder, log_dir, started=started)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, supervisor.request_stop)
     if not serves_mlflow(settings):
@@ -112,14 +127,17 @@ def serve(
             "Dagster's MLflow links will not reach the MLflow UI served here"
         )
     try:
-        supervisor.start()
-        healthy = supervisor.wait_until_ready() and supervisor.watch()
+        claim(folder)
     except ServiceError as error:
         print(f"error: {error}", file=sys.stderr)
         return NOT_STARTED
+    try:
+        supervisor.start()
+        healthy = supervisor.wait_until_ready() and supervisor.watch()
     finally:
         # Also on an exception of our own: never leave the children behind.
         supervisor.stop()
+        processes.pid_path(folder, SUPERVISOR).unlink(missing_ok=True)
     if healthy or supervisor.stop_requested.is_set():
         return STOPPED
     print(f"error: {supervisor.failure}", file=sys.stderr)

@@ -6,13 +6,19 @@ process behind, not even a grandchild that ignores SIGTERM."""
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from sentiment_assets.commands.serve import SUPERVISOR, claim
 from sentiment_assets.lib.core.processes import process_started_at
+from sentiment_assets.lib.hosting import services
 from sentiment_assets.lib.hosting.services import group_members, http_answers
 from sentiment_assets.ops.supervisor import Service, Supervisor
 
@@ -130,3 +136,31 @@ def test_a_stop_request_ends_the_wait(tmp_path: Path) -> None:
         supervisor.stop(grace_s=2.0)
     assert time.monotonic() - started < 10
     assert not never.running
+
+
+def test_serve_claims_its_home_once_and_stops_what_a_killed_one_left(tmp_path: Path) -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    # A `serve` killed with -9: its record stays, its child (a session of its own) lives on.
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    services.record(tmp_path, SUPERVISOR, int(gone.stdout))
+    orphan = services.start_process(tmp_path, "dagster-daemon", sleeper)
+    claim(tmp_path)
+    assert not orphan.alive
+    assert services.find(tmp_path, SUPERVISOR).pid == os.getpid()
+
+    # A live `serve` on the same home: a second one is refused, and nothing is stopped.
+    other = services.start_process(tmp_path, "other", sleeper)
+    services.record(tmp_path, SUPERVISOR, other.pid)
+    try:
+        with pytest.raises(
+            services.ServiceError, match=f"already runs on this home \\(pid {other.pid}\\)"
+        ):
+            claim(tmp_path)
+        assert other.alive
+    finally:
+        services.stop(other, grace_s=2.0)

@@ -153,7 +153,6 @@ def spawn(
     existing = find(folder, name)
     if existing is not None and existing.alive:
         raise ServiceError(f"{name} is already running (pid {existing.pid}) under {folder}")
-    pid_path(folder, name).parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         output = None
         if log is not None:
@@ -175,11 +174,17 @@ def spawn(
                 else {}
             ),
         )
-    started = Started(folder, name, process.pid, time.time(), url)
+    return record(folder, name, process.pid, url), process
+
+
+def record(folder: Path, name: str, pid: int, url: str = "") -> Started:
+    """Write process `pid`'s pid file as `name` (seen now), for later commands to find."""
+    started = Started(folder, name, pid, time.time(), url)
     # No argv: it may carry a password, and pid files are for anyone to read.
-    record = {"pid": started.pid, "started_at": started.started_at, "url": url}
-    write_text(pid_path(folder, name), json.dumps(record, indent=1))
-    return started, process
+    entry = {"pid": started.pid, "started_at": started.started_at, "url": url}
+    pid_path(folder, name).parent.mkdir(parents=True, exist_ok=True)
+    write_text(pid_path(folder, name), json.dumps(entry, indent=1))
+    return started
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
