@@ -14,6 +14,11 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+# Internal to Dagster (no public API says whether an interrupt was captured), but the flag is
+# the only trace an ignored interrupt leaves; tests/reliability/test_interrupt_while_waiting.py
+# fails if it stops working.
+from dagster._utils.interrupts import check_captured_interrupt
+
 from sentiment_assets.definitions import defs
 from sentiment_assets.defs.platform.jobs import MONTH_BUILD
 from sentiment_assets.environment import current_settings
@@ -103,10 +108,6 @@ class InterruptWatchdog:
         self._thread.join(timeout=5)
 
     def _watch(self) -> None:
-        # Internal to Dagster, but the flag is the only trace an ignored interrupt leaves;
-        # tests/reliability/test_interrupt_while_waiting.py fails if it stops working.
-        from dagster._utils.interrupts import check_captured_interrupt
-
         since = None
         while not self._stop.wait(self.POLL_S):
             if not check_captured_interrupt():
