@@ -25,7 +25,7 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.commands.prod import worker_answers
+from sentiment_assets.commands.prod_up import worker_answers
 from sentiment_assets.lib.hosting import services
 from sentiment_assets.lib.hosting.celery_workers import (
     celery_worker_command,

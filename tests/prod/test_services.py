@@ -23,7 +23,8 @@ import pytest
 import redis
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.commands.prod import ENV_FILE, worker_answers
+from sentiment_assets.commands.prod import ENV_FILE
+from sentiment_assets.commands.prod_up import worker_answers
 from sentiment_assets.lib.hosting import services
 from sentiment_assets.lib.settings import REPO_ROOT, load_settings
 from sentiment_assets.ops.instance import instance_template, prepare_environment
