@@ -69,6 +69,15 @@ class Service:
         return self.process is not None and self.process.poll() is None
 
 
+def _answers(service: Service) -> bool:
+    """A probe that fails (a store that is down, a half-started server) means "not yet": it
+    must never bring the services down with it."""
+    try:
+        return service.ready()
+    except Exception:
+        return False
+
+
 def how_it_ended(returncode: int | None) -> str:
     if returncode is None:
         return "vanished"
@@ -167,13 +176,16 @@ class Supervisor:
                 if not self._died(service, now):
                     return False
                 continue
-            if service.ready_after_s is None and service.ready():
+            if service.ready_after_s is None and _answers(service):
                 service.ready_after_s = self.elapsed()
-                again = " again" if service.deaths else ""
-                self.say(
-                    f"{service.name}: {service.url}  (answered{again} after "
-                    f"{service.ready_after_s:.1f} s)"
-                )
+                if service.deaths:
+                    since = time.time() - service.launched_at
+                    self.say(f"{service.name} answers again, {since:.1f} s after its restart")
+                else:
+                    self.say(
+                        f"{service.name}: {service.url}  "
+                        f"(answered after {service.ready_after_s:.1f} s)"
+                    )
         return True
 
     def _died(self, service: Service, now: float) -> bool:

@@ -112,7 +112,7 @@ def test_a_killed_service_is_restarted_while_the_others_keep_serving(tmp_path: P
         supervisor.stop(grace_s=2.0)
     said = out.getvalue()
     assert "fragile killed by SIGKILL: restart 1 of 1 in 1 s" in said
-    assert "fragile: http://" in said and "answered again after" in said
+    assert "fragile answers again, " in said
     assert supervisor.failure == (
         "fragile killed by SIGKILL, death 2 within 600 s; stopping the others"
     )
