@@ -42,7 +42,7 @@ def claim(folder: Path) -> None:
     """Make this process the home's one `serve`: a second one is refused, and what a killed
     one left running (its children have sessions of their own) is stopped first."""
     previous = processes.find(folder, SUPERVISOR)
-    if previous is not None and previous.alive and previous.pid != os.getpid():
+    if previous is not None and previous.alive:
         raise ServiceError(f"`sentiment serve` already runs on this home (pid {previous.pid})")
     processes.stop_all(folder)
     processes.record(folder, SUPERVISOR, os.getpid())

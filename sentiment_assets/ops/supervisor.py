@@ -199,14 +199,11 @@ class Supervisor:
                 os.killpg(service.process.pid, signal.SIGKILL)
         service.deaths = [t for t in service.deaths if now - t < RESTART_WINDOW_S] + [now]
         if len(service.deaths) > service.restarts:
+            too_often = f", death {len(service.deaths)} within {RESTART_WINDOW_S:.0f} s"
+            log = f" (its output: {self.log_dir / service.slug}.log)" if self.log_dir else ""
             self.failure = (
-                f"{service.name} {ended}"
-                + (
-                    f", death {len(service.deaths)} within {RESTART_WINDOW_S:.0f} s"
-                    if service.restarts
-                    else ""
-                )
-                + "; stopping the others"
+                f"{service.name} {ended}{too_often if service.restarts else ''}{log}; "
+                "stopping the others"
             )
             self.say(self.failure)
             return False
