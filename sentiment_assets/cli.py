@@ -25,10 +25,22 @@ def handler(name: str) -> Callable[[argparse.Namespace], int]:
     return getattr(importlib.import_module(f"sentiment_assets.commands.{module}"), function)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sentiment", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = "The command line for building, serving and using the platform."
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sentiment", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_build_parsers(commands)
+    add_model_parsers(commands)
+    add_serve_parsers(commands)
+    add_prod_parser(commands)
+    args = parser.parse_args(argv)
+    return handler(args.handler)(args)
+
+
+def add_build_parsers(commands: argparse._SubParsersAction) -> None:
+    """`pipeline`, `prepare` and `drift-demo`."""
     pipeline = commands.add_parser("pipeline", help="build every month (or --month ones) in order")
     pipeline.add_argument("--month", action="append", help="partition key YYYY-MM-01 (repeatable)")
     pipeline.add_argument(
@@ -38,6 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     pipeline.set_defaults(handler="pipeline:command_pipeline")
 
+    prepare = commands.add_parser("prepare", help="create SENTIMENT_HOME and DAGSTER_HOME")
+    prepare.set_defaults(handler="prepare:command_prepare")
+
+    demo = commands.add_parser("drift-demo", help="the drift -> retrain loop, self-checking")
+    demo.set_defaults(handler="drift_demo:command_drift_demo")
+
+
+def add_model_parsers(commands: argparse._SubParsersAction) -> None:
+    """`predict`, `rollback`, `prune-cache` and `champion`."""
     predict = commands.add_parser("predict", help="score a CSV/JSONL file's `text` column")
     predict.add_argument("file")
     predict.add_argument("--out", help="write here (.csv or .jsonl) instead of stdout")
@@ -65,12 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     show = commands.add_parser("champion", help="print the current champion")
     show.set_defaults(handler="models:command_champion")
 
-    demo = commands.add_parser("drift-demo", help="the drift -> retrain loop, self-checking")
-    demo.set_defaults(handler="drift_demo:command_drift_demo")
 
-    prepare = commands.add_parser("prepare", help="create SENTIMENT_HOME and DAGSTER_HOME")
-    prepare.set_defaults(handler="prepare:command_prepare")
-
+def add_serve_parsers(commands: argparse._SubParsersAction) -> None:
+    """`serve` and `sql`."""
     serve = commands.add_parser(
         "serve",
         help="the Dagster UI and daemon, the MLflow UI (on MLFLOW_UI_URL's port) and the app; "
@@ -88,11 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     sql.add_argument("query", help='e.g. "SELECT * FROM metrics.model_evaluations"')
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sql.set_defaults(handler="sql:command_sql")
-
-    add_prod_parser(commands)
-
-    args = parser.parse_args(argv)
-    return handler(args.handler)(args)
 
 
 def add_prod_parser(commands: argparse._SubParsersAction) -> None:
