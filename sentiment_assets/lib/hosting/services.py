@@ -2,7 +2,8 @@
 
 What the prod profile runs on one machine (`sentiment prod up`, tests/prod): PostgreSQL,
 Redis, the MLflow tracking server, and any other named process (the Dagster webserver and
-daemon, Celery workers). Each process gets, under the folder:
+daemon, Celery workers, started by ops/supervisor.py, as are `sentiment serve`'s). Each
+process gets, under the folder:
 
 - `logs/<name>.log`: its stdout and stderr;
 - `pids/<name>.json`: its pid, start time and URL, so a later command (`prod status`,
