@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sentiment_assets.lib.core.months import month_start, parse_month_range
+from sentiment_assets.lib.core.ports import DEFAULT_PORTS
 from sentiment_assets.lib.data import synthetic
 from sentiment_assets.lib.data.sources import (
     SYNTHETIC_SOURCE,
@@ -31,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_HOME = REPO_ROOT / ".sentiment"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
-DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+DEFAULT_MLFLOW_UI_URL = f"http://127.0.0.1:{DEFAULT_PORTS.mlflow}"
 # MLFLOW_TRACKING_URI schemes of a tracking server, as opposed to a store (SQLite, a database,
 # a folder) the process opens itself: the server owns the artifact root and serves its own UI.
 TRACKING_SERVER_SCHEMES = ("http", "https", "databricks")

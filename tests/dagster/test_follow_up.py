@@ -14,6 +14,7 @@ import mlflow as mlflow_api
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sentiment_assets.commands.drift_demo import run_status_tick
 from sentiment_assets.definitions import defs
 from sentiment_assets.defs.models.promotion import GATE_CHECK, pick_challenger
 from sentiment_assets.defs.models.training import TrainConfig
@@ -27,7 +28,6 @@ from sentiment_assets.defs.monitoring.sensors import (
     retrain_job,
 )
 from sentiment_assets.defs.platform.resources import PlatformResource
-from sentiment_assets.drift_demo import run_status_tick
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.models.behaviour import SuiteResult
 from sentiment_assets.lib.models.training import (

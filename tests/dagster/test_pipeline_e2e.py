@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.build import build_months, only_the_gate_failed, prepare_environment
 from sentiment_assets.definitions import defs
 from sentiment_assets.defs.models.training import SHORT_FAMILY
 from sentiment_assets.lib.data import synthetic
@@ -26,6 +25,8 @@ from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.cache_pruning import versions_to_keep
 from sentiment_assets.lib.versions.promotion import PromotionRecord, previous_champion
 from sentiment_assets.lib.versions.serving import load_version
+from sentiment_assets.ops.build import build_months, only_the_gate_failed
+from sentiment_assets.ops.instance import prepare_environment
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.slow

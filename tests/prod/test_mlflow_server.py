@@ -27,7 +27,6 @@ import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from gradio_app.model_holder import registry_holder
-from sentiment_assets.build import prepare_environment
 from sentiment_assets.definitions import defs
 from sentiment_assets.defs.platform.jobs import MONTH_BUILD
 from sentiment_assets.lib.hosting import services
@@ -35,6 +34,7 @@ from sentiment_assets.lib.settings import Settings, load_settings
 from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES
+from sentiment_assets.ops.instance import prepare_environment
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.prod

@@ -25,7 +25,7 @@ from sentiment_assets.defs.platform.resources import PlatformResource, Warehouse
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lineage import RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED
-from sentiment_assets.recovery import HOST_TAG, PID_TAG
+from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG
 
 TO_CLEAN = [dg.AssetKey(k) for k in (RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED)]
 

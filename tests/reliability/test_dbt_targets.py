@@ -17,7 +17,7 @@ import pytest
 
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import DBT_PROJECT_DIR, Settings
-from sentiment_assets.recovery import recover
+from sentiment_assets.ops.recovery import recover
 from tests.conftest import use_home
 from tests.reliability.landing_runs import execute
 

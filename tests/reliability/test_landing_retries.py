@@ -22,13 +22,13 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
-from sentiment_assets.build import instance_template
 from sentiment_assets.defs.ingest.landing_sensor import ATTEMPT_TAG, FILE_TAG, new_data_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import REPO_ROOT, Settings
 from sentiment_assets.lib.store.warehouse import connect
-from sentiment_assets.recovery import recover
+from sentiment_assets.ops.instance import instance_template
+from sentiment_assets.ops.recovery import recover
 from tests.conftest import use_home
 from tests.reliability.landing_runs import execute
 

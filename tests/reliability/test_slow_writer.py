@@ -15,13 +15,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sentiment_assets.build import instance_template
 from sentiment_assets.defs.ingest.assets import STILL_CHANGING, raw_tweets
 from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.ops.instance import instance_template
 from tests.conftest import use_home
 from tests.reliability.landing_runs import execute, resources
 

@@ -45,6 +45,7 @@ RUNTIME_PATHS = {
     "lake",
     "prod",
     "dbt",
+    "serve",
     "backups",
     ".reason.txt",
 }

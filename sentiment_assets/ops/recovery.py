@@ -1,4 +1,4 @@
-"""Healing a home after a crash, before anything else starts (`prepare_environment`).
+"""Healing a home after a crash, before anything else starts (ops/instance.py's `prepare_environment`).
 
 A process killed with -9 leaves behind: its Dagster run marked as running forever, the pool
 slots its steps held (so every later run waits on them), MLflow runs that stay RUNNING, and
@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import duckdb
-from dagster._core.events import DagsterEventType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -69,7 +68,7 @@ class Recovery:
 
 def run_process(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
     """(pid, when it was recorded) of the process that executes the run, if recorded."""
-    for entry in reversed(instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)):
+    for entry in reversed(instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)):
         pid = entry.dagster_event.engine_event_data.metadata.get("pid")
         if pid is not None:
             return int(pid.value), entry.timestamp
@@ -82,9 +81,7 @@ def runs_here(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     another machine (a remote launcher or executor) is left to Dagster's run monitoring."""
     if HOST_TAG in run.tags:
         return run.tags[HOST_TAG] == socket.gethostname()
-    from dagster._core.launcher import DefaultRunLauncher
-
-    return isinstance(instance.run_launcher, DefaultRunLauncher)
+    return isinstance(instance.run_launcher, dg.DefaultRunLauncher)
 
 
 def is_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
