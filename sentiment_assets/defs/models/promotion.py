@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.models.behaviour import DEFAULT_MIN_PASS_RATE, SuiteResult, run_suite
+from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.models.model_bundle import Predictor
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.cache_pruning import prune_caches_safely
@@ -70,7 +71,8 @@ def pick_challenger(
     """
     candidates = registry.latest_versions_trained_through(client, month.isoformat())
     if family:
-        candidates = [c for c in candidates if c.family == family]
+        newest = {c.family: c for c in candidates}
+        candidates = [newest[family]] if family in newest else []
     if not candidates:
         raise dg.Failure(
             f"no registered model{' of family ' + family if family else ''} trained through "
@@ -168,6 +170,8 @@ def model_challenger(
     platform: PlatformResource,
 ) -> dg.MaterializeResult:
     month = partition_month(context)
+    if config.family is not None and config.family not in family_names():
+        raise dg.Failure(f"family must be one of {family_names()}, got {config.family!r}")
     if not 0.0 <= config.min_behaviour_pass_rate <= 1.0:
         raise dg.Failure(
             f"min_behaviour_pass_rate must be in [0, 1], got {config.min_behaviour_pass_rate}"
