@@ -31,8 +31,8 @@ from sentiment_assets.lib.versions.evaluation import (
     CHAMPION_EVAL,
     ESTIMATED_EVAL,
     NEXT_MONTH_EVAL,
-    MonthEvaluation,
     evaluate_month,
+    version_rows,
 )
 from sentiment_assets.lib.versions.publish import publish_history
 from sentiment_assets.lib.versions.serving import load_version
@@ -88,50 +88,6 @@ def _versions_to_score(
     ):
         return versions, None
     return versions, champion
-
-
-def _rows(
-    info: registry.VersionInfo,
-    month: date,
-    realised_set: str,
-    evaluation: MonthEvaluation,
-    run_id: str,
-    now: pd.Timestamp,
-) -> tuple[list[dict], list[dict]]:
-    """The version's metrics.model_evaluations rows (estimated, and realised when labelled)
-    and its metrics.slice_evaluations rows."""
-    common = {
-        "model_family": info.family,
-        "model_version": info.version,
-        "trained_through": info.trained_month,
-        "eval_month": month,
-    }
-    estimate = evaluation.estimate.as_dict()
-    estimate.pop("positive_share")
-    evaluations = [
-        {
-            **common,
-            "eval_set": ESTIMATED_EVAL,
-            **estimate,
-            "dagster_run_id": run_id,
-            "created_at": now,
-        }
-    ]
-    if evaluation.realised is not None:
-        evaluations.append(
-            {
-                **common,
-                "eval_set": realised_set,
-                **evaluation.realised,
-                "dagster_run_id": run_id,
-                "created_at": now,
-            }
-        )
-    slices = [
-        {**common, **s.as_dict(), "dagster_run_id": run_id, "created_at": now}
-        for s in evaluation.slices
-    ]
-    return evaluations, slices
 
 
 SLICE_SCHEMA = dg.TableSchema(
@@ -268,7 +224,9 @@ def model_evaluation(
                 warehouse.location, [month], fingerprint, labelled_only=False
             )
         evaluation = evaluate_month(predictor, frame, vectors.get(fingerprint or ""))
-        rows, version_slices = _rows(info, month, realised_set, evaluation, context.run_id, now)
+        rows, version_slices = version_rows(
+            info, month, realised_set, evaluation, context.run_id, now
+        )
         evaluation_rows.extend(rows)
         slice_rows.extend(version_slices)
         if info.run_id and realised_set == NEXT_MONTH_EVAL:
