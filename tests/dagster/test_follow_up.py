@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.definitions import defs
-from sentiment_assets.defs.models.promotion import GATE_CHECK, pick_challenger
+from sentiment_assets.defs.models.promotion import GATE_CHECK
 from sentiment_assets.defs.models.training import TrainConfig
 from sentiment_assets.defs.monitoring.sensors import (
     FOLLOW_UP_OF_TAG,
@@ -37,7 +37,7 @@ from sentiment_assets.lib.models.training import (
     TFIDF_LOGREG,
 )
 from sentiment_assets.lib.versions import registry
-from sentiment_assets.lib.versions.promotion import KEPT, PROMOTED, decide
+from sentiment_assets.lib.versions.promotion import KEPT, PROMOTED, decide, pick_challenger
 from sentiment_assets.lib.versions.retrain_policy import fast_families
 from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHALLENGER, MODEL_CHAMPION
 
