@@ -8,8 +8,6 @@ slice of tweets (metrics.slice_evaluations). A slice far below the whole month i
 check: worth a look, never a reason to stop the run.
 """
 
-from datetime import date
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -26,13 +24,13 @@ from sentiment_assets.lib.stats.slices import (
     weak_slices,
 )
 from sentiment_assets.lib.store.warehouse import replace_rows
-from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.evaluation import (
     CHAMPION_EVAL,
     ESTIMATED_EVAL,
     NEXT_MONTH_EVAL,
     evaluate_month,
     version_rows,
+    versions_to_score,
 )
 from sentiment_assets.lib.versions.publish import publish_history
 from sentiment_assets.lib.versions.serving import load_version
@@ -71,23 +69,6 @@ class EvaluationConfig(dg.Config):
     # min_slice_rows labelled tweets, fails the WARN check (lib/stats/slices.py says why 100).
     slice_margin: float = DEFAULT_SLICE_MARGIN
     min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS
-
-
-def _versions_to_score(
-    client: MlflowClient, month: date
-) -> tuple[list[registry.VersionInfo], registry.VersionInfo | None]:
-    """The newest version of each family trained through the month before, and the serving
-    champion when it is none of those and was trained before `month`."""
-    versions = registry.latest_versions_trained_through(client, previous_month(month).isoformat())
-    champion = registry.champion(client)
-    if (
-        champion is None
-        or champion.version in {v.version for v in versions}
-        or champion.trained_month is None
-        or champion.trained_month >= month
-    ):
-        return versions, None
-    return versions, champion
 
 
 SLICE_SCHEMA = dg.TableSchema(
@@ -195,7 +176,7 @@ def model_evaluation(
         )
     trained_through = previous_month(month)
     client = MlflowClient()
-    versions, champion = _versions_to_score(client, month)
+    versions, champion = versions_to_score(client, month)
     if not versions:
         raise dg.Failure(
             f"no registered model trained through {trained_through:%Y-%m}: materialize "
