@@ -354,7 +354,7 @@ def main() -> int:
     from sentiment_assets.defs.monitoring.sensors import drift_sensor
     from sentiment_assets.lib.data import synthetic
     from sentiment_assets.lib.versions import registry
-    from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES
+    from sentiment_assets.lib.versions.retrain_policy import fast_families
     from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHAMPION
 
     months = [m.isoformat() for m in synthetic.months(settings.synthetic)]
@@ -370,7 +370,7 @@ def main() -> int:
         instance=instance,
         resources=definitions.resources,
         # The first champion is only the baseline the drift retrain must replace.
-        run_config={"ops": {"sentiment_model": {"config": {"families": list(FAST_FAMILIES)}}}},
+        run_config={"ops": {"sentiment_model": {"config": {"families": fast_families()}}}},
     )
     assert first.success
     client = MlflowClient(settings.mlflow_tracking_uri)

@@ -11,7 +11,7 @@ from sentiment_assets.defs.monitoring.sensors import drift_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.store.warehouse import connect
-from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES
+from sentiment_assets.lib.versions.retrain_policy import fast_families
 from tests.conftest import use_home
 
 COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"
@@ -74,9 +74,7 @@ def test_a_retrain_configures_only_the_training_window_and_fast_families(instanc
     # The challenger and the drift report read the window from the new model's card; the
     # fine-tuned family trains in the follow-up run (tests/dagster/test_follow_up.py).
     assert request.run_config == {
-        "ops": {
-            "sentiment_model": {"config": {"window_months": 2, "families": list(FAST_FAMILIES)}}
-        }
+        "ops": {"sentiment_model": {"config": {"window_months": 2, "families": fast_families()}}}
     }
 
 

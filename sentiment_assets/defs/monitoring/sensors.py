@@ -18,15 +18,15 @@ from dagster_mlflow import end_mlflow_on_run_finished
 
 from sentiment_assets.defs.models.recalibration import recalibrate_job
 from sentiment_assets.defs.platform.resources import PlatformResource
-from sentiment_assets.lib.models.training import FAMILIES
+from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.versions.retrain_policy import (
-    FAST_FAMILIES,
     RECALIBRATE,
     DriftEvent,
     Plan,
     SensorCursor,
     decisions,
+    fast_families,
     follow_up_families,
     follow_up_run_key,
     plan_retrains,
@@ -48,7 +48,7 @@ def retrain_run_config(settings: Settings) -> dict:
     the months before it describe a world that has just changed). The new model's card
     records that window, and the promotion gate compares on it. Only the fast families train
     here; follow_up_sensor asks for the others once this run is over."""
-    config = {"window_months": settings.retrain_window_months, "families": list(FAST_FAMILIES)}
+    config = {"window_months": settings.retrain_window_months, "families": fast_families()}
     return {"ops": {SENTIMENT_MODEL: {"config": config}}}
 
 
@@ -196,7 +196,7 @@ def follow_up_request(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.
         ).records
     )
     # Without `families`, sentiment_model trained all of them (TrainConfig's default).
-    families = follow_up_families(config.get("families", FAMILIES), materialized)
+    families = follow_up_families(config.get("families", family_names()), materialized)
     if not families:
         return dg.SkipReason(
             f"run {run.run_id}: nothing to follow up (sentiment_model "
