@@ -34,6 +34,7 @@ HISTORY_TABLES = {
     "promotions": "metrics.promotions",
     "drift_reports": "metrics.drift_reports",
     "slice_evaluations": "metrics.slice_evaluations",
+    "training_decisions": "metrics.training_decisions",
 }
 
 
