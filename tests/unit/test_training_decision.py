@@ -16,6 +16,7 @@ from sentiment_assets.lib.versions.training_decision import (
     DecisionInputs,
     PolicyThresholds,
     StatisticMove,
+    content_drift,
     decide_training,
     record_decision,
     statistic_moves,
@@ -97,6 +98,18 @@ def test_a_prior_shift_alone_or_a_new_vocabulary_does_not_train():
     assert decision.decision == KEEP
 
 
+def test_embeddings_moved_with_the_class_balance_need_new_words_to_be_content_drift():
+    balance_only = inputs(statistics=(EMBEDDING_DRIFT, PRIOR_DRIFT))
+    assert decide_training(balance_only, "on_drift").decision == KEEP
+    new_topic = inputs(statistics=(EMBEDDING_DRIFT, PRIOR_DRIFT, VOCABULARY_WARN))
+    decision = decide_training(new_topic, "on_drift")
+    assert decision.decision == TRAIN
+    assert [reason.split(":")[1].split()[0] for reason in decision.reasons] == [
+        "embedding_mmd",
+        "vocabulary_oov",
+    ]
+
+
 def test_a_realised_drop_trains_even_without_drift_statistics():
     decision = decide_training(
         inputs(statistics=(PRIOR_DRIFT,), realised_accuracy=0.70), "on_drift"
@@ -174,7 +187,7 @@ def test_a_real_drift_report_feeds_the_decision():
     report = drift_report(side(0.0), side(1.0), DriftThresholds(permutations=400))
     moves = statistic_moves(r.as_dict() for r in report)
     assert "combined" not in {m.statistic for m in moves}
-    assert {m.statistic for m in moves if m.is_content_drift} >= {"embedding_mean_distance"}
+    assert {m.statistic for m in content_drift(moves)} >= {"embedding_mean_distance"}
     decision = decide_training(inputs(statistics=moves), "on_drift")
     assert (
         decision.decision == TRAIN
