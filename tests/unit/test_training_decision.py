@@ -19,6 +19,7 @@ from sentiment_assets.lib.versions.training_decision import (
     content_drift,
     decide_training,
     record_decision,
+    report_accuracies,
     statistic_moves,
 )
 
@@ -193,6 +194,20 @@ def test_a_real_drift_report_feeds_the_decision():
         decision.decision == TRAIN
         and "embedding_mean_distance" in decision.row()["drifted_statistics"]
     )
+
+
+def test_the_report_gives_the_champion_accuracies_when_labels_exist():
+    rows = [
+        {"statistic": "embedding_mmd", "detail": "{}"},
+        {
+            "statistic": "performance_drop",
+            "detail": '{"accuracy_reference": 0.83, "accuracy_current": 0.68}',
+        },
+    ]
+    assert report_accuracies(rows) == (0.83, 0.68)
+    unlabelled = [{"statistic": "performance_drop", "detail": {"reason": "no labels"}}]
+    assert report_accuracies(unlabelled) == (None, None)
+    assert report_accuracies([]) == (None, None)
 
 
 def test_warehouse_rows_with_missing_verdicts_read_as_not_judged():

@@ -51,7 +51,12 @@ from sentiment_assets.lib.settings import (
     RETRAIN_POLICIES,
     Settings,
 )
-from sentiment_assets.lib.stats.drift import COMBINED, SEVERITY, VOCABULARY_OOV
+from sentiment_assets.lib.stats.drift import (
+    COMBINED,
+    PERFORMANCE_DROP,
+    SEVERITY,
+    VOCABULARY_OOV,
+)
 from sentiment_assets.lib.stats.prior_shift import CONTENT_STATISTICS, PRIOR_STATISTICS
 from sentiment_assets.lib.store.warehouse import append_rows
 from sentiment_assets.lib.versions.publish import publish_history
@@ -134,6 +139,27 @@ def statistic_moves(drift_rows: Iterable[Mapping[str, object]]) -> tuple[Statist
             )
         )
     return tuple(sorted(moves, key=lambda move: move.statistic))
+
+
+def report_accuracies(
+    drift_rows: Iterable[Mapping[str, object]],
+) -> tuple[float | None, float | None]:
+    """(reference, realised) accuracy of the champion from the report's performance_drop
+    row (its detail, a dict or the JSON string metrics.drift_reports stores); Nones where
+    the check could not run (no labels, too few rows)."""
+    for row in drift_rows:
+        if row["statistic"] != PERFORMANCE_DROP:
+            continue
+        detail = row.get("detail") or {}
+        if isinstance(detail, str):
+            detail = json.loads(detail)
+        reference = detail.get("accuracy_reference")  # type: ignore[union-attr]
+        realised = detail.get("accuracy_current")  # type: ignore[union-attr]
+        return (
+            None if reference is None else float(reference),
+            None if realised is None else float(realised),
+        )
+    return None, None
 
 
 def content_drift(moves: Iterable[StatisticMove]) -> list[StatisticMove]:
