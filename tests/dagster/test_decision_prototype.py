@@ -1,4 +1,4 @@
-"""The prototype training_decision_sensor (defs/models/decision.py), evaluated tick by tick
+"""The prototype training_decision_sensor (prototypes/decision_wiring.py), evaluated tick by tick
 against a real Dagster instance: one training request per `train` decision, none for `keep`,
 and the same run key when a tick sees the same decision again."""
 
@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from sentiment_assets.defs.models.decision import (
+from prototypes.decision_wiring import (
     TRAINING_DECISION,
     decision_metadata,
     gather_inputs,
