@@ -1,5 +1,6 @@
-"""PROTOTYPE, not yet in the definitions: the month's training decision as an asset, and
-the sensor that requests a training once per decision.
+"""PROTOTYPE, outside defs/ so the code location does not load it yet: the month's training
+decision as an asset, and the sensor that requests a training once per decision (to move to
+sentiment_assets/defs/models/decision.py when the month run is rewired).
 
 The month run would build the data side, `drift_report`, `model_evaluation` and this
 `training_decision`, and no model; `training_decision_sensor` then requests `retrain_job`
