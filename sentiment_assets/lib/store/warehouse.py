@@ -102,6 +102,17 @@ CREATE TABLE IF NOT EXISTS metrics.drift_reports (
     threshold DOUBLE, p_value DOUBLE, drifted BOOLEAN, severity VARCHAR, detail VARCHAR,
     champion_version VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
 );
+-- One row per retraining decision, train or keep (lib/versions/training_decision.py): the
+-- policy, its reasons, and the inputs it read (statistics as JSON, accuracies, the
+-- champion's age); decision_key is the run key a training for it is requested under.
+CREATE TABLE IF NOT EXISTS metrics.training_decisions (
+    month DATE, policy VARCHAR, decision VARCHAR, reasons VARCHAR, families VARCHAR,
+    follow_up_families VARCHAR, window_start DATE, window_months INTEGER,
+    drifted_statistics VARCHAR, statistics VARCHAR, reference_accuracy DOUBLE,
+    realised_accuracy DOUBLE, estimated_accuracy DOUBLE, champion_version VARCHAR,
+    champion_age_months INTEGER, labelled_rows BIGINT, thresholds VARCHAR,
+    decision_key VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
+);
 """
 
 LOCK_RETRY_SECONDS = 120.0
