@@ -12,7 +12,7 @@ DAGSTER_PORT_FLAG = $(if $(DAGSTER_PORT),--dagster-port $(DAGSTER_PORT))
 DBT_FILES := dbt_project/dbt_project.yml $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup manifest pipeline demo serve ui screenshots docs test test-fast lint bench bench-monitoring bench-scale bench-prod bench-policy compare drift-demo drift-power chaos clean setup-prod prod-up prod-down
+.PHONY: setup manifest pipeline demo serve ui screenshots docs test test-fast lint bench bench-monitoring bench-scale bench-prod bench-policy bench-ui compare drift-demo drift-power chaos clean setup-prod prod-up prod-down
 
 setup: $(VENV)/.installed $(MANIFEST)
 
@@ -127,6 +127,12 @@ bench-prod: setup-prod
 # The retraining policies (always, on_drift, never) replayed month by month over a synthetic
 # year and the Sentiment140 sample's months (skipped where SENTIMENT140_CSV is missing):
 # forward accuracy, training runs and CPU-seconds per policy; bench/results/policy.md.
+# One month launched over GraphQL (the UI's path: webserver, daemon, run queue) against the
+# same month built by `sentiment pipeline`; bench/results/ui_launch.md.
+bench-ui: setup
+	mkdir -p bench/results
+	$(PYTHON) -m bench.bench_ui_launch --out bench/results/ui_launch.json --md bench/results/ui_launch.md
+
 bench-policy: setup
 	mkdir -p bench/results
 	SENTIMENT140_CSV="$$( [ -f "$(SENTIMENT140_CSV)" ] && echo "$(SENTIMENT140_CSV)" )" \
