@@ -3,10 +3,11 @@
 # run time. State lives on the volume mounted at /data.
 FROM python:3.11-slim
 
+# The settings derive every path from SENTIMENT_HOME; DAGSTER_HOME is repeated because
+# dagster-webserver and dagster-daemon read it before any of the platform's code runs.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
     SENTIMENT_HOME=/data \
-    DUCKDB_PATH=/data/warehouse.duckdb \
     DAGSTER_HOME=/data/dagster_home
 
 WORKDIR /app

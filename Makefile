@@ -3,15 +3,16 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+# Every other path (warehouse, DAGSTER_HOME, ...) follows from SENTIMENT_HOME in the settings.
 export SENTIMENT_HOME ?= $(CURDIR)/.sentiment
-export DUCKDB_PATH ?= $(SENTIMENT_HOME)/warehouse.duckdb
-export DAGSTER_HOME ?= $(SENTIMENT_HOME)/dagster_home
 HOST ?= 127.0.0.1
-DAGSTER_PORT ?= 3000
+# Ports: the CLI's defaults (sentiment_assets/lib/core/ports.py: Dagster 3000, MLflow 5000,
+# app 7860) unless DAGSTER_PORT, MLFLOW_PORT or APP_PORT is set.
+DAGSTER_PORT_FLAG = $(if $(DAGSTER_PORT),--dagster-port $(DAGSTER_PORT))
 DBT_FILES := dbt_project/dbt_project.yml $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup manifest pipeline demo serve ui screenshots docs test test-fast lint bench bench-monitoring bench-scale bench-prod compare drift-demo drift-power chaos clean setup-prod prod-up prod-down
+.PHONY: setup manifest pipeline demo serve ui screenshots docs test test-fast lint bench bench-monitoring bench-scale bench-prod bench-policy bench-ui compare drift-demo drift-power chaos clean setup-prod prod-up prod-down
 
 setup: $(VENV)/.installed $(MANIFEST)
 
@@ -36,16 +37,17 @@ manifest:
 pipeline: setup
 	$(VENV)/bin/sentiment pipeline
 
-APP_PORT ?= 7860
 # One variable for the MLflow UI: `make serve` serves it on this port, and `make pipeline`
 # writes Dagster's `mlflow_run` metadata links to the same URL.
-MLFLOW_PORT ?= 5000
+ifneq ($(MLFLOW_PORT),)
 export MLFLOW_UI_URL ?= http://$(HOST):$(MLFLOW_PORT)
+endif
 
-# The Dagster webserver + daemon (dg dev), the MLflow UI and the Gradio app, supervised by
-# `sentiment serve`: each URL is printed once its service answers; Ctrl-C stops them all.
+# The MLflow UI, the Dagster webserver and daemon, and the Gradio app, supervised by
+# `sentiment serve`: each URL is printed once its service answers, a service that dies is
+# restarted alone (with backoff) while the others keep serving; Ctrl-C stops them all.
 serve: setup
-	$(VENV)/bin/sentiment serve --host $(HOST) --dagster-port $(DAGSTER_PORT) --app-port $(APP_PORT)
+	$(VENV)/bin/sentiment serve --host $(HOST) $(DAGSTER_PORT_FLAG) $(if $(APP_PORT),--app-port $(APP_PORT))
 
 ui: serve
 
@@ -122,6 +124,20 @@ bench-prod: setup-prod
 	mkdir -p bench/results
 	$(PYTHON) -m bench.bench_prod_parallel --workers $(PROD_WORKERS) --out bench/results/prod_parallel.json --md bench/results/prod_parallel.md
 
+# The retraining policies (always, on_drift, never) replayed month by month over a synthetic
+# year and the Sentiment140 sample's months (skipped where SENTIMENT140_CSV is missing):
+# forward accuracy, training runs and CPU-seconds per policy; bench/results/policy.md.
+# One month launched over GraphQL (the UI's path: webserver, daemon, run queue) against the
+# same month built by `sentiment pipeline`; bench/results/ui_launch.md.
+bench-ui: setup
+	mkdir -p bench/results
+	$(PYTHON) -m bench.bench_ui_launch --out bench/results/ui_launch.json --md bench/results/ui_launch.md
+
+bench-policy: setup
+	mkdir -p bench/results
+	SENTIMENT140_CSV="$$( [ -f "$(SENTIMENT140_CSV)" ] && echo "$(SENTIMENT140_CSV)" )" \
+	  nice -n 10 $(PYTHON) -m bench.bench_policy --out bench/results/policy.json --md bench/results/policy.md
+
 drift-demo: setup
 	$(VENV)/bin/sentiment drift-demo
 
@@ -151,7 +167,7 @@ setup-prod: setup
 	fi
 
 prod-up: setup-prod
-	$(VENV)/bin/sentiment prod up --workers $(PROD_WORKERS) --dagster-port $(DAGSTER_PORT) --mlflow-port $(PROD_MLFLOW_PORT)
+	$(VENV)/bin/sentiment prod up --workers $(PROD_WORKERS) $(DAGSTER_PORT_FLAG) $(if $(PROD_MLFLOW_PORT),--mlflow-port $(PROD_MLFLOW_PORT))
 
 prod-down:
 	$(VENV)/bin/sentiment prod down

@@ -181,7 +181,7 @@ def parallel(work: Path, onnx_cache: Path, tweets: int, workers: int) -> dict:
     import dagster as dg
     from dagster_graphql import DagsterGraphQLClient
 
-    from sentiment_assets import prod
+    from sentiment_assets.commands import prod, prod_up
     from sentiment_assets.lib.hosting import services
 
     env = home_env(work / "prod", onnx_cache, tweets, "prod")
@@ -201,7 +201,7 @@ def parallel(work: Path, onnx_cache: Path, tweets: int, workers: int) -> dict:
     )
     load_up = load_average()
     started = time.perf_counter()
-    prod.up(options, say=lambda message: print(f"  {message}", flush=True))
+    prod_up.up(options, say=lambda message: print(f"  {message}", flush=True))
     up_s = time.perf_counter() - started
     try:
         client = DagsterGraphQLClient(services.LOOPBACK, port_number=dagster_port)

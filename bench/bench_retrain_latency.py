@@ -118,7 +118,7 @@ def app_log_time(log: Path, text: str) -> float:
 
 def cpu_seconds(pgid: int) -> float:
     """User + system CPU seconds of the live processes of a process group."""
-    from sentiment_assets.serve import group_members
+    from sentiment_assets.lib.hosting.services import group_members
 
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -342,19 +342,19 @@ def main() -> int:
     env = bench_environment(home, args.tweets)
     os.environ.clear()
     os.environ.update(env)
-    from sentiment_assets.build import prepare_environment
+    from sentiment_assets.ops.instance import prepare_environment
 
     settings = prepare_environment()
 
     from mlflow.tracking import MlflowClient
 
     from gradio_app.config import load_config
+    from sentiment_assets.commands.drift_demo import DATA_ASSETS, FIRST_MONTH_ASSETS
     from sentiment_assets.definitions import defs
     from sentiment_assets.defs.monitoring.sensors import drift_sensor
-    from sentiment_assets.drift_demo import DATA_ASSETS, FIRST_MONTH_ASSETS
     from sentiment_assets.lib.data import synthetic
     from sentiment_assets.lib.versions import registry
-    from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES
+    from sentiment_assets.lib.versions.retrain_policy import fast_families
     from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHAMPION
 
     months = [m.isoformat() for m in synthetic.months(settings.synthetic)]
@@ -370,7 +370,7 @@ def main() -> int:
         instance=instance,
         resources=definitions.resources,
         # The first champion is only the baseline the drift retrain must replace.
-        run_config={"ops": {"sentiment_model": {"config": {"families": list(FAST_FAMILIES)}}}},
+        run_config={"ops": {"sentiment_model": {"config": {"families": fast_families()}}}},
     )
     assert first.success
     client = MlflowClient(settings.mlflow_tracking_uri)

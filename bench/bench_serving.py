@@ -53,11 +53,11 @@ import pandas as pd
 from sentiment_assets.lib.data.sampling import holdout_mask
 from sentiment_assets.lib.data.synthetic import labelled_sample
 from sentiment_assets.lib.data.text import clean_text
+from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.models.model_bundle import ModelCard, data_fingerprint, save_bundle
 from sentiment_assets.lib.models.params import LogRegParams
 from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
-    FAMILIES,
     FINETUNED_TRANSFORMER,
     TFIDF_LOGREG,
     fit_embedding_logreg,
@@ -66,6 +66,8 @@ from sentiment_assets.lib.models.training import (
 )
 from sentiment_assets.lib.settings import Settings, load_settings
 from sentiment_assets.lib.versions import registry
+
+FAMILIES = tuple(family_names())
 
 MONTH = date(2024, 1, 1)
 BATCH_CHUNK = 256

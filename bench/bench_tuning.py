@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench.compare_families import (
     DEFAULT_S140_TEST,
     DEFAULT_S140_TRAIN,
@@ -37,6 +35,8 @@ from bench.compare_families import (
 )
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.data.text import clean_text
+from sentiment_assets.lib.models.families import TrainingRows
+from sentiment_assets.lib.models.families import family as family_named
 from sentiment_assets.lib.models.params import LogRegParams
 from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
@@ -48,7 +48,7 @@ from sentiment_assets.lib.models.tuning import (
     TUNING_METRIC,
     TuneSettings,
     searched_defaults,
-    tune_logreg,
+    tune,
     tuning_split,
 )
 
@@ -77,12 +77,6 @@ def _features(family: str, train_texts: list[str], test_texts: list[str]) -> tup
     vectors = encoder.encode(train_texts + test_texts)
     _log(f"encoded {len(vectors)} texts in {time.perf_counter() - started:.0f}s")
     return vectors[: len(train_texts)], vectors[len(train_texts) :]
-
-
-def _subset(features: Any, mask: np.ndarray) -> Any:
-    if isinstance(features, list):
-        return [f for f, keep in zip(features, mask, strict=True) if keep]
-    return features[mask]
 
 
 def _final(family: str, features: Any, test_features: Any, labels, holdout, params, test_labels):
@@ -120,11 +114,13 @@ def run(families: Sequence[str], settings: TuneSettings) -> dict[str, Any]:
     for family in families:
         features, test_features = _features(family, ds.train_clean, test_clean)
         family_started, load_family = time.perf_counter(), _load1()
-        tuned = tune_logreg(
-            family,
-            _subset(features, train),
-            labels[train],
-            validation,
+        is_text = isinstance(features, list)
+        rows = TrainingRows(
+            features if is_text else ds.train_clean, labels, holdout, None if is_text else features
+        )
+        tuned = tune(
+            family_named(family),
+            rows.training_part(validation),
             defaults,
             settings,
             on_trial=lambda r, family=family: _log(
@@ -138,7 +134,7 @@ def run(families: Sequence[str], settings: TuneSettings) -> dict[str, Any]:
         )
         tuned_model = _final(family, features, test_features, labels, holdout, best, test.labels)
         results[family] = {
-            "searched": searched_defaults(family, defaults),
+            "searched": searched_defaults(family_named(family), defaults),
             "best_trial": tuned.best_trial,
             "best_params": tuned.best_params,
             "tuning_split": {"default": tuned.default_value, "tuned": tuned.best_value},

@@ -43,10 +43,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from sentiment_assets.lib.data.text import clean_text, map_label, text_hash
+from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.models.params import FinetuneParams
 from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
-    FAMILIES,
     FINETUNED_TRANSFORMER,
     TFIDF_LOGREG,
 )
@@ -58,6 +58,8 @@ SEED = 0
 COMPARISON_FINETUNE_BASE = FinetuneParams(
     seed=SEED, max_train_samples=2000, learning_rate=5e-5, max_length=64, freeze_layers=0
 )
+
+FAMILIES = tuple(family_names())
 THREADS = 2
 VALIDATION_FRACTION = 0.1
 SINGLE_CALLS = 50

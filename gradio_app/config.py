@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sentiment_assets.lib.core.ports import DEFAULT_PORTS
 from sentiment_assets.lib.encoding.encoder import workers_filling_cores
 from sentiment_assets.lib.encoding.onnx_encoder import RUNTIMES
 from sentiment_assets.lib.settings import read_number
@@ -25,7 +26,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class AppConfig:
     host: str = "127.0.0.1"
-    port: int = 7860
+    port: int = DEFAULT_PORTS.app
     user: str | None = None
     password: str | None = None
     # How often the registry alias is looked at; a new champion answers within about this
@@ -88,7 +89,7 @@ def load_config(env: Mapping[str, str] | None = None) -> AppConfig:
         raise ConfigError(
             "set both SENTIMENT_APP_USER and SENTIMENT_APP_PASSWORD for basic auth, or neither"
         )
-    port = int(_number(env, "SENTIMENT_APP_PORT", 7860, int))
+    port = int(_number(env, "SENTIMENT_APP_PORT", DEFAULT_PORTS.app, int))
     if port > 65535:
         raise ConfigError(f"SENTIMENT_APP_PORT must be at most 65535, got {port}")
     max_upload_mb = _number(env, "SENTIMENT_APP_MAX_UPLOAD_MB", 5.0, float)

@@ -38,6 +38,9 @@ os.environ.update(
         "SENTIMENT_SYNTHETIC_TWEETS_PER_MONTH": "240",
         "SENTIMENT_SYNTHETIC_SEED": "7",
         "SENTIMENT_SYNTHETIC_DRIFT_MONTH": "2",
+        # Test files are written whole before anything reads them; the tests of half-written
+        # files set their own interval.
+        "SENTIMENT_LANDING_SETTLE_SECONDS": "0",
         # `make test` exports the demo's paths; tests must never touch them.
         **home_paths(SESSION_HOME),
         "SENTIMENT_ONNX_CACHE": str(SESSION_ONNX_CACHE),

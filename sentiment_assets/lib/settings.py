@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sentiment_assets.lib.core.months import month_start, parse_month_range
+from sentiment_assets.lib.core.ports import DEFAULT_PORTS
 from sentiment_assets.lib.data import synthetic
 from sentiment_assets.lib.data.sources import (
     SYNTHETIC_SOURCE,
@@ -31,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_HOME = REPO_ROOT / ".sentiment"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
-DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+DEFAULT_MLFLOW_UI_URL = f"http://127.0.0.1:{DEFAULT_PORTS.mlflow}"
 # MLFLOW_TRACKING_URI schemes of a tracking server, as opposed to a store (SQLite, a database,
 # a folder) the process opens itself: the server owns the artifact root and serves its own UI.
 TRACKING_SERVER_SCHEMES = ("http", "https", "databricks")
@@ -40,9 +41,36 @@ TRACKING_SERVER_SCHEMES = ("http", "https", "databricks")
 DEFAULT_RETRAIN_WINDOW_MONTHS = 1
 # A month retrained less than this long ago is not retrained again on a new drift report.
 DEFAULT_RETRAIN_COOLDOWN_SECONDS = 6 * 3600.0
+# SENTIMENT_RETRAIN_POLICY: when a month's champion is retrained (lib/versions/
+# training_decision.py). "on_drift" trains on content drift, an accuracy drop or an old
+# champion; "always" trains every month (the behaviour before the policy existed); "never"
+# keeps the first model, the control the policy is measured against.
+RETRAIN_ALWAYS = "always"
+RETRAIN_ON_DRIFT = "on_drift"
+RETRAIN_NEVER = "never"
+RETRAIN_POLICIES = (RETRAIN_ALWAYS, RETRAIN_ON_DRIFT, RETRAIN_NEVER)
+# A drop of the champion's accuracy (realised, or estimated without labels) below its own
+# holdout accuracy by more than this retrains under on_drift: in bench/results/policy.md the
+# synthetic quiet months stay within 0.035 of the reference, the first drift month falls 0.148.
+DEFAULT_RETRAIN_ACCURACY_DROP = 0.05
+# A champion trained this many months before the month being decided is retrained whatever
+# the drift statistics say: slow change no single month's test sees adds up.
+DEFAULT_MAX_CHAMPION_AGE_MONTHS = 6
+# Fewer labelled rows than this in a month train nothing: a model fit on a handful of
+# tweets would only lose the promotion gate.
+DEFAULT_MIN_LABELLED_ROWS = 200
+# CPU seconds the fine-tuned family may spend training when no GPU is present.
+DEFAULT_FINETUNE_CPU_BUDGET_SECONDS = 15 * 60.0
 # The local model caches keep the champion, the previous champion and this many newest
 # versions (at least 1: the newest is the one just trained or being promoted).
 DEFAULT_CACHE_KEEP_NEWEST = 6
+# A landing file is read once its size and modification time have not changed for this long
+# (a writer still appending to it would otherwise be ingested half-written).
+DEFAULT_LANDING_SETTLE_SECONDS = 5.0
+# new_data_sensor's runs of one landing file: this many attempts, the n-th retry waiting
+# SENTIMENT_LANDING_RETRY_SECONDS * 2**(n-1) after the failure, then the file is quarantined.
+DEFAULT_LANDING_MAX_ATTEMPTS = 3
+DEFAULT_LANDING_RETRY_SECONDS = 60.0
 # Twitter opened in March 2006: a tweet dated before it is a typo, never a month of its own.
 FIRST_PLAUSIBLE_MONTH = date(2006, 3, 1)
 
@@ -60,6 +88,14 @@ PASSED_ON = (
     "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS",
     "SENTIMENT_RETRAIN_COOLDOWN_SECONDS",
     "SENTIMENT_CACHE_KEEP_VERSIONS",
+    "SENTIMENT_LANDING_SETTLE_SECONDS",
+    "SENTIMENT_LANDING_MAX_ATTEMPTS",
+    "SENTIMENT_LANDING_RETRY_SECONDS",
+    "SENTIMENT_RETRAIN_POLICY",
+    "SENTIMENT_RETRAIN_ACCURACY_DROP",
+    "SENTIMENT_MAX_CHAMPION_AGE_MONTHS",
+    "SENTIMENT_MIN_LABELLED_ROWS",
+    "SENTIMENT_FINETUNE_CPU_BUDGET_SECONDS",
     "MLFLOW_UI_URL",
 )
 SYNTHETIC_PREFIX = "SENTIMENT_SYNTHETIC_"
@@ -103,8 +139,17 @@ class Settings:
     synthetic: synthetic.SyntheticConfig = field(default_factory=synthetic.SyntheticConfig)
     retrain_window_months: int = DEFAULT_RETRAIN_WINDOW_MONTHS
     retrain_cooldown_seconds: float = DEFAULT_RETRAIN_COOLDOWN_SECONDS
+    retrain_policy: str = RETRAIN_ON_DRIFT
+    retrain_accuracy_drop: float = DEFAULT_RETRAIN_ACCURACY_DROP
+    max_champion_age_months: int = DEFAULT_MAX_CHAMPION_AGE_MONTHS
+    min_labelled_rows: int = DEFAULT_MIN_LABELLED_ROWS
+    finetune_cpu_budget_seconds: float = DEFAULT_FINETUNE_CPU_BUDGET_SECONDS
     # SENTIMENT_CACHE_KEEP_VERSIONS: see lib/versions/cache_pruning.py.
     cache_keep_newest: int = DEFAULT_CACHE_KEEP_NEWEST
+    # SENTIMENT_LANDING_SETTLE_SECONDS, _MAX_ATTEMPTS, _RETRY_SECONDS: see the defaults above.
+    landing_settle_seconds: float = DEFAULT_LANDING_SETTLE_SECONDS
+    landing_max_attempts: int = DEFAULT_LANDING_MAX_ATTEMPTS
+    landing_retry_seconds: float = DEFAULT_LANDING_RETRY_SECONDS
     # Where people open MLflow: the links in Dagster's metadata point here.
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
     # The variables these settings were read from, to hand the same ones to child processes.
@@ -123,6 +168,11 @@ class Settings:
     @property
     def landing_dir(self) -> Path:
         return self.home / "landing"
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        # dbt's per-run target folders (artifacts and logs), removed when their step ends.
+        return self.home / "dbt"
 
     @property
     def published_dir(self) -> Path:
@@ -329,8 +379,37 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         retrain_cooldown_seconds=read_number(
             env, "SENTIMENT_RETRAIN_COOLDOWN_SECONDS", DEFAULT_RETRAIN_COOLDOWN_SECONDS
         ),
+        retrain_policy=_choice(env, "SENTIMENT_RETRAIN_POLICY", RETRAIN_POLICIES, RETRAIN_ON_DRIFT),
+        retrain_accuracy_drop=read_number(
+            env, "SENTIMENT_RETRAIN_ACCURACY_DROP", DEFAULT_RETRAIN_ACCURACY_DROP
+        ),
+        max_champion_age_months=read_number(
+            env,
+            "SENTIMENT_MAX_CHAMPION_AGE_MONTHS",
+            DEFAULT_MAX_CHAMPION_AGE_MONTHS,
+            int,
+            positive=True,
+        ),
+        min_labelled_rows=read_number(
+            env, "SENTIMENT_MIN_LABELLED_ROWS", DEFAULT_MIN_LABELLED_ROWS, int
+        ),
+        finetune_cpu_budget_seconds=read_number(
+            env,
+            "SENTIMENT_FINETUNE_CPU_BUDGET_SECONDS",
+            DEFAULT_FINETUNE_CPU_BUDGET_SECONDS,
+            positive=True,
+        ),
         cache_keep_newest=read_number(
             env, "SENTIMENT_CACHE_KEEP_VERSIONS", DEFAULT_CACHE_KEEP_NEWEST, int, positive=True
+        ),
+        landing_settle_seconds=read_number(
+            env, "SENTIMENT_LANDING_SETTLE_SECONDS", DEFAULT_LANDING_SETTLE_SECONDS
+        ),
+        landing_max_attempts=read_number(
+            env, "SENTIMENT_LANDING_MAX_ATTEMPTS", DEFAULT_LANDING_MAX_ATTEMPTS, int, positive=True
+        ),
+        landing_retry_seconds=read_number(
+            env, "SENTIMENT_LANDING_RETRY_SECONDS", DEFAULT_LANDING_RETRY_SECONDS
         ),
         mlflow_ui_url=env.get("MLFLOW_UI_URL") or default_ui_url(tracking_uri),
         variables=variables,

@@ -8,7 +8,7 @@ import dagster as dg
 
 from sentiment_assets.definitions import defs
 from sentiment_assets.defs.dbt.assets import dbt_models
-from sentiment_assets.defs.monitoring.sensors import INGEST_SELECTION
+from sentiment_assets.defs.ingest.landing_sensor import INGEST_SELECTION
 
 
 def test_every_dbt_check_says_what_it_guarantees() -> None:

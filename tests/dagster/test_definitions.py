@@ -9,9 +9,14 @@ from sentiment_assets.definitions import defs
 from sentiment_assets.defs.models.promotion import PromotionConfig
 from sentiment_assets.defs.models.training import TRAINING_WINDOW_MAPPING, TrainConfig
 from sentiment_assets.defs.monitoring.assets import DriftConfig
+from sentiment_assets.lib.models.families import family
 from sentiment_assets.lib.models.model_bundle import ModelCard
 from sentiment_assets.lib.models.params import FinetuneParams, LogRegParams
-from sentiment_assets.lib.models.training import DEFAULT_WINDOW_MONTHS
+from sentiment_assets.lib.models.training import (
+    DEFAULT_WINDOW_MONTHS,
+    FINETUNED_TRANSFORMER,
+    TFIDF_LOGREG,
+)
 from sentiment_assets.lib.stats.drift import DriftThresholds, threshold_specs
 
 
@@ -23,8 +28,9 @@ def test_every_lineage_name_is_an_asset_and_every_asset_has_a_name() -> None:
 
 def test_train_config_defaults_are_the_library_defaults() -> None:
     config = TrainConfig()
-    assert config.finetune(device=None) == FinetuneParams(seed=config.seed)
-    assert config.logreg() == LogRegParams(seed=config.seed)
+    knobs = config.knobs(device=None)
+    assert family(FINETUNED_TRANSFORMER).params(knobs) == FinetuneParams(seed=config.seed)
+    assert family(TFIDF_LOGREG).params(knobs) == LogRegParams(seed=config.seed)
     assert config.window_months == DEFAULT_WINDOW_MONTHS
 
 

@@ -14,8 +14,9 @@ import mlflow as mlflow_api
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sentiment_assets.commands.drift_demo import run_status_tick
 from sentiment_assets.definitions import defs
-from sentiment_assets.defs.models.promotion import GATE_CHECK, pick_challenger
+from sentiment_assets.defs.models.promotion import GATE_CHECK
 from sentiment_assets.defs.models.training import TrainConfig
 from sentiment_assets.defs.monitoring.sensors import (
     FOLLOW_UP_OF_TAG,
@@ -27,18 +28,17 @@ from sentiment_assets.defs.monitoring.sensors import (
     retrain_job,
 )
 from sentiment_assets.defs.platform.resources import PlatformResource
-from sentiment_assets.drift_demo import run_status_tick
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.models.behaviour import SuiteResult
+from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
-    FAMILIES,
     FINETUNED_TRANSFORMER,
     TFIDF_LOGREG,
 )
 from sentiment_assets.lib.versions import registry
-from sentiment_assets.lib.versions.promotion import KEPT, PROMOTED, decide
-from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES, FOLLOW_UP_FAMILIES
+from sentiment_assets.lib.versions.promotion import KEPT, PROMOTED, decide, pick_challenger
+from sentiment_assets.lib.versions.retrain_policy import fast_families
 from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHALLENGER, MODEL_CHAMPION
 
 MONTHS = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2024-04-01")
@@ -49,7 +49,7 @@ MONTH = "2024-03-01"
 def sentiment_model(config: TrainConfig) -> dg.MaterializeResult:
     """Stands in for the real asset, with its real config, and fails as it does on a family
     it does not know."""
-    if not set(config.families) <= set(FAMILIES):
+    if not set(config.families) <= set(family_names()):
         raise dg.Failure(f"unknown families {config.families}")
     return dg.MaterializeResult(metadata={"families": ", ".join(config.families)})
 
@@ -120,7 +120,7 @@ def drift_retrain_request(instance) -> dg.RunRequest:
 def test_the_drift_retrain_trains_only_the_fast_families(instance):
     request = drift_retrain_request(instance)
     families = request.run_config["ops"]["sentiment_model"]["config"]["families"]
-    assert families == list(FAST_FAMILIES) == [TFIDF_LOGREG, EMBEDDING_LOGREG]
+    assert families == fast_families() == [TFIDF_LOGREG, EMBEDDING_LOGREG]
     assert FINETUNED_TRANSFORMER not in families
     # The config is one TrainConfig accepts, as the real job's sentiment_model would.
     assert execute(instance, retrain_job.name, request).success
@@ -135,7 +135,7 @@ def test_a_finished_retrain_gets_one_follow_up_for_the_fine_tuned_family(instanc
     assert isinstance(follow_up, dg.RunRequest)
     assert follow_up.partition_key == MONTH
     config = follow_up.run_config["ops"]["sentiment_model"]["config"]
-    assert config["families"] == list(FOLLOW_UP_FAMILIES) == [FINETUNED_TRANSFORMER]
+    assert config["families"] == family_names(fast=False) == [FINETUNED_TRANSFORMER]
     retrain_config = request.run_config["ops"]["sentiment_model"]["config"]
     assert config["window_months"] == retrain_config["window_months"], "the same rows"
     assert follow_up.tags[FOLLOW_UP_OF_TAG] == retrain.run_id
@@ -182,13 +182,7 @@ def test_a_retrain_of_every_family_gets_no_follow_up(instance):
     config = request.run_config["ops"]["sentiment_model"]["config"]
     every = dg.RunRequest(
         partition_key=request.partition_key,
-        run_config={
-            "ops": {
-                "sentiment_model": {
-                    "config": {**config, "families": [*FAST_FAMILIES, *FOLLOW_UP_FAMILIES]}
-                }
-            }
-        },
+        run_config={"ops": {"sentiment_model": {"config": {**config, "families": family_names()}}}},
         tags=request.tags,
     )
     retrain = execute(instance, retrain_job.name, every)

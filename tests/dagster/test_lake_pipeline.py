@@ -4,10 +4,11 @@ as the DuckDB file: the same months built through Dagster on each, compared row 
 import pandas as pd
 import pytest
 
-from sentiment_assets.build import build_months, only_the_gate_failed, prepare_environment
 from sentiment_assets.lib.store.lake import Lake
 from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions.publish import query_history
+from sentiment_assets.ops.build import build_months, only_the_gate_failed
+from sentiment_assets.ops.instance import prepare_environment
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.slow

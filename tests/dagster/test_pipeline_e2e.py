@@ -14,11 +14,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.build import build_months, only_the_gate_failed, prepare_environment
 from sentiment_assets.definitions import defs
-from sentiment_assets.defs.models.training import SHORT_FAMILY
 from sentiment_assets.lib.data import synthetic
-from sentiment_assets.lib.models.training import FAMILIES
+from sentiment_assets.lib.models import families
 from sentiment_assets.lib.stats.prior_shift import adjust_posteriors
 from sentiment_assets.lib.stats.slices import slice_masks
 from sentiment_assets.lib.store.warehouse import connect
@@ -26,7 +24,11 @@ from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.cache_pruning import versions_to_keep
 from sentiment_assets.lib.versions.promotion import PromotionRecord, previous_champion
 from sentiment_assets.lib.versions.serving import load_version
+from sentiment_assets.ops.build import build_months, only_the_gate_failed
+from sentiment_assets.ops.instance import prepare_environment
 from tests.conftest import use_home
+
+FAMILIES = families.family_names()
 
 pytestmark = pytest.mark.slow
 MONTHS = ["2024-01-01", "2024-02-01", "2024-03-01"]
@@ -98,7 +100,7 @@ def test_metadata_reads_and_plots(built):
         assert [r.data["family"] for r in table.records] == list(FAMILIES)
         f1s = []
         for record in table.records:
-            short = SHORT_FAMILY[record.data["family"]]
+            short = families.family(record.data["family"]).short_name
             assert isinstance(model[f"val_f1_{short}"], float)
             assert model[f"val_f1_{short}"] == record.data["val_macro_f1"]
             assert model[f"version_{short}"] == record.data["version"]

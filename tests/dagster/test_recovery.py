@@ -13,7 +13,7 @@ from dagster._core.events import EngineEventData
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
-from sentiment_assets.recovery import HOST_TAG, PID_TAG, Recovery, heal_instance
+from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG, Recovery, heal_instance
 
 
 @pytest.fixture

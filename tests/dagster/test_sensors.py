@@ -6,10 +6,12 @@ import dagster as dg
 import pytest
 
 from sentiment_assets.defs.ingest.assets import raw_tweets
-from sentiment_assets.defs.monitoring.sensors import drift_sensor, new_data_sensor
+from sentiment_assets.defs.ingest.landing_sensor import landing_files_built, new_data_sensor
+from sentiment_assets.defs.monitoring.sensors import drift_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES
+from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lib.versions.retrain_policy import fast_families
 from tests.conftest import use_home
 
 COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"
@@ -72,9 +74,7 @@ def test_a_retrain_configures_only_the_training_window_and_fast_families(instanc
     # The challenger and the drift report read the window from the new model's card; the
     # fine-tuned family trains in the follow-up run (tests/dagster/test_follow_up.py).
     assert request.run_config == {
-        "ops": {
-            "sentiment_model": {"config": {"window_months": 2, "families": list(FAST_FAMILIES)}}
-        }
+        "ops": {"sentiment_model": {"config": {"window_months": 2, "families": fast_families()}}}
     }
 
 
@@ -128,7 +128,9 @@ def test_new_data_sensor_requests_the_files_months_once(instance, tmp_path, monk
     assert sorted(r.partition_key for r in changed) == ["2024-02-01", "2024-03-01"]
 
 
-def test_a_malformed_file_fails_its_run_clearly_and_is_not_retried(instance, tmp_path, monkeypatch):
+def test_a_malformed_file_fails_its_run_clearly_is_not_retried_and_is_shown(
+    instance, tmp_path, monkeypatch
+):
     use_home(monkeypatch, tmp_path / "home")
     settings = current_settings()
     settings.landing_dir.mkdir(parents=True)
@@ -146,6 +148,7 @@ def test_a_malformed_file_fails_its_run_clearly_and_is_not_retried(instance, tmp
             "platform": PlatformResource.of(settings),
         },
         instance=instance,
+        tags=requests[0].tags,
         raise_on_error=False,
     )
     assert not result.success
@@ -154,3 +157,28 @@ def test_a_malformed_file_fails_its_run_clearly_and_is_not_retried(instance, tmp
     assert not bad.exists()
     assert (settings.landing_dir / "quarantine" / "broken.csv").exists()
     assert (settings.landing_dir / "quarantine" / "broken.csv.reason.txt").read_text().strip()
+
+    # The next tick records the file as quarantined and says so on raw_tweets' check.
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"platform": PlatformResource.of(settings)}
+    )
+    result = new_data_sensor(context)
+    assert not result.run_requests
+    (evaluation,) = result.asset_events
+    assert not evaluation.passed
+    assert evaluation.metadata["quarantined"].value == ["broken.csv"]
+    with connect(settings.duckdb_path, read_only=True) as con:
+        (state,) = con.execute("SELECT state FROM raw.landing_files").fetchall()
+    assert state == ("quarantined",)
+    # The same check, executed on its own (as from the UI), reads the ledger and the folder.
+    checked = dg.materialize(
+        [raw_tweets, landing_files_built],
+        selection=dg.AssetSelection.checks(landing_files_built),
+        resources={
+            "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
+            "platform": PlatformResource.of(settings),
+        },
+        instance=instance,
+    )
+    (check,) = checked.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["quarantined"].value == ["broken.csv"]

@@ -27,14 +27,14 @@ import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from gradio_app.model_holder import registry_holder
-from sentiment_assets.build import prepare_environment
 from sentiment_assets.definitions import defs
 from sentiment_assets.defs.platform.jobs import MONTH_BUILD
 from sentiment_assets.lib.hosting import services
 from sentiment_assets.lib.settings import Settings, load_settings
 from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions import registry
-from sentiment_assets.lib.versions.retrain_policy import FAST_FAMILIES
+from sentiment_assets.lib.versions.retrain_policy import fast_families
+from sentiment_assets.ops.instance import prepare_environment
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.prod
@@ -105,7 +105,7 @@ def built(server: MlflowServer, tmp_path_factory, onnx_cache: Path) -> Iterator[
             instance=dg.DagsterInstance.get(),
             resources=definitions.resources,
             selection=MONTH_BUILD,
-            run_config={"ops": {"sentiment_model": {"config": {"families": list(FAST_FAMILIES)}}}},
+            run_config={"ops": {"sentiment_model": {"config": {"families": fast_families()}}}},
         )
         try:
             yield Built(server, settings, result)
@@ -134,7 +134,7 @@ def test_the_registry_is_in_the_servers_backend_store(built: Built) -> None:
     finally:
         engine.dispose()
     assert sorted(str(v) for (v,) in stored) == [v.version for v in registry.all_versions(client)]
-    assert len(stored) == len(FAST_FAMILIES)
+    assert len(stored) == len(fast_families())
 
 
 def test_versions_and_their_artifacts_live_on_the_server(built: Built, tmp_path: Path) -> None:
@@ -145,7 +145,7 @@ def test_versions_and_their_artifacts_live_on_the_server(built: Built, tmp_path:
     # Chosen by the server, not forced to a folder of the client's machine.
     assert experiment.artifact_location.startswith(MLFLOW_ARTIFACTS_PREFIX)
     versions = registry.all_versions(client)
-    assert sorted(v.family for v in versions) == sorted(FAST_FAMILIES)
+    assert sorted(v.family for v in versions) == sorted(fast_families())
     for info in versions:
         assert info.source.startswith(MLFLOW_ARTIFACTS_PREFIX), info
         stored = server.artifacts / info.source.removeprefix(MLFLOW_ARTIFACTS_PREFIX)

@@ -25,7 +25,7 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.build import prepare_environment
+from sentiment_assets.commands.prod_up import worker_answers
 from sentiment_assets.lib.hosting import services
 from sentiment_assets.lib.hosting.celery_workers import (
     celery_worker_command,
@@ -36,8 +36,8 @@ from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.publish import query_history
 from sentiment_assets.lineage import MODEL_CHALLENGER
-from sentiment_assets.prod import daemon_beats, worker_answers
-from sentiment_assets.serve import dagster_ready
+from sentiment_assets.ops.instance import prepare_environment
+from sentiment_assets.ops.orchestrator import daemon_beats, dagster_ready
 from tests.conftest import home_paths
 
 pytestmark = [pytest.mark.prod, pytest.mark.slow]
@@ -168,10 +168,12 @@ def cluster(tmp_path_factory, onnx_cache, prod_services) -> Iterator[Cluster]:
             )
             url = f"http://{services.LOOPBACK}:{web_port}"
             services.wait_until(webserver, lambda: dagster_ready(url), START_TIMEOUT_S)
-            services.wait_until(daemon, lambda: daemon_beats(settings), START_TIMEOUT_S)
+            services.wait_until(
+                daemon, lambda: daemon_beats(settings.dagster_home), START_TIMEOUT_S
+            )
             for worker in workers.values():
                 services.wait_until(
-                    worker, lambda w=worker: worker_answers(settings, w), START_TIMEOUT_S
+                    worker, lambda w=worker: worker_answers(settings, w.url), START_TIMEOUT_S
                 )
             with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
                 yield Cluster(

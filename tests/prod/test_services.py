@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -21,10 +23,12 @@ import pytest
 import redis
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.build import instance_template, prepare_environment
+from sentiment_assets.commands.prod import ENV_FILE
+from sentiment_assets.commands.prod_up import worker_answers
 from sentiment_assets.lib.hosting import services
 from sentiment_assets.lib.settings import REPO_ROOT, load_settings
-from sentiment_assets.prod import ENV_FILE, worker_answers
+from sentiment_assets.ops.instance import instance_template, prepare_environment
+from sentiment_assets.ops.orchestrator import daemon_beats
 from tests.conftest import use_home
 from tests.prod.conftest import ProdServices, service_folder, skip_without_services
 
@@ -160,12 +164,14 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
             "postgres",
             "redis",
             "mlflow",
+            "supervisor",
             "dagster-webserver",
             "dagster-daemon",
             "celery-worker-1",
         ]
         assert all(s.alive for s in started)
         assert all(f"{name} " in status.stdout for name in names)
+        supervisor_log = services.log_path(folder, "supervisor")
 
         # The env file points a shell at the running profile, and only its owner reads it.
         env_file = folder / ENV_FILE
@@ -192,6 +198,19 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
             with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
                 for pool in ("gpu", "duckdb"):
                     assert instance.event_log_storage.get_concurrency_info(pool).slot_count == 1
+            # A daemon killed with -9 is restarted by the supervisor, and beats again, while
+            # the webserver keeps running.
+            killed = services.find(folder, "dagster-daemon")
+            os.kill(killed.pid, signal.SIGKILL)
+            deadline = time.monotonic() + UP_TIMEOUT_S
+            while (back := services.find(folder, "dagster-daemon")).pid == killed.pid or not (
+                back.alive and daemon_beats(home / "dagster_home", since=back.started_at)
+            ):
+                assert time.monotonic() < deadline, services.log_tail(supervisor_log)
+                assert services.find(folder, "dagster-webserver").alive
+                time.sleep(1)
+        assert "Dagster daemon killed by SIGKILL: restart 1 of" in supervisor_log.read_text()
+        started = services.recorded(folder)
 
         # One more worker, as another machine adds one from the same variables; recorded
         # in the folder, so `prod down` stops it with the rest.
@@ -204,7 +223,7 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
             cwd=REPO_ROOT,
         )
         services.wait_until(
-            extra, lambda: worker_answers(load_settings(exported), extra), UP_TIMEOUT_S
+            extra, lambda: worker_answers(load_settings(exported), extra.url), UP_TIMEOUT_S
         )
         started.append(extra)
 

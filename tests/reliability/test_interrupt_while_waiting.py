@@ -22,7 +22,7 @@ ANSWER_WITHIN_S = 10.0
 HOLDER = """
 import time
 import dagster as dg
-from sentiment_assets.build import prepare_environment
+from sentiment_assets.ops.instance import prepare_environment
 
 prepare_environment()
 

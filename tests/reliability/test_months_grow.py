@@ -7,12 +7,12 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from sentiment_assets.build import months_with_data
 from sentiment_assets.defs.ingest.assets import raw_tweets
-from sentiment_assets.defs.monitoring.sensors import new_data_sensor
+from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.ops.build import months_with_data
 from sentiment_assets.partitions import FIRST_MONTH, current_month, monthly_partitions
 from tests.conftest import use_home
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.reliability
 # first use of the instance, as a run would.
 START = """
 import dagster as dg
-from sentiment_assets.build import prepare_environment
+from sentiment_assets.ops.instance import prepare_environment
 prepare_environment()
 instance = dg.DagsterInstance.get()
 instance.report_runless_asset_event(dg.AssetMaterialization("started"))

@@ -214,13 +214,13 @@ def test_serve_answers_links_to_mlflow_and_stops_every_child(
             if (m := READY_LINE.match(line)) is not None
         }
         print("\n" + "\n".join(line for line in output.lines if line.startswith("[serve]")))
-        assert int(ready["n"]) == 3
+        assert int(ready["n"]) == 4  # MLflow UI, Dagster webserver and daemon, app
         assert urls["MLflow UI"] == mlflow_ui, "MLflow must be served where the links point"
         children = descendants(serve.pid)
         assert children
 
         # The asset lineage: sentiment_model's neighbours span the whole graph.
-        dagster_ui = urls["Dagster UI"]
+        dagster_ui = urls["Dagster webserver"]
         browser.get(
             f"{dagster_ui}/assets/sentiment_model?view=lineage&lineageScope=neighbors&lineageDepth=3"
         )

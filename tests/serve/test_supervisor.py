@@ -1,18 +1,26 @@
 """The supervisor alone, with stand-in services (seconds, no Dagster): a URL is printed only
-once its service answers, a dying service stops the others, and stopping leaves no process
-behind, not even a grandchild that ignores SIGTERM."""
+once its service answers, a dying service is restarted with backoff while the others keep
+serving, one that may not be (or dies too often) stops the others, and stopping leaves no
+process behind, not even a grandchild that ignores SIGTERM."""
 
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from sentiment_assets.commands.serve import SUPERVISOR, claim
 from sentiment_assets.lib.core.processes import process_started_at
-from sentiment_assets.serve import Service, Supervisor, answers, group_members
+from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting.services import group_members, http_answers
+from sentiment_assets.ops.supervisor import Service, Supervisor
 
 # A service that answers HTTP only after a delay, and starts a grandchild that ignores SIGTERM.
 SLOW_SERVER = """
@@ -35,13 +43,13 @@ def slow_service(name: str, delay_s: float) -> Service:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-c", SLOW_SERVER, str(port), str(delay_s)]
-    return Service(name, url, argv, lambda: answers(url))
+    return Service(name, url, argv, lambda: http_answers(url))
 
 
 def test_urls_are_printed_when_answering_and_stop_leaves_nothing(tmp_path: Path) -> None:
     out = io.StringIO()
     services = [slow_service("quick", 0.0), slow_service("slow", 3.0)]
-    supervisor = Supervisor(services, log_dir=tmp_path / "logs", out=out)
+    supervisor = Supervisor(services, tmp_path, log_dir=tmp_path / "logs", out=out)
     supervisor.start()
     try:
         assert supervisor.wait_until_ready()
@@ -56,24 +64,61 @@ def test_urls_are_printed_when_answering_and_stop_leaves_nothing(tmp_path: Path)
     finally:
         supervisor.stop(grace_s=2.0)
     assert not [pid for pid in pids if process_started_at(pid) is not None]
-    assert "killing" in out.getvalue()  # the SIGTERM-deaf grandchildren needed SIGKILL
+    assert "killed after" in out.getvalue()  # the SIGTERM-deaf grandchildren needed SIGKILL
 
 
-def test_a_dying_service_stops_the_others() -> None:
+def test_a_service_that_may_not_restart_stops_the_others(tmp_path: Path) -> None:
     out = io.StringIO()
     dying = Service("dying", "http://127.0.0.1:9", [sys.executable, "-c", "exit(3)"], lambda: False)
     services = [slow_service("server", 0.0), dying]
-    supervisor = Supervisor(services, out=out)
+    supervisor = Supervisor(services, tmp_path, out=out)
     supervisor.start()
     try:
         assert not supervisor.wait_until_ready()
     finally:
         supervisor.stop(grace_s=2.0)
-    assert "dying exited (code 3)" in out.getvalue()
+    assert supervisor.failure == "dying exited with code 3; stopping the others"
     assert not services[0].running
 
 
-def test_a_stop_request_ends_the_wait() -> None:
+def test_a_killed_service_is_restarted_while_the_others_keep_serving(tmp_path: Path) -> None:
+    out = io.StringIO()
+    steady, fragile = slow_service("steady", 0.0), slow_service("fragile", 0.0)
+    fragile.restarts = 1
+    supervisor = Supervisor([steady, fragile], tmp_path, out=out)
+    supervisor.start()
+    watching = threading.Thread(target=supervisor.watch)
+    try:
+        assert supervisor.wait_until_ready()
+        watching.start()
+        first = fragile.process
+        orphan = [pid for pid in group_members(first.pid) if pid != first.pid]
+        first.kill()
+        deadline = time.monotonic() + 20
+        while fragile.process is first or fragile.ready_after_s is None:
+            assert time.monotonic() < deadline, out.getvalue()
+            assert http_answers(steady.url)  # serving throughout
+            time.sleep(0.2)
+        assert http_answers(fragile.url)
+        # Its grandchild, orphaned by the kill, did not outlive it.
+        assert orphan and process_started_at(orphan[0]) is None
+        # A second death within the window is one more than it may have: all stop.
+        fragile.process.kill()
+        watching.join(timeout=20)
+        assert not watching.is_alive()
+    finally:
+        supervisor.stop_requested.set()
+        watching.join() if watching.is_alive() else None
+        supervisor.stop(grace_s=2.0)
+    said = out.getvalue()
+    assert "fragile killed by SIGKILL: restart 1 of 1 in 1 s" in said
+    assert "fragile answers again, " in said
+    assert supervisor.failure == (
+        "fragile killed by SIGKILL, death 2 within 600 s; stopping the others"
+    )
+
+
+def test_a_stop_request_ends_the_wait(tmp_path: Path) -> None:
     out = io.StringIO()
     never = Service(
         "never",
@@ -81,7 +126,7 @@ def test_a_stop_request_ends_the_wait() -> None:
         [sys.executable, "-c", "import time; time.sleep(60)"],
         lambda: False,
     )
-    supervisor = Supervisor([never], out=out)
+    supervisor = Supervisor([never], tmp_path, out=out)
     supervisor.start()
     threading.Timer(1.0, supervisor.stop_requested.set).start()
     started = time.monotonic()
@@ -91,3 +136,31 @@ def test_a_stop_request_ends_the_wait() -> None:
         supervisor.stop(grace_s=2.0)
     assert time.monotonic() - started < 10
     assert not never.running
+
+
+def test_serve_claims_its_home_once_and_stops_what_a_killed_one_left(tmp_path: Path) -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    # A `serve` killed with -9: its record stays, its child (a session of its own) lives on.
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    services.record(tmp_path, SUPERVISOR, int(gone.stdout))
+    orphan = services.start_process(tmp_path, "dagster-daemon", sleeper)
+    claim(tmp_path)
+    assert not orphan.alive
+    assert services.find(tmp_path, SUPERVISOR).pid == os.getpid()
+
+    # A live `serve` on the same home: a second one is refused, and nothing is stopped.
+    other = services.start_process(tmp_path, "other", sleeper)
+    services.record(tmp_path, SUPERVISOR, other.pid)
+    try:
+        with pytest.raises(
+            services.ServiceError, match=f"already runs on this home \\(pid {other.pid}\\)"
+        ):
+            claim(tmp_path)
+        assert other.alive
+    finally:
+        services.stop(other, grace_s=2.0)

@@ -44,7 +44,13 @@ RUNTIME_PATHS = {
     "source_months.json",
     "lake",
     "prod",
+    "dbt",
+    "serve",
+    "backups",
+    ".reason.txt",
 }
+# Build outputs inside the repository that git ignores.
+BUILD_PATHS = {"dbt_project/target/"}
 # Slash-separated names that are not paths: Dagster run tags.
 NOT_PATHS = {"sentiment/job", "dagster/backfill"}
 FILE_SUFFIXES = {
@@ -107,6 +113,8 @@ def named_paths(markdown: str) -> list[str]:
 
 
 def unknown_path(path: str) -> bool:
+    if path in BUILD_PATHS:
+        return False
     first = path.removeprefix("./").split("/", 1)[0]
     return first not in RUNTIME_PATHS and not is_tracked(path.removeprefix("./"))
 

@@ -1,9 +1,13 @@
-from sentiment_assets.lib.models.training import FAMILIES, FINETUNED_TRANSFORMER
+from sentiment_assets.lib.models.families import family_names
+from sentiment_assets.lib.models.training import (
+    EMBEDDING_LOGREG,
+    FINETUNED_TRANSFORMER,
+    TFIDF_LOGREG,
+)
 from sentiment_assets.lib.versions.retrain_policy import (
-    FAST_FAMILIES,
-    FOLLOW_UP_FAMILIES,
     DriftEvent,
     SensorCursor,
+    fast_families,
     follow_up_families,
     follow_up_run_key,
     plan_retrains,
@@ -44,11 +48,10 @@ def test_run_keys_differ_per_drift_event():
 
 
 def test_a_fast_retrain_leaves_the_fine_tuned_family_to_one_follow_up() -> None:
-    assert set(FAST_FAMILIES) | set(FOLLOW_UP_FAMILIES) == set(FAMILIES)
-    assert not set(FAST_FAMILIES) & set(FOLLOW_UP_FAMILIES)
-    assert follow_up_families(FAST_FAMILIES, model_materialized=True) == [FINETUNED_TRANSFORMER]
+    assert fast_families() == [TFIDF_LOGREG, EMBEDDING_LOGREG]
+    assert follow_up_families(fast_families(), model_materialized=True) == [FINETUNED_TRANSFORMER]
     # Nothing trained: nothing to follow up; everything trained: nothing left.
-    assert follow_up_families(FAST_FAMILIES, model_materialized=False) == []
-    assert follow_up_families(FAMILIES, model_materialized=True) == []
+    assert follow_up_families(fast_families(), model_materialized=False) == []
+    assert follow_up_families(family_names(), model_materialized=True) == []
     assert follow_up_families([FINETUNED_TRANSFORMER], model_materialized=True) == []
     assert follow_up_run_key("abc") == follow_up_run_key("abc") != follow_up_run_key("abd")

@@ -36,6 +36,9 @@ def test_the_exported_environment_rebuilds_the_same_settings(tmp_path: Path) -> 
         "SENTIMENT_EARLIEST_MONTH": "2023-06-01",
         "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS": "2",
         "SENTIMENT_RETRAIN_COOLDOWN_SECONDS": "0",
+        "SENTIMENT_LANDING_SETTLE_SECONDS": "2.5",
+        "SENTIMENT_LANDING_MAX_ATTEMPTS": "4",
+        "SENTIMENT_LANDING_RETRY_SECONDS": "0",
         "MLFLOW_UI_URL": "http://mlflow.internal:5000",
         "UNRELATED": "not carried",
     }
@@ -57,9 +60,17 @@ def test_the_knobs_are_read(tmp_path: Path) -> None:
             "SENTIMENT_SYNTHETIC_TWEETS_PER_MONTH": "120",
             "SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS": "2",
             "SENTIMENT_RETRAIN_COOLDOWN_SECONDS": "90",
+            "SENTIMENT_LANDING_SETTLE_SECONDS": "30",
+            "SENTIMENT_LANDING_MAX_ATTEMPTS": "5",
+            "SENTIMENT_LANDING_RETRY_SECONDS": "10",
             "MLFLOW_UI_URL": "http://ui:5000",
         }
     )
+    assert (
+        settings.landing_settle_seconds,
+        settings.landing_max_attempts,
+        settings.landing_retry_seconds,
+    ) == (30.0, 5, 10.0)
     assert settings.synthetic.tweets_per_month == 120
     assert settings.synthetic.start_month == date(2023, 11, 1)
     assert settings.first_month(latest=date(2026, 12, 1)) == date(2023, 11, 1)
@@ -103,6 +114,9 @@ def test_a_file_source_starts_at_its_first_plausible_month(tmp_path: Path) -> No
         ("SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS", "0"),
         ("SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS", "two"),
         ("SENTIMENT_RETRAIN_COOLDOWN_SECONDS", "-5"),
+        ("SENTIMENT_LANDING_SETTLE_SECONDS", "-1"),
+        ("SENTIMENT_LANDING_MAX_ATTEMPTS", "0"),
+        ("SENTIMENT_LANDING_RETRY_SECONDS", "soon"),
     ],
 )
 def test_a_bad_knob_is_refused_by_name(tmp_path: Path, name: str, value: str) -> None:

@@ -1,4 +1,4 @@
-"""`sentiment sql` (sentiment_assets/sql_command.py) on a real published snapshot: what can be
+"""`sentiment sql` (sentiment_assets/commands/sql.py) on a real published snapshot: what can be
 queried is listed and described, the README's queries answer, a statement at a time, memory
 bounded, and a table that fits the terminal. Stops by timeout and Ctrl-C are exercised on the
 real process in tests/reliability/test_sql_bounded.py."""

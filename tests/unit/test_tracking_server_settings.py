@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
+from sentiment_assets.commands.serve import serves_mlflow
 from sentiment_assets.lib.settings import (
     DEFAULT_MLFLOW_UI_URL,
     is_tracking_server,
     load_settings,
     server_cache_name,
 )
-from sentiment_assets.serve import serves_mlflow
 
 
 def test_the_embedded_store_keeps_its_cache_and_ui(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.models.training import TrainConfig
 from sentiment_assets.lib.data.sampling import in_holdout
+from sentiment_assets.lib.models.families import TrainingRows, family
 from sentiment_assets.lib.models.params import FinetuneParams, LogRegParams
 from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
@@ -27,8 +28,7 @@ from sentiment_assets.lib.models.tuning import (
     TrialRecord,
     TuneSettings,
     search,
-    tune_finetuned,
-    tune_logreg,
+    tune,
     tuning_split,
 )
 
@@ -78,16 +78,8 @@ def tune_tfidf(window, settings: TuneSettings, on_trial=None):
     ids, texts, labels, holdout = window
     train = ~holdout
     validation = tuning_split(ids, holdout, settings.validation_fraction, settings.seed)[train]
-    features = np.asarray(texts, dtype=object)[train].tolist()
-    return tune_logreg(
-        TFIDF_LOGREG,
-        features,
-        labels[train],
-        validation,
-        LogRegParams(min_df=1),
-        settings,
-        on_trial,
-    )
+    rows = TrainingRows(texts, labels, holdout).training_part(validation)
+    return tune(family(TFIDF_LOGREG), rows, LogRegParams(min_df=1), settings, on_trial)
 
 
 def test_the_tuning_split_is_carved_from_training_rows_only(window) -> None:
@@ -148,11 +140,9 @@ def test_embedding_search_tunes_c_and_beats_a_crippling_default(window) -> None:
     # C so small that every prediction is the majority class: any real search beats it.
     # Being outside the search space, optuna runs it as trial 0 all the same, with a warning.
     with pytest.warns(UserWarning, match="out of range"):
-        result = tune_logreg(
-            EMBEDDING_LOGREG,
-            vectors,
-            labels,
-            validation,
+        result = tune(
+            family(EMBEDDING_LOGREG),
+            TrainingRows([""] * len(labels), labels, validation, vectors),
             LogRegParams(C=1e-6),
             TuneSettings(n_trials=5, seed=0),
         )
@@ -181,7 +171,7 @@ def test_a_trial_trailing_the_median_at_an_epoch_is_pruned_and_logged_as_killed(
     defaults = {"learning_rate": 1e-4, "epochs": 2, "freeze_layers": 2}
     with mlflow.start_run(experiment_id=experiment_id) as parent:
         logger = MlflowTrialLogger(tracking, parent.info.run_id)
-        result = search(FINETUNED_TRANSFORMER, objective, defaults, TuneSettings(4), logger)
+        result = search(family(FINETUNED_TRANSFORMER), objective, defaults, TuneSettings(4), logger)
     states = [r.state for r in result.trials]
     assert states == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
     assert result.trials[2].intermediate == {1: 0.30}
@@ -200,9 +190,9 @@ def test_fine_tuning_trials_report_every_epoch() -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = tune_finetuned(
-            texts, labels, validation, base, TuneSettings(n_trials=2, seed=0), None, records.append
-        )
+        rows = TrainingRows(texts, labels, validation)
+        settings = TuneSettings(n_trials=2, seed=0)
+        result = tune(family(FINETUNED_TRANSFORMER), rows, base, settings, records.append)
     finally:
         torch.set_num_threads(threads)
     assert records == result.trials and len(records) == 2

@@ -1,8 +1,11 @@
 """stg_tweets and tweets_clean: the dbt models, built one month window at a time."""
 
 import json
-from collections.abc import Mapping
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,7 +18,7 @@ from dagster_dbt import (
 )
 
 from sentiment_assets.defs.dbt.project import dbt_project
-from sentiment_assets.defs.platform.resources import WarehouseResource
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.core.months import next_month
 from sentiment_assets.lib.store.warehouse import warehouse_at
 from sentiment_assets.partitions import DUCKDB_POOL, MONTHLY_BACKFILL, monthly_partitions
@@ -79,6 +82,20 @@ def dbt_build_args(
     ]
 
 
+@contextmanager
+def run_target(root: Path, run_id: str, month: date) -> Iterator[Path]:
+    """dbt's target folder for one step (artifacts and logs, ~2 MB), under the home and
+    removed when the step ends, failed or not; recovery reclaims those of killed steps by
+    the run id the name starts with. dagster-dbt's default was a new folder in the
+    repository's dbt_project/target/ per step, never removed."""
+    path = root / f"{run_id}-{month.isoformat()}"
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def window_months(start: date, end: date) -> list[date]:
     months = [start]
     while next_month(months[-1]) < end:
@@ -103,16 +120,21 @@ def dbt_models(
     dbt: DbtCliResource,
     config: DbtConfig,
     warehouse: WarehouseResource,
+    platform: PlatformResource,
 ):
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     store = warehouse_at(warehouse.location)
+    target_root = platform.settings.dbt_target_dir
     # The lake's dbt builds in a scratch DuckDB of this run's own (so months build in parallel),
     # and the months it made replace theirs in the lake only once the build and its tests passed.
-    with store.dbt_database(f"{context.run_id}-{start.isoformat()}") as database:
-        target = str(database) if database is not None else None
-        args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh, target)
-        yield from dbt.cli(args, context=context).stream()
+    with (
+        store.dbt_database(f"{context.run_id}-{start.isoformat()}") as database,
+        run_target(target_root, context.run_id, start) as target,
+    ):
+        scratch = str(database) if database is not None else None
+        args = dbt_build_args(start.isoformat(), end.isoformat(), config.full_refresh, scratch)
+        yield from dbt.cli(args, context=context, target_path=target).stream()
         published = store.publish_dbt_build(
             database, window_months(start, end), config.full_refresh
         )

@@ -7,6 +7,7 @@ to landing/quarantine/ with its reason, so it is not retried forever).
 """
 
 import tempfile
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +15,7 @@ import pandas as pd
 
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.core.clock import utc_now
-from sentiment_assets.lib.data.landing import landing_files, quarantine
+from sentiment_assets.lib.data.landing import is_quiet, landing_files, quarantine
 from sentiment_assets.lib.data.sources import (
     DEFAULT_CHUNK_ROWS,
     SourceFileError,
@@ -34,6 +35,22 @@ from sentiment_assets.partitions import (
 )
 
 REJECT_RATE_CHECK = "reject_rate_below_threshold"
+# Metadata: landing files left out because something wrote them within the settle interval.
+STILL_CHANGING = "landing_files_still_changing"
+
+
+def settled_landing_files(landing_dir: Path, settle_seconds: float) -> tuple[list[Path], list[str]]:
+    """The landing files to read, and the names of those still being written: a month built
+    while another file is half-written must not load (or quarantine) the half. The file's
+    own run, requested by new_data_sensor once it settled, loads it whole."""
+    now = time.time()
+    ready, changing = [], []
+    for path in landing_files(landing_dir):
+        if is_quiet(path.stat(), now, settle_seconds):
+            ready.append(path)
+        else:
+            changing.append(path.name)
+    return ready, changing
 
 
 class IngestConfig(dg.Config):
@@ -98,7 +115,12 @@ def raw_tweets(
             # The configured source is the user's own data: named, never moved.
             unusable += [f"{path}: {why}" for path, why in error.problems.items()]
         quarantined: list[str] = []
-        for index, path in enumerate(landing_files(settings.landing_dir), start=1):
+        ready, changing = settled_landing_files(
+            settings.landing_dir, settings.landing_settle_seconds
+        )
+        if changing:
+            context.log.info(f"left out, still being written: {', '.join(changing)}")
+        for index, path in enumerate(ready, start=1):
             try:
                 results.append(load(str(path), index))
             except Exception as error:  # any unreadable file: quarantine it, report it, go on
@@ -166,6 +188,7 @@ def raw_tweets(
             "rejects_by_reason": dg.MetadataValue.json(reasons),
             "source": settings.source,
             "landing_files": len(results) - 1,
+            STILL_CHANGING: dg.MetadataValue.json(changing),
             "files": dg.MetadataValue.json(per_file),
             "plausible_months": f"{earliest:%Y-%m}..{latest:%Y-%m}",
         },

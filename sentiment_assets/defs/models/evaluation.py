@@ -8,8 +8,6 @@ slice of tweets (metrics.slice_evaluations). A slice far below the whole month i
 check: worth a look, never a reason to stop the run.
 """
 
-from datetime import date
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -27,13 +25,13 @@ from sentiment_assets.lib.stats.slices import (
     weak_slices,
 )
 from sentiment_assets.lib.store.warehouse import replace_rows
-from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.evaluation import (
     CHAMPION_EVAL,
     ESTIMATED_EVAL,
     NEXT_MONTH_EVAL,
-    MonthEvaluation,
     evaluate_month,
+    version_rows,
+    versions_to_score,
 )
 from sentiment_assets.lib.versions.publish import publish_history
 from sentiment_assets.lib.versions.serving import load_version
@@ -72,67 +70,6 @@ class EvaluationConfig(dg.Config):
     # min_slice_rows labelled tweets, fails the WARN check (lib/stats/slices.py says why 100).
     slice_margin: float = DEFAULT_SLICE_MARGIN
     min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS
-
-
-def _versions_to_score(
-    client: MlflowClient, month: date
-) -> tuple[list[registry.VersionInfo], registry.VersionInfo | None]:
-    """The newest version of each family trained through the month before, and the serving
-    champion when it is none of those and was trained before `month`."""
-    versions = registry.latest_versions_trained_through(client, previous_month(month).isoformat())
-    champion = registry.champion(client)
-    if (
-        champion is None
-        or champion.version in {v.version for v in versions}
-        or champion.trained_month is None
-        or champion.trained_month >= month
-    ):
-        return versions, None
-    return versions, champion
-
-
-def _rows(
-    info: registry.VersionInfo,
-    month: date,
-    realised_set: str,
-    evaluation: MonthEvaluation,
-    run_id: str,
-    now: pd.Timestamp,
-) -> tuple[list[dict], list[dict]]:
-    """The version's metrics.model_evaluations rows (estimated, and realised when labelled)
-    and its metrics.slice_evaluations rows."""
-    common = {
-        "model_family": info.family,
-        "model_version": info.version,
-        "trained_through": info.trained_month,
-        "eval_month": month,
-    }
-    estimate = evaluation.estimate.as_dict()
-    estimate.pop("positive_share")
-    evaluations = [
-        {
-            **common,
-            "eval_set": ESTIMATED_EVAL,
-            **estimate,
-            "dagster_run_id": run_id,
-            "created_at": now,
-        }
-    ]
-    if evaluation.realised is not None:
-        evaluations.append(
-            {
-                **common,
-                "eval_set": realised_set,
-                **evaluation.realised,
-                "dagster_run_id": run_id,
-                "created_at": now,
-            }
-        )
-    slices = [
-        {**common, **s.as_dict(), "dagster_run_id": run_id, "created_at": now}
-        for s in evaluation.slices
-    ]
-    return evaluations, slices
 
 
 SLICE_SCHEMA = dg.TableSchema(
@@ -240,7 +177,7 @@ def model_evaluation(
         )
     trained_through = previous_month(month)
     client = MlflowClient()
-    versions, champion = _versions_to_score(client, month)
+    versions, champion = versions_to_score(client, month)
     if not versions:
         raise dg.Failure(
             f"no registered model trained through {trained_through:%Y-%m}: materialize "
@@ -269,7 +206,9 @@ def model_evaluation(
                 warehouse.location, [month], fingerprint, labelled_only=False
             )
         evaluation = evaluate_month(predictor, frame, vectors.get(fingerprint or ""))
-        rows, version_slices = _rows(info, month, realised_set, evaluation, context.run_id, now)
+        rows, version_slices = version_rows(
+            info, month, realised_set, evaluation, context.run_id, now
+        )
         evaluation_rows.extend(rows)
         slice_rows.extend(version_slices)
         if info.run_id and realised_set == NEXT_MONTH_EVAL:

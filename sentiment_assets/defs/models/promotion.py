@@ -12,8 +12,6 @@ metrics.promotions.
 """
 
 import dataclasses
-from collections.abc import Callable
-from datetime import date
 
 import dagster as dg
 from mlflow.tracking import MlflowClient
@@ -21,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.models.behaviour import DEFAULT_MIN_PASS_RATE, SuiteResult, run_suite
+from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.models.model_bundle import Predictor
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.cache_pruning import prune_caches_safely
@@ -28,9 +27,11 @@ from sentiment_assets.lib.versions.evaluation import holdout_rows, score_version
 from sentiment_assets.lib.versions.promotion import (
     REJECTED,
     Decision,
+    NoChallenger,
     PromotionRecord,
     behaviour_veto,
     decide,
+    pick_challenger,
     record_champion_change,
 )
 from sentiment_assets.lib.versions.publish import champion_file
@@ -54,36 +55,6 @@ class PromotionConfig(dg.Config):
     # Share of the minimum-functionality tweets a challenger must get right (0 turns the
     # floor off): it steers the choice of challenger and vetoes one below a champion above.
     min_behaviour_pass_rate: float = DEFAULT_MIN_PASS_RATE
-
-
-def pick_challenger(
-    client: MlflowClient,
-    month: date,
-    family: str | None,
-    behaviour: Callable[[registry.VersionInfo], SuiteResult],
-    min_pass_rate: float,
-) -> tuple[registry.VersionInfo, dict[str, float], dict[str, SuiteResult]]:
-    """The best version on validation macro-F1 among those that clear the floor.
-
-    When none clears it, the best one outright: the gate then decides whether it may
-    replace the champion. Ties go to the older version.
-    """
-    candidates = registry.latest_versions_trained_through(client, month.isoformat())
-    if family:
-        candidates = [c for c in candidates if c.family == family]
-    if not candidates:
-        raise dg.Failure(
-            f"no registered model{' of family ' + family if family else ''} trained through "
-            f"{month:%Y-%m}: materialize sentiment_model for {month.isoformat()} first"
-        )
-    validation = {
-        c.version: client.get_run(c.run_id).data.metrics.get("val_macro_f1", float("-inf"))
-        for c in candidates
-    }
-    suites = {c.version: behaviour(c) for c in candidates}
-    eligible = [c for c in candidates if suites[c.version].passes(min_pass_rate)]
-    best = max(eligible or candidates, key=lambda c: (validation[c.version], -int(c.version)))
-    return best, validation, suites
 
 
 class VersionCache:
@@ -168,6 +139,8 @@ def model_challenger(
     platform: PlatformResource,
 ) -> dg.MaterializeResult:
     month = partition_month(context)
+    if config.family is not None and config.family not in family_names():
+        raise dg.Failure(f"family must be one of {family_names()}, got {config.family!r}")
     if not 0.0 <= config.min_behaviour_pass_rate <= 1.0:
         raise dg.Failure(
             f"min_behaviour_pass_rate must be in [0, 1], got {config.min_behaviour_pass_rate}"
@@ -179,9 +152,12 @@ def model_challenger(
         return run_suite(versions.get(info).predict_proba)
 
     client = MlflowClient()
-    challenger, validation, suites = pick_challenger(
-        client, month, config.family, behaviour, config.min_behaviour_pass_rate
-    )
+    try:
+        challenger, validation, suites = pick_challenger(
+            client, month, config.family, behaviour, config.min_behaviour_pass_rate
+        )
+    except NoChallenger as missing:
+        raise dg.Failure(str(missing)) from None
     current = registry.champion(client)
     versions.keep_only(challenger.version, *([current.version] if current else []))
 

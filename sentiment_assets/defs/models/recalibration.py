@@ -10,12 +10,9 @@ labels it waits, registered but not served, until the month's labels arrive and 
 measured again.
 """
 
-import shutil
-from dataclasses import replace
 from typing import Any
 
 import dagster as dg
-import mlflow as mlflow_api
 import numpy as np
 from mlflow.tracking import MlflowClient
 
@@ -24,10 +21,11 @@ from sentiment_assets.defs.models.tracking import run_link, tracked_step
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
-from sentiment_assets.lib.models.model_bundle import Predictor, write_card
+from sentiment_assets.lib.models.model_bundle import Predictor
 from sentiment_assets.lib.stats.prior_shift import PriorAdjustment, estimate_prior
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.evaluation import holdout_rows, score_version
+from sentiment_assets.lib.versions.prior_adjusted import base_version, register_prior_adjusted
 from sentiment_assets.lib.versions.promotion import PromotionRecord, decide, record_champion_change
 from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import PRIOR_ADJUSTED_MODEL, TWEET_EMBEDDINGS
@@ -52,14 +50,6 @@ class RecalibrateConfig(dg.Config):
     min_labelled_rows: int = 50
 
 
-def _base_version(client: MlflowClient, champion: registry.VersionInfo) -> registry.VersionInfo:
-    """The trained version under the champion: adjusting an adjusted version again would
-    stack two priors on weights that only ever saw the first."""
-    if champion.kind == registry.PRIOR_ADJUSTED and champion.parent_version:
-        return registry.version_info(client, champion.parent_version)
-    return champion
-
-
 def _training_prior(warehouse: WarehouseResource, predictor: Predictor) -> float:
     """The positive share of the rows the version learned from (its window, holdout out)."""
     frame, _ = load_tweets(warehouse.location, predictor.card.window())
@@ -67,41 +57,6 @@ def _training_prior(warehouse: WarehouseResource, predictor: Predictor) -> float
     if train.size == 0:
         raise dg.Failure(f"version {predictor.version}'s window has no labelled rows left")
     return float(train.mean())
-
-
-def _register_child(
-    predictor: Predictor, adjustment: PriorAdjustment, cache_dir, log: Any
-) -> registry.VersionInfo:
-    card = replace(predictor.card, calibration={}, prior_adjustment=adjustment.as_dict())
-    with (
-        registry.staging_dir(cache_dir, "prior-adjusted") as staging,
-        mlflow_api.start_run(
-            run_name=f"prior-adjusted v{adjustment.parent_version} {adjustment.month[:7]}",
-            nested=True,
-        ) as run,
-    ):
-        directory = staging / "bundle"
-        shutil.copytree(predictor.directory, directory)
-        write_card(directory, card)
-        mlflow_api.log_params(
-            {
-                "parent_version": adjustment.parent_version,
-                "month": adjustment.month,
-                "family": card.family,
-            }
-        )
-        mlflow_api.log_metrics(
-            {"training_prior": adjustment.training_prior, "estimated_prior": adjustment.prior}
-        )
-        info = registry.register_bundle(
-            MlflowClient(), run.info.run_id, run.info.artifact_uri, directory, card
-        )
-        registry.adopt_bundle(directory, info, cache_dir)
-    log.info(
-        f"registered version {info.version}: v{adjustment.parent_version} moved to prior "
-        f"{adjustment.prior:.3f} (trained under {adjustment.training_prior:.3f})"
-    )
-    return info
 
 
 @dg.asset(
@@ -130,7 +85,7 @@ def prior_adjusted_model(
     champion = registry.champion(client)
     if champion is None:
         raise dg.Failure("no champion yet: there is no model whose prior could be adjusted")
-    base = _base_version(client, champion)
+    base = base_version(client, champion)
     predictor = load_version(base, settings.registry_cache_dir, encoder=encoder.get())
     frame, vectors = load_tweets(
         warehouse.location, [month], predictor.card.encoder_fingerprint, labelled_only=False
@@ -160,7 +115,13 @@ def prior_adjusted_model(
     )
     with tracked_step(mlflow, context) as parent_run_id:
         metadata["mlflow_parent_run"] = run_link(settings.mlflow_ui_url, parent_run_id)
-        child = _register_child(predictor, adjustment, settings.registry_cache_dir, context.log)
+        child = register_prior_adjusted(
+            predictor, adjustment, settings.registry_cache_dir, MlflowClient()
+        )
+    context.log.info(
+        f"registered version {child.version}: v{adjustment.parent_version} moved to prior "
+        f"{adjustment.prior:.3f} (trained under {adjustment.training_prior:.3f})"
+    )
     metadata["version"] = child.version
     gate_rows, keep = holdout_rows(warehouse.location, [month])
     if len(gate_rows) < config.min_labelled_rows or gate_rows["label"].nunique() < 2:

@@ -1,4 +1,4 @@
-"""retrain_job and the two sensors that drive the platform on their own.
+"""retrain_job and the sensors that answer drift on their own.
 
 - drift_sensor: a month whose drift_report says `drifted` gets retrain_job for that month
   (recalibrate_job first when only the class balance moved);
@@ -6,12 +6,11 @@
 - follow_up_sensor / follow_up_after_failure_sensor: a finished drift retrain (it trains
   the fast families only, so its champion is served within about two minutes) gets one
   follow_up_job run for the fine-tuned family, through the same promotion gate.
-- new_data_sensor: a file dropped into SENTIMENT_HOME/landing gets its months rebuilt.
+- new_data_sensor (the landing folder) is in defs/ingest/landing_sensor.py.
 
 All start RUNNING (the daemon evaluates them; toggle them in the UI under Automation).
 """
 
-import json
 import time
 
 import dagster as dg
@@ -19,17 +18,15 @@ from dagster_mlflow import end_mlflow_on_run_finished
 
 from sentiment_assets.defs.models.recalibration import recalibrate_job
 from sentiment_assets.defs.platform.resources import PlatformResource
-from sentiment_assets.lib.data.landing import file_fingerprint, landing_files, quarantine
-from sentiment_assets.lib.data.sources import months_in_source
-from sentiment_assets.lib.models.training import FAMILIES
+from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.versions.retrain_policy import (
-    FAST_FAMILIES,
     RECALIBRATE,
     DriftEvent,
     Plan,
     SensorCursor,
     decisions,
+    fast_families,
     follow_up_families,
     follow_up_run_key,
     plan_retrains,
@@ -41,11 +38,9 @@ from sentiment_assets.lineage import (
     DRIFT_REPORT,
     MODEL_CHALLENGER,
     MODEL_CHAMPION,
-    PRIOR_ADJUSTED_MODEL,
-    RAW_TWEETS,
     SENTIMENT_MODEL,
 )
-from sentiment_assets.partitions import FIRST_MONTH, last_month, monthly_partitions
+from sentiment_assets.partitions import monthly_partitions
 
 
 def retrain_run_config(settings: Settings) -> dict:
@@ -53,7 +48,7 @@ def retrain_run_config(settings: Settings) -> dict:
     the months before it describe a world that has just changed). The new model's card
     records that window, and the promotion gate compares on it. Only the fast families train
     here; follow_up_sensor asks for the others once this run is over."""
-    config = {"window_months": settings.retrain_window_months, "families": list(FAST_FAMILIES)}
+    config = {"window_months": settings.retrain_window_months, "families": fast_families()}
     return {"ops": {SENTIMENT_MODEL: {"config": config}}}
 
 
@@ -87,12 +82,6 @@ follow_up_job = dg.define_asset_job(
     hooks={end_mlflow_on_run_finished},
     tags={"sentiment/job": "retrain-follow-up"},
     executor_def=RETRAIN_EXECUTOR,
-)
-
-# Everything that depends on a month's raw data, for new_data_sensor's runs (the prior
-# adjustment answers drift_sensor only).
-INGEST_SELECTION = dg.AssetSelection.assets(RAW_TWEETS).downstream() - dg.AssetSelection.assets(
-    PRIOR_ADJUSTED_MODEL
 )
 
 
@@ -207,7 +196,7 @@ def follow_up_request(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.
         ).records
     )
     # Without `families`, sentiment_model trained all of them (TrainConfig's default).
-    families = follow_up_families(config.get("families", FAMILIES), materialized)
+    families = follow_up_families(config.get("families", family_names()), materialized)
     if not families:
         return dg.SkipReason(
             f"run {run.run_id}: nothing to follow up (sentiment_model "
@@ -270,52 +259,3 @@ def decision_observations(plan: Plan) -> list[dg.AssetObservation]:
         )
         for event, decision in decisions(plan)
     ]
-
-
-@dg.sensor(
-    target=INGEST_SELECTION,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests raw_tweets and everything downstream for the months of each new "
-    "or changed file in SENTIMENT_HOME/landing.",
-)
-def new_data_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource):
-    settings = platform.settings
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    first, last = FIRST_MONTH, last_month()
-    requests = []
-    for path in landing_files(settings.landing_dir):
-        fingerprint = file_fingerprint(path)
-        if seen.get(path.name) == fingerprint:
-            continue
-        try:
-            found = months_in_source(str(path))
-        except Exception as error:
-            # The run itself reports the error and quarantines the file; ask for one run, once.
-            context.log.warning(f"{path.name}: cannot read its dates ({error})")
-            found = [last]
-        months = sorted({m for m in found if first <= m <= last})
-        if not months:
-            # Nothing to ingest it into: it would wait in the folder forever, unexplained.
-            reason = (
-                f"no row dated within the partitions ({first:%Y-%m}..{last:%Y-%m}); months "
-                f"found: {[f'{m:%Y-%m}' for m in found]}"
-            )
-            context.log.warning(f"{path.name}: {reason}; moved to {quarantine(path, reason)}")
-            continue
-        # Marked as seen only together with its requests (one SensorResult).
-        seen[path.name] = fingerprint
-        for month in months:
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"landing-{path.name}-{fingerprint}-{month.isoformat()}",
-                    partition_key=month.isoformat(),
-                    tags={"sentiment/trigger": "new_data", "sentiment/landing_file": path.name},
-                )
-            )
-    if not requests:
-        return dg.SensorResult(
-            skip_reason=dg.SkipReason("no new files in the landing folder"),
-            cursor=json.dumps(seen, sort_keys=True),
-        )
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))

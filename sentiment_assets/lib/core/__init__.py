@@ -1,1 +1,1 @@
-"""Basics every room may use: atomic file writes, calendar months, process liveness."""
+"""Basics every room may use: atomic file writes, calendar months, process liveness, default ports."""

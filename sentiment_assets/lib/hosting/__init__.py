@@ -1,1 +1,1 @@
-"""Local service processes of the prod profile: supervised PostgreSQL, Redis, MLflow, Celery workers."""
+"""Local service processes (serve, the prod profile): start, record, probe, stop; PostgreSQL, Redis, MLflow, Celery."""

@@ -2,7 +2,8 @@
 
 What the prod profile runs on one machine (`sentiment prod up`, tests/prod): PostgreSQL,
 Redis, the MLflow tracking server, and any other named process (the Dagster webserver and
-daemon, Celery workers). Each process gets, under the folder:
+daemon, Celery workers, started by ops/supervisor.py, as are `sentiment serve`'s). Each
+process gets, under the folder:
 
 - `logs/<name>.log`: its stdout and stderr;
 - `pids/<name>.json`: its pid, start time and URL, so a later command (`prod status`,
@@ -131,22 +132,42 @@ def start_process(
     `env` is the child's whole environment (None: this process's). Refuses to start a
     second `name` while the first one lives.
     """
+    started, _ = spawn(
+        folder, name, argv, env, url=url, cwd=cwd, run_as=run_as, log=log_path(folder, name)
+    )
+    return started
+
+
+def spawn(
+    folder: Path,
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    url: str = "",
+    cwd: Path | None = None,
+    run_as: RunAs | None = None,
+    log: Path | None = None,
+) -> tuple[Started, subprocess.Popen]:
+    """`start_process` for a caller that keeps the child (to learn how it ended): output to
+    `log`, or to this process's own output when None."""
     existing = find(folder, name)
     if existing is not None and existing.alive:
         raise ServiceError(f"{name} is already running (pid {existing.pid}) under {folder}")
-    log = log_path(folder, name)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    pid_path(folder, name).parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as output:
+    with contextlib.ExitStack() as stack:
+        output = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            output = stack.enter_context(log.open("ab"))
         process = subprocess.Popen(
             list(argv),
             env=None if env is None else dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=output,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if output is not None else None,
             # A session (so a process group) of its own: stopped as a whole, and a Ctrl-C in
-            # the terminal that ran `prod up` does not reach it.
+            # the terminal that started it does not reach it.
             start_new_session=True,
             **(
                 {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
@@ -154,10 +175,16 @@ def start_process(
                 else {}
             ),
         )
-    started = Started(folder, name, process.pid, time.time(), url)
+    return record(folder, name, process.pid, url), process
+
+
+def record(folder: Path, name: str, pid: int, url: str = "") -> Started:
+    """Write process `pid`'s pid file as `name` (seen now), for later commands to find."""
+    started = Started(folder, name, pid, time.time(), url)
     # No argv: it may carry a password, and pid files are for anyone to read.
-    record = {"pid": started.pid, "started_at": started.started_at, "url": url}
-    write_text(pid_path(folder, name), json.dumps(record, indent=1))
+    entry = {"pid": started.pid, "started_at": started.started_at, "url": url}
+    pid_path(folder, name).parent.mkdir(parents=True, exist_ok=True)
+    write_text(pid_path(folder, name), json.dumps(entry, indent=1))
     return started
 
 

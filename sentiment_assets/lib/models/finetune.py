@@ -24,9 +24,13 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from sentiment_assets.lib.encoding.encoder import pick_device, side_by_side
+from sentiment_assets.lib.models.finetune_budget import training_size
 from sentiment_assets.lib.models.params import FinetuneParams
 
 WEIGHTS_FILE = "model.safetensors"
+# Steps whose time measures the run's real training rate (after the first, which pays for
+# allocation and warm-up); recorded beside the budget's calibrated one.
+RATE_STEPS = (1, 11)
 META_FILE = "finetune.json"
 FORMAT_VERSION = 1
 LABEL_NAMES = {0: "negative", 1: "positive"}
@@ -93,6 +97,14 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _measured_rate(clock: dict[int, float], batch_size: int) -> float | None:
+    """Tweets per second between the RATE_STEPS (None for a run too short to time)."""
+    first, last = RATE_STEPS
+    if first not in clock or last not in clock:
+        return None
+    return round((last - first) * batch_size / (clock[last] - clock[first]), 1)
 
 
 class FinetunedClassifier:
@@ -184,7 +196,8 @@ class FinetunedClassifier:
         self.network.to(self.device)
         _seed_everything(params.seed)
 
-        keep = stratified_subsample(y_all, params.max_train_samples, params.seed)
+        size = training_size(len(y_all), params, self.device.type)
+        keep = stratified_subsample(y_all, size.samples, params.seed)
         ids = self._encode([texts[i] for i in keep])
         y = torch.as_tensor(y_all[keep])
         n = len(ids)
@@ -203,7 +216,7 @@ class FinetunedClassifier:
             lr=params.learning_rate,
         )
         steps_per_epoch = math.ceil(n / params.batch_size)
-        total_steps = params.epochs * steps_per_epoch
+        total_steps = size.epochs * steps_per_epoch
         if params.max_steps is not None:
             total_steps = min(total_steps, params.max_steps)
         warmup = int(params.warmup_ratio * total_steps)
@@ -226,6 +239,7 @@ class FinetunedClassifier:
         step = 0
         epoch = 0
         recent: list[float] = []
+        rate_clock: dict[int, float] = {}
         while step < total_steps:
             perm = torch.randperm(n, generator=order_gen).tolist()
             for start in range(0, n, params.batch_size):
@@ -251,6 +265,8 @@ class FinetunedClassifier:
                 scheduler.step()
                 step += 1
                 recent = [*recent[-9:], float(loss.detach())]
+                if step in RATE_STEPS:
+                    rate_clock[step] = time.perf_counter()
                 if progress is not None:
                     progress(
                         {
@@ -282,6 +298,8 @@ class FinetunedClassifier:
             "device": str(self.device),
             "precision": str(amp_dtype).removeprefix("torch.") if amp_dtype else "float32",
             "trainable_params": sum(p.numel() for p in trainable),
+            "size": size.as_dict(),
+            "measured_passes_per_second": _measured_rate(rate_clock, params.batch_size),
         }
         return dict(self.train_stats)
 

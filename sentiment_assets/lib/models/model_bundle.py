@@ -1,8 +1,8 @@
 """A trained model on disk: a folder with `card.json` and the weights, never a pickle.
 
-scikit-learn estimators are stored with skops and loaded against an explicit allowlist of
-types, so a tampered file cannot run code at load time. The fine-tuned transformer stores
-safetensors. Everything that serves a model (evaluation, the CLI, the app) goes through
+Each family writes and reads its own weights (lib/models/families: skops against an
+allowlist of types for the logistic regressions, safetensors for the fine-tuned
+transformer). Everything that serves a model (evaluation, the CLI, the app) goes through
 `load_predictor`, so text cleaning and embedding are the same as in training.
 """
 
@@ -23,11 +23,7 @@ import numpy as np
 from sentiment_assets.lib.core.months import parse_month_range
 from sentiment_assets.lib.data.text import clean_text
 from sentiment_assets.lib.encoding.encoder_precision import same_vectors
-from sentiment_assets.lib.models.training import (
-    EMBEDDING_LOGREG,
-    FINETUNED_TRANSFORMER,
-    TFIDF_LOGREG,
-)
+from sentiment_assets.lib.models.families import family
 from sentiment_assets.lib.stats.calibration import Calibration
 from sentiment_assets.lib.stats.prior_shift import PriorAdjustment
 
@@ -35,22 +31,6 @@ if TYPE_CHECKING:
     from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
 
 CARD_FILE = "card.json"
-SKOPS_FILE = "model.skops"
-
-# Types a skops file of ours may contain beyond skops' own defaults; anything else is refused.
-TRUSTED_SKOPS_TYPES = (
-    "sklearn.pipeline.Pipeline",
-    "sklearn.feature_extraction.text.TfidfVectorizer",
-    "sklearn.feature_extraction.text.TfidfTransformer",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "numpy.dtype",
-    "numpy.float64",
-    "numpy.int64",
-    "builtins.int",
-    "builtins.float",
-    "builtins.str",
-)
-
 
 # Card fields measured on the trained model rather than defining it.
 DERIVED_CARD_FIELDS = ("metrics", "calibration")
@@ -106,12 +86,7 @@ def save_bundle(directory: Path, card: ModelCard, estimator: object) -> Path:
     # mkdtemp makes the folder private (0700); a bundle is shared with the app, which may
     # run as another user, so it gets a folder's usual mode once it is renamed into place.
     os.chmod(staging, 0o755)
-    if card.family == FINETUNED_TRANSFORMER:
-        estimator.save(staging)  # type: ignore[attr-defined]
-    else:
-        import skops.io
-
-        skops.io.dump(estimator, staging / SKOPS_FILE)
+    family(card.family).save(estimator, staging)
     write_card(staging, card)
     if directory.exists():
         retired = directory.with_name(f".{directory.name}-retired-{os.getpid()}")
@@ -136,18 +111,6 @@ def read_card(directory: Path) -> ModelCard:
     return ModelCard(**json.loads(path.read_text()))
 
 
-def load_skops(path: Path) -> object:
-    # Imported here: skops pulls in torch through scikit-learn's array-API shims, which would
-    # slow down every process that merely loads the Dagster code location.
-    import skops.io
-
-    untrusted = skops.io.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if t not in TRUSTED_SKOPS_TYPES]
-    if refused:
-        raise ValueError(f"{path} contains types outside the allowlist: {refused}")
-    return skops.io.load(path, trusted=untrusted)
-
-
 class Predictor:
     """Scores raw or already-cleaned texts with one bundle's model."""
 
@@ -160,6 +123,7 @@ class Predictor:
     ) -> None:
         self.directory = directory
         self.card = read_card(directory)
+        self._family = family(self.card.family)
         self._device = device
         # None: the runtime and precision the card's encoder fingerprint names, exactly as in
         # training (evaluation uses this); serving passes one.
@@ -171,19 +135,10 @@ class Predictor:
         self._encoder = encoder if same else None
         # Where an encoder loaded here keeps its ONNX graphs: the caller's encoder's folder.
         self._onnx_cache_dir = getattr(encoder, "cache_dir", None)
-        if self._encoder is None and runtime is not None and self.card.family == EMBEDDING_LOGREG:
+        if self._encoder is None and runtime is not None and self._family.needs_vectors:
             # Serving loads everything up front: the first request must not pay for it.
             self._encoder = self._load_encoder()
-        if self.card.family == FINETUNED_TRANSFORMER:
-            from sentiment_assets.lib.models.finetune import WEIGHTS_FILE, FinetunedClassifier
-
-            self._model = FinetunedClassifier.load(directory, device=device)
-            if runtime is not None:
-                from sentiment_assets.lib.models.onnx_finetuned import serving_finetuned
-
-                self._model = serving_finetuned(self._model, directory / WEIGHTS_FILE, runtime)
-        else:
-            self._model = load_skops(directory / SKOPS_FILE)
+        self._model = self._family.load(directory, device, runtime)
 
     @property
     def version(self) -> str:
@@ -192,11 +147,7 @@ class Predictor:
     @property
     def runtime(self) -> str:
         """What computes the scores: "scikit-learn", or the encoder's "torch"/"onnxruntime"."""
-        if self.card.family == TFIDF_LOGREG:
-            return "scikit-learn"
-        if self.card.family == EMBEDDING_LOGREG:
-            return getattr(self._encoder, "runtime", "torch")
-        return getattr(self._model, "runtime", "torch")
+        return self._family.runtime(self._model, self._encoder)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._encoder is None:
@@ -224,14 +175,10 @@ class Predictor:
         """P(positive) for texts already cleaned like tweets_clean.text."""
         if not cleaned_texts:
             return np.zeros(0, dtype=np.float64)
-        family = self.card.family
-        if family == TFIDF_LOGREG:
-            raw = self._model.predict_proba(cleaned_texts)[:, 1]
-        elif family == EMBEDDING_LOGREG:
+        vectors = None
+        if self._family.needs_vectors:
             vectors = embeddings if embeddings is not None else self._embed(cleaned_texts)
-            raw = self._model.predict_proba(vectors)[:, 1]
-        else:
-            raw = self._model.predict_proba(cleaned_texts)
+        raw = self._family.predict_proba(self._model, cleaned_texts, vectors)
         if self.card.prior_adjustment:
             return PriorAdjustment.from_dict(self.card.prior_adjustment).apply(raw)
         return raw

@@ -28,8 +28,21 @@ class FinetuneParams:
     epochs: int = 1
     # Hard cap on optimizer steps; training stops when reached even mid-epoch.
     max_steps: int | None = None
-    # CPU budget: larger inputs are subsampled deterministically, stratified by label.
+    # Fixed size: larger inputs are subsampled deterministically, stratified by label. Used
+    # when cpu_budget_seconds is None.
     max_train_samples: int | None = 800
+    # Device-sized budget (lib/models/finetune_budget.py), replacing max_train_samples when
+    # set: the whole window on CUDA; on CPU as many tweets, then epochs (up to
+    # budget_max_epochs), as these seconds buy at cpu_passes_per_second.
+    cpu_budget_seconds: float | None = None
+    # Calibrated tweets per second of training (one pass of one tweet, forward and backward)
+    # with the default knobs on 2 CPU cores; see finetune_budget for why it is not measured
+    # per run. Between the measurements at hand: 33/s (800 synthetic tweets in a 24 s
+    # sentiment_model step, bench/results/retrain_latency.md) and 13/s (192 Sentiment140
+    # tweets in 30 CPU-seconds on a machine loaded 8x over). Each fit records its own rate
+    # (train_stats["measured_passes_per_second"]) to recalibrate from on a quiet machine.
+    cpu_passes_per_second: float = 30.0
+    budget_max_epochs: int = 3
     batch_size: int = 32
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
@@ -48,6 +61,10 @@ class FinetuneParams:
             raise ValueError("max_steps must be >= 1 or None")
         if self.max_train_samples is not None and self.max_train_samples < 2:
             raise ValueError("max_train_samples must be >= 2 or None")
+        if self.cpu_budget_seconds is not None and self.cpu_budget_seconds <= 0:
+            raise ValueError("cpu_budget_seconds must be > 0 or None")
+        if self.cpu_passes_per_second <= 0 or self.budget_max_epochs < 1:
+            raise ValueError("cpu_passes_per_second must be > 0 and budget_max_epochs >= 1")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if not 0.0 <= self.warmup_ratio < 1.0:

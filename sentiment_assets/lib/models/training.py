@@ -1,4 +1,5 @@
-"""Training of the scikit-learn model families on one trailing window of labelled tweets."""
+"""Fitting of the model families on one trailing window of labelled tweets (the families
+themselves, and which one is which, are lib/models/families)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from sentiment_assets.lib.stats.metrics import classification_metrics
 TFIDF_LOGREG = "tfidf_logreg"
 EMBEDDING_LOGREG = "embedding_logreg"
 FINETUNED_TRANSFORMER = "finetuned_transformer"
-FAMILIES = (TFIDF_LOGREG, EMBEDDING_LOGREG, FINETUNED_TRANSFORMER)
 # Months a model learns from, ending with the month it is trained through. A model's own
 # window is on its card; this is the default the lineage graph shows.
 DEFAULT_WINDOW_MONTHS = 3

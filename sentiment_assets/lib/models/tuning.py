@@ -18,32 +18,21 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from sentiment_assets.lib.models.params import FinetuneParams, LogRegParams
-from sentiment_assets.lib.models.training import (
-    EMBEDDING_LOGREG,
-    FINETUNED_TRANSFORMER,
-    TFIDF_LOGREG,
-    fit_embedding_logreg,
-    fit_tfidf_logreg,
-)
-from sentiment_assets.lib.stats.metrics import classification_metrics
+if TYPE_CHECKING:
+    from sentiment_assets.lib.models.families import Family, TrainingRows
 
 # What a trial maximises: the score the challenger choice and the promotion gate compare.
 TUNING_METRIC = "macro_f1"
 # The fine-tuned family is pruned once this many trials have finished: few trials are
 # affordable on a CPU, so waiting for optuna's default of five would prune nothing.
 PRUNER_STARTUP_TRIALS = 2
-# Freezing more layers than the smallest supported encoder (MiniLM-L6) has would fail.
-MAX_FROZEN_LAYERS = 4
-
-Suggest = Callable[[optuna.Trial], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -121,43 +110,10 @@ def tuning_split(
     return picked & ~np.asarray(holdout, dtype=bool)
 
 
-def suggest_tfidf(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "C": trial.suggest_float("C", 1e-2, 1e2, log=True),
-        "ngram_max": trial.suggest_int("ngram_max", 1, 3),
-        "min_df": trial.suggest_int("min_df", 1, 5),
-    }
-
-
-def suggest_embedding(trial: optuna.Trial) -> dict[str, Any]:
-    return {"C": trial.suggest_float("C", 1e-3, 1e2, log=True)}
-
-
-def suggest_finetune(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 5e-4, log=True),
-        "epochs": trial.suggest_int("epochs", 1, 3),
-        "freeze_layers": trial.suggest_int("freeze_layers", 0, MAX_FROZEN_LAYERS),
-    }
-
-
-# The knobs each search space sets (the names its suggest function asks for).
-SEARCHED_KNOBS: dict[str, tuple[str, ...]] = {
-    TFIDF_LOGREG: ("C", "ngram_max", "min_df"),
-    EMBEDDING_LOGREG: ("C",),
-    FINETUNED_TRANSFORMER: ("learning_rate", "epochs", "freeze_layers"),
-}
-SEARCH_SPACES: dict[str, Suggest] = {
-    TFIDF_LOGREG: suggest_tfidf,
-    EMBEDDING_LOGREG: suggest_embedding,
-    FINETUNED_TRANSFORMER: suggest_finetune,
-}
-
-
-def searched_defaults(family: str, params: LogRegParams | FinetuneParams) -> dict[str, Any]:
+def searched_defaults(family: Family, params: object) -> dict[str, Any]:
     """The searched knobs' current values: what trial 0 runs."""
     values = asdict(params)
-    return {name: values[name] for name in SEARCHED_KNOBS[family]}
+    return {name: values[name] for name in family.searched_knobs}
 
 
 def _record(family: str, trial: optuna.trial.FrozenTrial) -> TrialRecord:
@@ -176,7 +132,7 @@ def _record(family: str, trial: optuna.trial.FrozenTrial) -> TrialRecord:
 
 
 def search(
-    family: str,
+    family: Family,
     objective: Callable[[optuna.Trial, dict[str, Any]], float],
     defaults: Mapping[str, Any],
     settings: TuneSettings,
@@ -188,7 +144,6 @@ def search(
     ``params`` (it may report per-epoch scores and raise optuna.TrialPruned).
     ``on_trial`` sees every finished trial, pruned ones included.
     """
-    suggest = SEARCH_SPACES[family]
     # Our own log lines and MLflow runs say what each trial did; optuna's INFO lines repeat it.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -200,10 +155,10 @@ def search(
     records: list[TrialRecord] = []
 
     def run_trial(trial: optuna.Trial) -> float:
-        return objective(trial, suggest(trial))
+        return objective(trial, family.search_space(trial))
 
     def finished(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        record = _record(family, trial)
+        record = _record(family.name, trial)
         records.append(record)
         if on_trial is not None:
             on_trial(record)
@@ -216,11 +171,11 @@ def search(
     )
     complete = [r for r in records if r.state == "COMPLETE"]
     if not complete:
-        raise RuntimeError(f"no {family} trial completed")
+        raise RuntimeError(f"no {family.name} trial completed")
     # The earliest of equal scores wins, so the defaults are kept unless something beats them.
     best = max(complete, key=lambda r: (r.value, -r.number))
     return TuningResult(
-        family=family,
+        family=family.name,
         best_params=best.params,
         best_value=float(best.value),
         best_trial=best.number,
@@ -229,63 +184,20 @@ def search(
     )
 
 
-def tune_logreg(
-    family: str,
-    features: list[str] | np.ndarray,
-    labels: np.ndarray,
-    validation: np.ndarray,
-    base: LogRegParams,
+def tune(
+    family: Family,
+    train: TrainingRows,
+    base: object,
     settings: TuneSettings,
     on_trial: Callable[[TrialRecord], None] | None = None,
 ) -> TuningResult:
-    """Search a logistic-regression family: ``features`` are texts (tfidf_logreg) or
-    embedding rows (embedding_logreg) of the training rows; ``validation`` marks the ones
-    trials are scored on."""
-    fit = {TFIDF_LOGREG: fit_tfidf_logreg, EMBEDDING_LOGREG: fit_embedding_logreg}[family]
-
-    def objective(_: optuna.Trial, params: dict[str, Any]) -> float:
-        result = fit(features, labels, validation, replace(base, **params))
-        return float(result.validation[TUNING_METRIC])
-
-    result = search(family, objective, searched_defaults(family, base), settings, on_trial)
-    return replace(result, n_train=int((~validation).sum()), n_validation=int(validation.sum()))
-
-
-def tune_finetuned(
-    texts: list[str],
-    labels: np.ndarray,
-    validation: np.ndarray,
-    base: FinetuneParams,
-    settings: TuneSettings,
-    encoder_dir: str | None = None,
-    on_trial: Callable[[TrialRecord], None] | None = None,
-) -> TuningResult:
-    """Search the fine-tuned transformer: each epoch's validation score goes to the median
-    pruner, which stops a trial trailing the median of earlier trials at the same epoch."""
-    from sentiment_assets.lib.models.finetune import FinetunedClassifier
-
-    texts_array = np.asarray(texts, dtype=object)
-    labels = np.asarray(labels, dtype=int)
-    train_texts = texts_array[~validation].tolist()
-    val_texts = texts_array[validation].tolist()
-
-    def objective(trial: optuna.Trial, params: dict[str, Any]) -> float:
-        finetune = replace(base, **params)
-        model = FinetunedClassifier(encoder_dir, device=finetune.device)
-        scores: list[float] = []
-
-        def epoch_end(epoch: int) -> None:
-            proba = model.predict_proba(val_texts)
-            scores.append(classification_metrics(labels[validation], proba)[TUNING_METRIC])
-            trial.report(scores[-1], epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"epoch {epoch}: {scores[-1]:.4f} below the median")
-
-        model.fit(train_texts, labels[~validation], finetune, on_epoch_end=epoch_end)
-        return scores[-1]
-
-    defaults = searched_defaults(FINETUNED_TRANSFORMER, base)
-    result = search(FINETUNED_TRANSFORMER, objective, defaults, settings, on_trial)
+    """Search ``family``'s space from ``base``: trials fit on ``train``'s rows outside its
+    holdout and are scored on its holdout (the tuning split, never the platform's)."""
+    defaults = searched_defaults(family, base)
+    result = search(
+        family, family.objective(train, base, TUNING_METRIC), defaults, settings, on_trial
+    )
+    validation = np.asarray(train.holdout, dtype=bool)
     return replace(result, n_train=int((~validation).sum()), n_validation=int(validation.sum()))
 
 

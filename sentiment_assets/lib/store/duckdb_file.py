@@ -95,11 +95,14 @@ class DuckDBFile:
         return self.path.parent
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[DuckDBConnection]:
-        """A short-lived connection, waiting out another writer's lock."""
+    def connect(
+        self, read_only: bool = False, lock_wait_seconds: float = LOCK_RETRY_SECONDS
+    ) -> Iterator[DuckDBConnection]:
+        """A short-lived connection, waiting up to `lock_wait_seconds` for another writer's
+        lock."""
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        deadline = time.monotonic() + lock_wait_seconds
         delay = 0.1
         while True:
             try:

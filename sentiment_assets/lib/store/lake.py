@@ -94,9 +94,11 @@ class Lake:
     def months(self, table: str) -> list[date]:
         return [date.fromisoformat(p.stem) for p in self.files(table)]
 
-    def connect(self, read_only: bool = False) -> AbstractContextManager[LakeConnection]:
-        """A connection over the files present now; it never waits (`read_only` changes
-        nothing: every write goes through the connection's methods)."""
+    def connect(
+        self, read_only: bool = False, lock_wait_seconds: float = 0.0
+    ) -> AbstractContextManager[LakeConnection]:
+        """A connection over the files present now; it never waits for a lock, and
+        `read_only` changes nothing: every write goes through the connection's methods."""
         return connect_lake(self, DDL)
 
     @contextmanager

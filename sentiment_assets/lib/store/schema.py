@@ -20,6 +20,15 @@ CREATE TABLE IF NOT EXISTS raw.ingested_files (
     month DATE, file VARCHAR, fingerprint VARCHAR, rows BIGINT, accepted BIGINT,
     rejected BIGINT, status VARCHAR, reason VARCHAR, ingested_at TIMESTAMP
 );
+-- One row per version (file name, fingerprint) of a landing file that new_data_sensor follows:
+-- requested -> loaded -> built (its rows reached the month's clean tables), or failed (retried
+-- with backoff) -> quarantined; superseded by a newer version, or removed. months is the
+-- comma-separated list of the months it is built for; run_ids are its latest attempt's runs.
+CREATE TABLE IF NOT EXISTS raw.landing_files (
+    file VARCHAR, fingerprint VARCHAR, months VARCHAR, state VARCHAR, attempts INTEGER,
+    max_attempts INTEGER, reason VARCHAR, run_ids VARCHAR, next_attempt_at TIMESTAMP,
+    updated_at TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS features.embedding_cache (
     encoder VARCHAR, text_hash VARCHAR, embedding FLOAT[], created_at TIMESTAMP,
     PRIMARY KEY (encoder, text_hash)
@@ -70,5 +79,16 @@ CREATE TABLE IF NOT EXISTS metrics.drift_reports (
     month DATE, reference VARCHAR, statistic VARCHAR, kind VARCHAR, value DOUBLE,
     threshold DOUBLE, p_value DOUBLE, drifted BOOLEAN, severity VARCHAR, detail VARCHAR,
     champion_version VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
+);
+-- One row per retraining decision, train or keep (lib/versions/training_decision.py): the
+-- policy, its reasons, and the inputs it read (statistics as JSON, accuracies, the
+-- champion's age); decision_key is the run key a training for it is requested under.
+CREATE TABLE IF NOT EXISTS metrics.training_decisions (
+    month DATE, policy VARCHAR, decision VARCHAR, reasons VARCHAR, families VARCHAR,
+    follow_up_families VARCHAR, window_start DATE, window_months INTEGER,
+    drifted_statistics VARCHAR, statistics VARCHAR, reference_accuracy DOUBLE,
+    realised_accuracy DOUBLE, estimated_accuracy DOUBLE, champion_version VARCHAR,
+    champion_age_months INTEGER, labelled_rows BIGINT, thresholds VARCHAR,
+    decision_key VARCHAR, dagster_run_id VARCHAR, created_at TIMESTAMP
 );
 """

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sentiment_assets.lib.store.duckdb_file import DuckDBConnection, DuckDBFile
+from sentiment_assets.lib.store.duckdb_file import LOCK_RETRY_SECONDS, DuckDBConnection, DuckDBFile
 from sentiment_assets.lib.store.lake import Lake, LakeConnection
 from sentiment_assets.lib.store.schema import DDL
 
@@ -56,7 +56,9 @@ class Warehouse(Protocol):
     def scratch_dir(self) -> Path:
         """A folder on the warehouse's own disk for a writer's staging files."""
 
-    def connect(self, read_only: bool = False) -> AbstractContextManager[WarehouseConnection]: ...
+    def connect(
+        self, read_only: bool = False, lock_wait_seconds: float = LOCK_RETRY_SECONDS
+    ) -> AbstractContextManager[WarehouseConnection]: ...
 
     def dbt_database(self, name: str) -> AbstractContextManager[Path | None]:
         """The database a dbt build named `name` writes: None for the profile's own."""
@@ -81,11 +83,14 @@ def scratch_parent(location: Path | str | Warehouse) -> Path:
 
 
 def connect(
-    location: Path | str | Warehouse, read_only: bool = False
+    location: Path | str | Warehouse,
+    read_only: bool = False,
+    lock_wait_seconds: float = LOCK_RETRY_SECONDS,
 ) -> AbstractContextManager[WarehouseConnection]:
-    """A short-lived connection to the warehouse: the DuckDB file (waiting out another
-    writer's lock), or a lake connection, which never waits (see lib/store/lake.py)."""
-    return warehouse_at(location).connect(read_only)
+    """A short-lived connection to the warehouse: the DuckDB file (waiting up to
+    `lock_wait_seconds` for another writer's lock), or a lake connection, which never waits
+    (see lib/store/lake.py)."""
+    return warehouse_at(location).connect(read_only, lock_wait_seconds)
 
 
 def _writer(con: WarehouseConnection | duckdb.DuckDBPyConnection) -> WarehouseConnection:

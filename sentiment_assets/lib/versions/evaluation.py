@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
+from sentiment_assets.lib.core.months import previous_month
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
 from sentiment_assets.lib.models.model_bundle import Predictor
@@ -21,6 +23,8 @@ from sentiment_assets.lib.stats.performance_estimation import (
 )
 from sentiment_assets.lib.stats.slices import SliceScore, slice_scores
 from sentiment_assets.lib.store.lake import Lake
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.registry import VersionInfo
 
 # metrics.model_evaluations.eval_set of the forward-chaining rows (trained through M-1, scored
 # on M): what model_evaluation writes and the app's history plots.
@@ -99,3 +103,64 @@ def evaluate_month(
     kept_texts = [t for t, keep in zip(texts, labelled, strict=True) if keep]
     slices = slice_scores(kept_texts, labels, raw[labelled])
     return MonthEvaluation(estimate, realised, slices, ms_per_tweet)
+
+
+def versions_to_score(
+    client: MlflowClient, month: date
+) -> tuple[list[VersionInfo], VersionInfo | None]:
+    """The newest version of each family trained through the month before, and the serving
+    champion when it is none of those and was trained before `month`."""
+    versions = registry.latest_versions_trained_through(client, previous_month(month).isoformat())
+    champion = registry.champion(client)
+    if (
+        champion is None
+        or champion.version in {v.version for v in versions}
+        or champion.trained_month is None
+        or champion.trained_month >= month
+    ):
+        return versions, None
+    return versions, champion
+
+
+def version_rows(
+    info: VersionInfo,
+    month: date,
+    realised_set: str,
+    evaluation: MonthEvaluation,
+    dagster_run_id: str,
+    now: pd.Timestamp,
+) -> tuple[list[dict], list[dict]]:
+    """The version's metrics.model_evaluations rows (estimated, and realised when labelled)
+    and its metrics.slice_evaluations rows."""
+    common = {
+        "model_family": info.family,
+        "model_version": info.version,
+        "trained_through": info.trained_month,
+        "eval_month": month,
+    }
+    estimate = evaluation.estimate.as_dict()
+    estimate.pop("positive_share")
+    evaluations = [
+        {
+            **common,
+            "eval_set": ESTIMATED_EVAL,
+            **estimate,
+            "dagster_run_id": dagster_run_id,
+            "created_at": now,
+        }
+    ]
+    if evaluation.realised is not None:
+        evaluations.append(
+            {
+                **common,
+                "eval_set": realised_set,
+                **evaluation.realised,
+                "dagster_run_id": dagster_run_id,
+                "created_at": now,
+            }
+        )
+    slices = [
+        {**common, **s.as_dict(), "dagster_run_id": dagster_run_id, "created_at": now}
+        for s in evaluation.slices
+    ]
+    return evaluations, slices

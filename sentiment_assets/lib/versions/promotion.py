@@ -3,6 +3,7 @@ change of champion: promotion, rejection, rollback."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -34,6 +35,41 @@ class Decision:
     @property
     def passes(self) -> bool:
         return self.decision != REJECTED
+
+
+class NoChallenger(LookupError):
+    """No version of the month to put forward (the month's models are not trained yet)."""
+
+
+def pick_challenger(
+    client: MlflowClient,
+    month: date,
+    family: str | None,
+    behaviour: Callable[[registry.VersionInfo], SuiteResult],
+    min_pass_rate: float,
+) -> tuple[registry.VersionInfo, dict[str, float], dict[str, SuiteResult]]:
+    """The best version on validation macro-F1 among those that clear the floor.
+
+    When none clears it, the best one outright: the gate then decides whether it may
+    replace the champion. Ties go to the older version.
+    """
+    candidates = registry.latest_versions_trained_through(client, month.isoformat())
+    if family:
+        newest = {c.family: c for c in candidates}
+        candidates = [newest[family]] if family in newest else []
+    if not candidates:
+        raise NoChallenger(
+            f"no registered model{' of family ' + family if family else ''} trained through "
+            f"{month:%Y-%m}: materialize sentiment_model for {month.isoformat()} first"
+        )
+    validation = {
+        c.version: client.get_run(c.run_id).data.metrics.get("val_macro_f1", float("-inf"))
+        for c in candidates
+    }
+    suites = {c.version: behaviour(c) for c in candidates}
+    eligible = [c for c in candidates if suites[c.version].passes(min_pass_rate)]
+    best = max(eligible or candidates, key=lambda c: (validation[c.version], -int(c.version)))
+    return best, validation, suites
 
 
 def decide(

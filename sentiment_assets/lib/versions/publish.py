@@ -40,6 +40,7 @@ HISTORY_TABLES = {
     "promotions": "metrics.promotions",
     "drift_reports": "metrics.drift_reports",
     "slice_evaluations": "metrics.slice_evaluations",
+    "training_decisions": "metrics.training_decisions",
 }
 
 # Published when the warehouse has them (a home whose first month is not built yet has none).

@@ -18,19 +18,14 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from sentiment_assets.lib.models.training import (
-    EMBEDDING_LOGREG,
-    FAMILIES,
-    TFIDF_LOGREG,
-)
+from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.stats.drift import PERFORMANCE_DROP
 from sentiment_assets.lib.stats.prior_shift import is_prior_shift_only
 
-# Seconds each on a 10,000-tweet month on a 2-core CPU (the embeddings are already stored).
-FAST_FAMILIES = (TFIDF_LOGREG, EMBEDDING_LOGREG)
-# The fine-tuned transformer (25 s on a quiet 2-core CPU in bench_retrain_latency, minutes
-# under load): trained after the fast retrain, in a run of its own.
-FOLLOW_UP_FAMILIES = tuple(f for f in FAMILIES if f not in FAST_FAMILIES)
+
+def fast_families() -> list[str]:
+    """What a drift retrain trains first (each family says whether it is fast)."""
+    return family_names(fast=True)
 
 
 @dataclass(frozen=True)
@@ -163,4 +158,4 @@ def follow_up_families(trained: Collection[str], model_materialized: bool) -> li
     fine-tuned family may still beat the champion the fast ones could not)."""
     if not model_materialized:
         return []
-    return [family for family in FOLLOW_UP_FAMILIES if family not in trained]
+    return [name for name in family_names(fast=False) if name not in trained]

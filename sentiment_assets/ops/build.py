@@ -11,69 +11,29 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import dagster as dg
 
+# Internal to Dagster (no public API says whether an interrupt was captured), but the flag is
+# the only trace an ignored interrupt leaves; tests/reliability/test_interrupt_while_waiting.py
+# fails if it stops working.
+from dagster._utils.interrupts import check_captured_interrupt
+
+from sentiment_assets.definitions import defs
 from sentiment_assets.defs.platform.jobs import MONTH_BUILD
-from sentiment_assets.environment import current_settings, export
-from sentiment_assets.lib.core.atomic import exclusive_lock, write_text
-from sentiment_assets.lib.settings import PROD, REPO_ROOT, Settings
+from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.data import synthetic
+from sentiment_assets.lib.data.landing import landing_files
+from sentiment_assets.lib.data.sources import months_in_source
+from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lineage import MODEL_CHALLENGER
-from sentiment_assets.recovery import HOST_TAG, PID_TAG, abandon_runs_of, recover
-
-INIT_LOCK = ".init.lock"
-
-
-def prepare_environment() -> Settings:
-    """Resolve the settings once, hand the same absolute paths to every child process, and
-    create the Dagster instance's storage.
-
-    Every entry point calls this first. Dagster's SQLite storage is not safe to create from
-    two processes at once (duplicate tables, two alembic heads), so the first start creates
-    it under a file lock and later ones find it ready. Under the same lock it heals what a
-    killed process left behind (sentiment_assets.recovery).
-    """
-    settings = current_settings()
-    export(settings)
-    for folder in (
-        settings.home,
-        settings.dagster_home,
-        settings.landing_dir,
-        settings.published_dir,
-    ):
-        folder.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(settings.dagster_home / INIT_LOCK):
-        # dagster.yaml is read only from DAGSTER_HOME: the repo keeps the template.
-        write_text(settings.dagster_home / "dagster.yaml", instance_template(settings).read_text())
-        with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-            # Touch each storage, so each creates its tables here, under the lock.
-            instance.get_runs(limit=1)
-            instance.event_log_storage.get_maximum_record_id()
-            instance.all_instigator_state()
-            # A crash of an earlier process must not block this one (lib docs in recovery).
-            summary = recover(instance, settings).summary()
-    if summary:
-        print(summary, flush=True)
-    return settings
-
-
-def instance_template(settings: Settings) -> Path:
-    """The repo's dagster.yaml, or under the prod profile deploy/dagster.prod.yaml (storage
-    on PostgreSQL, from DAGSTER_PG_URL)."""
-    if settings.profile == PROD:
-        return REPO_ROOT / "deploy" / "dagster.prod.yaml"
-    return REPO_ROOT / "dagster.yaml"
+from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG, abandon_runs_of
+from sentiment_assets.partitions import FIRST_MONTH, last_month
 
 
 def months_with_data(settings: Settings) -> list[str]:
     """Partition keys of the months that hold tweets (the source's and the landing files'),
     oldest first: what `sentiment pipeline` builds when no month is named."""
-    from sentiment_assets.lib.data import synthetic
-    from sentiment_assets.lib.data.landing import landing_files
-    from sentiment_assets.lib.data.sources import months_in_source
-    from sentiment_assets.partitions import FIRST_MONTH, last_month
-
     found = set(
         synthetic.months(settings.synthetic)
         if settings.is_synthetic
@@ -95,8 +55,6 @@ def build_months(
     Months run oldest first because a month's model reads the months before it and its
     evaluation needs the previous month's model. Without `months`: every month with data.
     """
-    from sentiment_assets.definitions import defs
-
     definitions = defs()
     assets = list(definitions.assets or [])
     partition_keys = list(months) if months else months_with_data(current_settings())
@@ -150,10 +108,6 @@ class InterruptWatchdog:
         self._thread.join(timeout=5)
 
     def _watch(self) -> None:
-        # Internal to Dagster, but the flag is the only trace an ignored interrupt leaves;
-        # tests/reliability/test_interrupt_while_waiting.py fails if it stops working.
-        from dagster._utils.interrupts import check_captured_interrupt
-
         since = None
         while not self._stop.wait(self.POLL_S):
             if not check_captured_interrupt():

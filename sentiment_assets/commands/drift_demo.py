@@ -13,6 +13,7 @@ accuracy on the drifted month recovers after the retrain.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -20,8 +21,19 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
+from mlflow.tracking import MlflowClient
 
+from sentiment_assets.environment import export
+from sentiment_assets.lib.data import synthetic
+from sentiment_assets.lib.data.sampling import in_holdout
+from sentiment_assets.lib.encoding.embedding_store import load_tweets
+from sentiment_assets.lib.settings import load_settings
+from sentiment_assets.lib.stats.metrics import classification_metrics
+from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import (
     DRIFT_REPORT,
     MODEL_CHALLENGER,
@@ -33,6 +45,7 @@ from sentiment_assets.lineage import (
     TWEETS_CLEAN,
     TWEETS_DROPPED,
 )
+from sentiment_assets.ops.instance import prepare_environment
 
 DATA_ASSETS = [RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED, TWEET_EMBEDDINGS, DRIFT_REPORT]
 FIRST_MONTH_ASSETS = [*DATA_ASSETS, SENTIMENT_MODEL, MODEL_CHALLENGER, MODEL_CHAMPION]
@@ -55,10 +68,6 @@ class MonthRow:
 
 def holdout_accuracy(settings, month: date, version_info) -> float:
     """The champion's accuracy on the month's holdout rows (no model ever trains on them)."""
-    from sentiment_assets.lib.data.sampling import in_holdout
-    from sentiment_assets.lib.encoding.embedding_store import load_tweets
-    from sentiment_assets.lib.stats.metrics import classification_metrics
-    from sentiment_assets.lib.versions.serving import load_version
 
     predictor = load_version(version_info, settings.registry_cache_dir)
     fingerprint = predictor.card.encoder_fingerprint
@@ -71,7 +80,6 @@ def holdout_accuracy(settings, month: date, version_info) -> float:
 
 
 def drift_stats(settings, month: date) -> tuple[dict, str]:
-    from sentiment_assets.lib.store.warehouse import connect
 
     with connect(settings.warehouse, read_only=True) as con:
         rows = con.execute(
@@ -132,18 +140,15 @@ def demo_environment(home: Path, env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def retrains_requested(settings, instance, cursor: str | None) -> tuple[list, str | None]:
+def retrains_requested(
+    definitions: dg.Definitions, instance, cursor: str | None
+) -> tuple[list, str | None]:
     """One tick of drift_sensor against the persistent instance: its requests, its cursor."""
-    import dagster as dg
-
-    from sentiment_assets.defs.monitoring.sensors import drift_sensor
-    from sentiment_assets.defs.platform.resources import PlatformResource
-
-    result = drift_sensor(
+    result = definitions.resolve_sensor_def("drift_sensor")(
         dg.build_sensor_context(
             instance=instance,
             cursor=cursor,
-            resources={"platform": PlatformResource.of(settings)},
+            resources={"platform": definitions.resources["platform"]},
         )
     )
     if isinstance(result, dg.SkipReason):
@@ -157,8 +162,6 @@ def retrains_requested(settings, instance, cursor: str | None) -> tuple[list, st
 def run_status_tick(sensor, instance, result):  # -> dg.RunRequest | dg.SkipReason | None
     """One evaluation of the run-status `sensor` on the finished run `result`, as the
     daemon's tick would make it (a failure sensor gets the failure context)."""
-    import dagster as dg
-
     finished = (
         dg.DagsterEventType.RUN_SUCCESS if result.success else dg.DagsterEventType.RUN_FAILURE
     )
@@ -172,24 +175,18 @@ def run_status_tick(sensor, instance, result):  # -> dg.RunRequest | dg.SkipReas
     return sensor(context if result.success else context.for_run_failure())
 
 
-def follow_up_requested(result, instance) -> list:
+def follow_up_requested(definitions: dg.Definitions, result, instance) -> list:
     """What the daemon's follow-up sensor makes of a finished retrain run: the run of the
     families the retrain left out (the fine-tuned one), if any."""
-    import dagster as dg
-
-    from sentiment_assets.defs.monitoring.sensors import (
-        follow_up_after_failure_sensor,
-        follow_up_sensor,
-    )
-
-    sensor = follow_up_sensor if result.success else follow_up_after_failure_sensor
+    name = "follow_up_sensor" if result.success else "follow_up_after_failure_sensor"
+    sensor = definitions.resolve_sensor_def(name)
     outcome = run_status_tick(sensor, instance, result)
     return [outcome] if isinstance(outcome, dg.RunRequest) else []
 
 
-def launch(jobs: dict, requests: list, instance) -> set[str]:
-    """Run each of drift_sensor's requests as the daemon would (`jobs` by name: retrain_job,
-    recalibrate_job and follow_up_job), a retrain's follow-up after it; the months retrained."""
+def launch(definitions: dg.Definitions, requests: list, instance) -> set[str]:
+    """Run each of drift_sensor's requests as the daemon would (retrain_job, recalibrate_job
+    or follow_up_job), a retrain's follow-up after it; the months retrained."""
     retrained = set()
     for request in requests:
         print(
@@ -197,14 +194,14 @@ def launch(jobs: dict, requests: list, instance) -> set[str]:
             f"(run_key {request.run_key})",
             flush=True,
         )
-        launched = execute(jobs[request.job_name], request, instance)
+        launched = execute(definitions.resolve_job_def(request.job_name), request, instance)
         print(f"   run {launched.run_id}: {'success' if launched.success else 'failed'}")
         if request.job_name != "retrain_job":
             continue
         retrained.add(request.partition_key)
-        for follow_up in follow_up_requested(launched, instance):
+        for follow_up in follow_up_requested(definitions, launched, instance):
             print(f"== follow_up_sensor requested follow_up_job (run_key {follow_up.run_key})")
-            finished = execute(jobs["follow_up_job"], follow_up, instance)
+            finished = execute(definitions.resolve_job_def("follow_up_job"), follow_up, instance)
             print(
                 f"   follow-up run {finished.run_id}: {'success' if finished.success else 'failed'}"
             )
@@ -248,22 +245,15 @@ def failures(
 def run(home: Path) -> int:
     if home.exists():
         shutil.rmtree(home)
-    from sentiment_assets.environment import export
-    from sentiment_assets.lib.settings import load_settings
-
     # The demo's settings become this process's (and its children's) environment.
     export(load_settings(demo_environment(home, dict(os.environ))))
     os.environ.pop("SENTIMENT_MONTHS", None)
-    from sentiment_assets.build import build_months, prepare_environment
+    # Only now: importing the definitions builds the partitions from the settings of the
+    # environment at that moment, which must be the demo's.
+    from sentiment_assets.definitions import defs
+    from sentiment_assets.ops.build import build_months
 
     settings = prepare_environment()
-
-    import dagster as dg
-    from mlflow.tracking import MlflowClient
-
-    from sentiment_assets.definitions import defs
-    from sentiment_assets.lib.data import synthetic
-    from sentiment_assets.lib.versions import registry
 
     config = settings.synthetic
     months = synthetic.months(config)
@@ -280,10 +270,6 @@ def run(home: Path) -> int:
     client = MlflowClient(settings.mlflow_tracking_uri)
     instance = dg.DagsterInstance.get()
     definitions = defs()
-    jobs = {
-        name: definitions.resolve_job_def(name)
-        for name in ("retrain_job", "recalibrate_job", "follow_up_job")
-    }
     cursor = None
     rows: list[MonthRow] = []
     flagged: set[str] = set()
@@ -296,8 +282,8 @@ def run(home: Path) -> int:
         stats, verdict = drift_stats(settings, month)
         if verdict == "DRIFT":
             flagged.add(key)
-        requests, cursor = retrains_requested(settings, instance, cursor)
-        retrained |= launch(jobs, requests, instance)
+        requests, cursor = retrains_requested(definitions, instance, cursor)
+        retrained |= launch(definitions, requests, instance)
         after = registry.champion(client)
         rows.append(
             MonthRow(
@@ -331,6 +317,10 @@ def run(home: Path) -> int:
 def main() -> int:
     home = Path(os.environ.get("DRIFT_DEMO_HOME", ".sentiment-drift-demo")).resolve()
     return run(home)
+
+
+def command_drift_demo(args: argparse.Namespace) -> int:
+    return main()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import argparse
 import decimal
 import json
 import math
-import re
 import shutil
 import signal
 import sys
@@ -21,15 +20,11 @@ from typing import TYPE_CHECKING
 
 from sentiment_assets.environment import current_settings
 
-if TYPE_CHECKING:  # imported where used: every `sentiment` command registers this one
+if TYPE_CHECKING:  # imported where used: the CLI imports this module for its argument types
     import duckdb
 
     from sentiment_assets.lib.versions.publish import QueryResult
 
-DEFAULT_TIMEOUT_S = 60.0
-# DuckDB's own default is 80% of RAM: one careless join could starve a running pipeline.
-DEFAULT_MEMORY_LIMIT = "2GB"
-MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", re.IGNORECASE)
 EXIT_ERROR = 2
 EXIT_TIMEOUT = 124  # as timeout(1) reports it
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -46,55 +41,6 @@ class QueryStopped(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def seconds(value: str) -> float:
-    """argparse type: a number of seconds, 0 or more."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number >= 0:  # also NaN
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more)")
-    return number
-
-
-def memory_size(value: str) -> str:
-    """argparse type: a DuckDB memory size such as 2GB or 512MiB."""
-    if not MEMORY_SIZE.fullmatch(value.strip()):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a size such as 2GB or 512MiB")
-    return value.strip()
-
-
-def add_command(commands: argparse._SubParsersAction) -> None:
-    """`sentiment sql`, registered by the CLI."""
-    sql = commands.add_parser(
-        "sql",
-        help="query the published snapshot: metrics.*, raw.ingested_files, "
-        "raw.rejected_tweets, clean.tweets_dropped (safe while the pipeline runs)",
-    )
-    sql.add_argument("query", nargs="?", help='e.g. "SELECT * FROM metrics.model_evaluations"')
-    sql.add_argument("--tables", action="store_true", help="list the tables and their rows")
-    sql.add_argument("--describe", metavar="TABLE", help="list a table's columns and types")
-    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    sql.add_argument(
-        "--timeout",
-        type=seconds,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"stop the query after this many seconds (default {DEFAULT_TIMEOUT_S:g}; 0: never)",
-    )
-    sql.add_argument(
-        "--memory-limit",
-        type=memory_size,
-        default=DEFAULT_MEMORY_LIMIT,
-        help=f"DuckDB's memory limit for the query (default {DEFAULT_MEMORY_LIMIT})",
-    )
-    sql.add_argument(
-        "--multi",
-        action="store_true",
-        help="run every statement of QUERY in order and show the last one's result",
-    )
-    sql.set_defaults(handler=command_sql)
 
 
 def command_sql(args: argparse.Namespace) -> int:

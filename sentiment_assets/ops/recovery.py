@@ -1,4 +1,4 @@
-"""Healing a home after a crash, before anything else starts (`prepare_environment`).
+"""Healing a home after a crash, before anything else starts (ops/instance.py's `prepare_environment`).
 
 A process killed with -9 leaves behind: its Dagster run marked as running forever, the pool
 slots its steps held (so every later run waits on them), MLflow runs that stay RUNNING, and
@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import duckdb
-from dagster._core.events import DagsterEventType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib.core.processes import still_running
 from sentiment_assets.lib.settings import Settings
-from sentiment_assets.lib.store.lake import leftovers
+from sentiment_assets.lib.store.lake import RUN_ID_LENGTH, leftovers
 from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions import registry
 
@@ -42,6 +41,7 @@ class Recovery:
     killed_mlflow_runs: list[str] = field(default_factory=list)
     removed_versions: list[str] = field(default_factory=list)
     removed_lake_leftovers: list[str] = field(default_factory=list)
+    removed_dbt_targets: list[str] = field(default_factory=list)
 
     def summary(self) -> str | None:
         parts = [
@@ -58,6 +58,9 @@ class Recovery:
             f"{len(self.removed_lake_leftovers)} file(s) of dead lake writers removed"
             if self.removed_lake_leftovers
             else "",
+            f"{len(self.removed_dbt_targets)} dbt target folder(s) of ended runs removed"
+            if self.removed_dbt_targets
+            else "",
         ]
         found = [p for p in parts if p]
         return "recovered from a crash: " + "; ".join(found) if found else None
@@ -65,7 +68,7 @@ class Recovery:
 
 def run_process(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
     """(pid, when it was recorded) of the process that executes the run, if recorded."""
-    for entry in reversed(instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)):
+    for entry in reversed(instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)):
         pid = entry.dagster_event.engine_event_data.metadata.get("pid")
         if pid is not None:
             return int(pid.value), entry.timestamp
@@ -78,9 +81,7 @@ def runs_here(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     another machine (a remote launcher or executor) is left to Dagster's run monitoring."""
     if HOST_TAG in run.tags:
         return run.tags[HOST_TAG] == socket.gethostname()
-    from dagster._core.launcher import DefaultRunLauncher
-
-    return isinstance(instance.run_launcher, DefaultRunLauncher)
+    return isinstance(instance.run_launcher, dg.DefaultRunLauncher)
 
 
 def is_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
@@ -199,9 +200,22 @@ def heal_lake(instance: dg.DagsterInstance, settings: Settings, recovery: Recove
         recovery.removed_lake_leftovers.append(str(path.relative_to(lake.root)))
 
 
+def heal_dbt_targets(instance: dg.DagsterInstance, settings: Settings, recovery: Recovery) -> None:
+    """Remove dbt target folders (~2 MB each) that their step could not remove: it was
+    killed, or the disk was full. Each is named after its run; a live run keeps its own."""
+    root = settings.dbt_target_dir
+    if not root.is_dir():
+        return
+    for path in sorted(root.iterdir()):
+        if not _active(instance, path.name[:RUN_ID_LENGTH]):
+            shutil.rmtree(path, ignore_errors=True)
+            recovery.removed_dbt_targets.append(path.name)
+
+
 def recover(instance: dg.DagsterInstance, settings: Settings) -> Recovery:
     recovery = Recovery()
     heal_instance(instance, recovery)
     heal_mlflow(instance, settings, recovery)
     heal_lake(instance, settings, recovery)
+    heal_dbt_targets(instance, settings, recovery)
     return recovery

@@ -1,0 +1,1 @@
+"""The `sentiment` subcommands, one module each; cli.py parses the arguments and calls them."""

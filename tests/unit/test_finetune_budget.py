@@ -1,0 +1,75 @@
+from dataclasses import replace
+
+import pytest
+
+from sentiment_assets.lib.models.finetune_budget import (
+    CPU_BUDGET,
+    FIXED,
+    WHOLE_WINDOW,
+    TrainingSize,
+    training_size,
+)
+from sentiment_assets.lib.models.params import FinetuneParams
+
+# 60 s at 10 tweets/s: 600 sample passes.
+BUDGET = FinetuneParams(cpu_budget_seconds=60.0, cpu_passes_per_second=10.0, budget_max_epochs=3)
+
+
+def test_without_a_budget_the_fixed_sample_cap_applies_on_any_device():
+    for device in ("cpu", "cuda"):
+        assert training_size(5000, FinetuneParams(), device) == TrainingSize(800, 1, FIXED)
+
+
+def test_cuda_trains_the_whole_window():
+    assert training_size(50_000, BUDGET, "cuda") == TrainingSize(None, 1, WHOLE_WINDOW)
+
+
+def test_a_window_larger_than_the_budget_is_subsampled_and_trained_once():
+    assert training_size(5000, BUDGET, "cpu") == TrainingSize(600, 1, CPU_BUDGET, 60.0)
+
+
+def test_a_small_window_is_trained_whole_for_as_many_epochs_as_fit():
+    assert training_size(250, BUDGET, "cpu") == TrainingSize(250, 2, CPU_BUDGET, 50.0)
+    assert training_size(100, BUDGET, "cpu").epochs == 3  # capped at budget_max_epochs
+    assert training_size(600, BUDGET, "cpu").epochs == 1
+
+
+def test_the_size_depends_on_the_inputs_alone():
+    assert training_size(5000, BUDGET, "cpu") == training_size(5000, BUDGET, "cpu")
+    doubled = replace(BUDGET, cpu_budget_seconds=120.0)
+    assert training_size(5000, doubled, "cpu").samples == 1200
+
+
+def test_bad_budgets_are_refused():
+    with pytest.raises(ValueError, match="cpu_budget_seconds must be > 0"):
+        FinetuneParams(cpu_budget_seconds=0)
+    with pytest.raises(ValueError, match="cpu_passes_per_second"):
+        FinetuneParams(cpu_passes_per_second=0)
+    with pytest.raises(ValueError, match="no training data"):
+        training_size(0, BUDGET, "cpu")
+
+
+def test_fit_trains_on_the_budgeted_size_and_records_it():
+    from sentiment_assets.lib.models.finetune import FinetunedClassifier
+
+    texts = [f"i love this thing number {i}" for i in range(60)]
+    texts += [f"i hate this thing number {i}" for i in range(60)]
+    labels = [1] * 60 + [0] * 60
+    # 1 s at 48 tweets/s: 48 of the 120 tweets, once.
+    params = FinetuneParams(
+        cpu_budget_seconds=1.0,
+        cpu_passes_per_second=48.0,
+        batch_size=16,
+        max_length=16,
+        freeze_layers=5,
+        device="cpu",
+    )
+    stats = FinetunedClassifier(device="cpu").fit(texts, labels, params)
+    assert stats["samples"] == 48 and stats["steps"] == 3
+    assert stats["size"] == {
+        "samples": 48,
+        "epochs": 1,
+        "basis": CPU_BUDGET,
+        "predicted_seconds": 1.0,
+    }
+    assert stats["measured_passes_per_second"] is None  # 3 steps: too short to time
