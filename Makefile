@@ -66,8 +66,10 @@ screenshots: setup
 # pytest on TEST_WORKERS xdist workers, one module per worker at a time (`loadfile`: a
 # module's built home or started servers are made once; `loadgroup` would not do: xdist 3.8
 # renames items through an attribute pytest 9.2 no longer reads, so groups are ignored);
-# tests/conftest.py sends the modules with `slow` tests first. TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 2
+# tests/conftest.py sends the modules with `slow` tests first. The default, 0, is one process:
+# on 2 cores two workers leave each multi-month build fixture one core, too close to the
+# 900 s limit per test; use TEST_WORKERS=2 or more on a bigger machine.
+TEST_WORKERS ?= 0
 PYTEST_PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: setup

@@ -165,7 +165,8 @@ def run(args: argparse.Namespace) -> dict:
     from sentence_transformers import SentenceTransformer
 
     from sentiment_assets.lib.encoding.encoder import TextEncoder, pick_device
-    from sentiment_assets.lib.encoding.onnx_encoder import OnnxTextEncoder, pipeline_encoder
+    from sentiment_assets.lib.encoding.encoder_choice import pipeline_encoder
+    from sentiment_assets.lib.encoding.onnx_encoder import OnnxTextEncoder
 
     torch.set_num_threads(args.threads)
     texts, labels, source = _texts(args)

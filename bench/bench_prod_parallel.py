@@ -255,7 +255,7 @@ def parallel(work: Path, onnx_cache: Path, tweets: int, workers: int) -> dict:
 
 def prepare_onnx_cache(onnx_cache: Path) -> None:
     """Export and gate the encoder graph once, outside both measurements."""
-    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
+    from sentiment_assets.lib.encoding.encoder_choice import pipeline_encoder
     from sentiment_assets.lib.settings import DEFAULT_ENCODER
 
     pipeline_encoder(DEFAULT_ENCODER, "cpu", "auto", onnx_cache)

@@ -126,7 +126,7 @@ def build_models(
     (`pipeline_encoder`: on the CPU the gated int8 graph, else fp32), plus TORCH_FP32: the
     embedding family on torch fp32 vectors, served by torch, the path before ONNX."""
     from sentiment_assets.lib.encoding.encoder import TextEncoder
-    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
+    from sentiment_assets.lib.encoding.encoder_choice import pipeline_encoder
     from sentiment_assets.lib.models.params import FinetuneParams
 
     texts = frame["text"].tolist()

@@ -69,7 +69,7 @@ def _features(family: str, train_texts: list[str], test_texts: list[str]) -> tup
         return train_texts, test_texts
     from sentiment_assets.environment import current_settings
     from sentiment_assets.lib.encoding.encoder import DEFAULT_ENCODER
-    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
+    from sentiment_assets.lib.encoding.encoder_choice import pipeline_encoder
 
     # The vectors the pipeline trains on (on a CPU: the gated int8 ONNX graph).
     encoder = pipeline_encoder(DEFAULT_ENCODER, None, "auto", current_settings().onnx_cache_dir)

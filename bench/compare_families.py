@@ -380,7 +380,7 @@ def _onnx_cache() -> Path:
 
 def train_embedding(ds: Dataset, holdout: np.ndarray) -> Trained:
     from sentiment_assets.lib.encoding.encoder import DEFAULT_ENCODER
-    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
+    from sentiment_assets.lib.encoding.encoder_choice import pipeline_encoder
     from sentiment_assets.lib.models.params import LogRegParams
     from sentiment_assets.lib.models.training import fit_embedding_logreg
 
@@ -508,7 +508,7 @@ def train_finetuned(ds: Dataset, holdout: np.ndarray, candidates: list[dict]) ->
 def evaluate_saved(trained: Trained, ds: Dataset, holdout: np.ndarray, workdir: Path) -> dict:
     """Save as the platform does, load back as the app does (its serving runtime: ONNX
     Runtime on the CPU, the encoder precision the card names), and score every eval set."""
-    from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
+    from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime
     from sentiment_assets.lib.models.model_bundle import ModelCard, load_predictor, save_bundle
 
     card = ModelCard(

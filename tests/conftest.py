@@ -84,7 +84,7 @@ def onnx_cache() -> Path:
 
 
 def make_encoder_graphs(cache: Path) -> None:
-    from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
+    from sentiment_assets.lib.encoding.encoder_choice import pipeline_encoder
 
     # "auto": an int8 graph that fails the gate on this machine leaves the fp32 one in use.
     pipeline_encoder("all-MiniLM-L6-v2", "cpu", "auto", cache)

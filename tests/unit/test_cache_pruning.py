@@ -256,7 +256,7 @@ def tiny_finetuned():
 def test_onnx_graphs_of_pruned_finetuned_versions_go_and_the_encoder_graph_stays(
     tmp_path, onnx_cache, tiny_finetuned
 ):
-    from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
+    from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime
     from sentiment_assets.lib.models.model_bundle import load_predictor, save_bundle
     from sentiment_assets.lib.models.training import FINETUNED_TRANSFORMER
 

@@ -22,6 +22,7 @@ from sentiment_assets.lib.data.sources import labelled_texts
 from sentiment_assets.lib.data.synthetic import SyntheticConfig, write_month
 from sentiment_assets.lib.encoding.embedding_store import embed_month, load_tweets
 from sentiment_assets.lib.encoding.encoder import TextEncoder
+from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime, pipeline_encoder
 from sentiment_assets.lib.encoding.encoder_precision import (
     DEFAULT_GATE,
     PROBE_SIZE,
@@ -34,12 +35,7 @@ from sentiment_assets.lib.encoding.encoder_precision import (
     same_vectors,
     source_probe,
 )
-from sentiment_assets.lib.encoding.onnx_encoder import (
-    INT8_RECIPE,
-    OnnxTextEncoder,
-    ServingRuntime,
-    pipeline_encoder,
-)
+from sentiment_assets.lib.encoding.onnx_encoder import INT8_RECIPE, OnnxTextEncoder
 from sentiment_assets.lib.models.model_bundle import ModelCard, load_predictor, save_bundle
 from sentiment_assets.lib.models.training import EMBEDDING_LOGREG
 from sentiment_assets.lib.settings import load_settings
@@ -191,7 +187,7 @@ def test_an_int8_graph_failing_the_gate_is_refused_and_fp32_is_used(
     manifests = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.json")}
     impossible = QualityGate(min_mean_cosine=1.01)
 
-    with caplog.at_level(logging.WARNING, logger="sentiment_assets.lib.encoding.onnx_encoder"):
+    with caplog.at_level(logging.WARNING, logger="sentiment_assets.lib.encoding.encoder_choice"):
         chosen = pipeline_encoder(ENCODER, "cpu", "auto", cache, gate=impossible)
     assert isinstance(chosen, OnnxTextEncoder)
     assert (chosen.precision, chosen.fingerprint.endswith("|onnx-fp32")) == ("fp32", True)

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime
 from sentiment_assets.lib.encoding.encoder_precision import FP32, INT8, PrecisionRefused
-from sentiment_assets.lib.encoding.onnx_encoder import OnnxTextEncoder, ServingRuntime
+from sentiment_assets.lib.encoding.onnx_encoder import OnnxTextEncoder
 from tests.unit.test_encoder import TEXTS
 
 # Three times the mixed-length texts: 15 batches of 4, more than the 2 queued per worker,

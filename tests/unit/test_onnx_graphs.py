@@ -12,13 +12,9 @@ import pytest
 
 from sentiment_assets.lib.encoding import onnx_encoder
 from sentiment_assets.lib.encoding.encoder import TextEncoder
+from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime, serving_encoder
 from sentiment_assets.lib.encoding.encoder_precision import same_vectors
-from sentiment_assets.lib.encoding.onnx_encoder import (
-    OnnxExportError,
-    OnnxTextEncoder,
-    ServingRuntime,
-    serving_encoder,
-)
+from sentiment_assets.lib.encoding.onnx_encoder import OnnxExportError, OnnxTextEncoder
 from sentiment_assets.lib.models.finetune import WEIGHTS_FILE, FinetunedClassifier
 from sentiment_assets.lib.models.model_bundle import ModelCard, load_predictor, save_bundle
 from sentiment_assets.lib.models.onnx_finetuned import OnnxFinetunedClassifier, serving_finetuned

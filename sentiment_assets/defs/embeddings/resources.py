@@ -8,7 +8,7 @@ import dagster as dg
 
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.encoding.encoder import TextEncoder
-from sentiment_assets.lib.encoding.onnx_encoder import pipeline_encoder
+from sentiment_assets.lib.encoding.encoder_choice import pipeline_encoder
 
 
 @functools.lru_cache(maxsize=4)
@@ -35,7 +35,7 @@ class EncoderResource(dg.ConfigurableResource):
 
     name: str
     device: str | None = None
-    # None: the pipeline's default for the device (onnx_encoder.pipeline_encoder).
+    # None: the pipeline's default for the device (encoder_choice.pipeline_encoder).
     batch_size: int | None = None
     precision: str = "auto"
     # Where the ONNX graphs are cached; None: the current settings' onnx_cache_dir.

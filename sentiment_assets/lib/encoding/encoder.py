@@ -132,7 +132,7 @@ class TextEncoder:
     """
 
     runtime = "torch"
-    # Why this encoder was chosen over the one asked for (see onnx_encoder.pipeline_encoder).
+    # Why this encoder was chosen over the one asked for (see encoder_choice.pipeline_encoder).
     precision_note: str | None = None
     # Threads that run a chunk's batches side by side. Only a forward pass that is safe to
     # call from several threads and releases the GIL may raise it (OnnxTextEncoder): torch

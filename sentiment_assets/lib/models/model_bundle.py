@@ -28,7 +28,7 @@ from sentiment_assets.lib.stats.calibration import Calibration
 from sentiment_assets.lib.stats.prior_shift import PriorAdjustment
 
 if TYPE_CHECKING:
-    from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
+    from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime
 
 CARD_FILE = "card.json"
 
@@ -155,7 +155,7 @@ class Predictor:
         return self._encoder.encode(texts)
 
     def _load_encoder(self) -> object:
-        from sentiment_assets.lib.encoding.onnx_encoder import card_runtime
+        from sentiment_assets.lib.encoding.encoder_choice import card_runtime
 
         fingerprint = self.card.encoder_fingerprint
         runtime = self._runtime or card_runtime(fingerprint, self._onnx_cache_dir)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime
 from sentiment_assets.lib.encoding.onnx_encoder import (
     PROBE_TEXTS,
     OnnxExportError,
-    ServingRuntime,
     export_verified,
     graph_cache_dir,
     graph_path,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
+from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime
 from sentiment_assets.lib.models.model_bundle import Predictor, load_predictor
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.versions import registry

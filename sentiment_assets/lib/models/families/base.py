@@ -19,7 +19,7 @@ import numpy as np
 if TYPE_CHECKING:
     import optuna
 
-    from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
+    from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime
     from sentiment_assets.lib.models.training import FitResult
 
 # Called with {"step", "total_steps", "loss"} as a family that trains in steps goes along.

@@ -26,7 +26,7 @@ from sentiment_assets.lib.stats.metrics import classification_metrics
 if TYPE_CHECKING:
     import optuna
 
-    from sentiment_assets.lib.encoding.onnx_encoder import ServingRuntime
+    from sentiment_assets.lib.encoding.encoder_choice import ServingRuntime
 
 # A run's knobs `finetune_<name>` set FinetuneParams' <name>.
 FINETUNE_KNOBS = (
