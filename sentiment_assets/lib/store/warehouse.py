@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sentiment_assets.lib.store.damage import is_duckdb_damage, warehouse_damaged
 from sentiment_assets.lib.store.lake import Lake, LakeConnection, connect_lake
 
 DDL = """
@@ -140,12 +141,29 @@ def connect(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection to the warehouse: the DuckDB file (waiting up to
     `lock_wait_seconds` for another writer's lock), or a lake connection, which never waits
-    (see lib/store/lake.py)."""
-    if isinstance(location, Lake):
-        with connect_lake(location, DDL) as con:
-            yield con  # type: ignore[misc]  # LakeConnection answers like a DuckDB connection
-        return
-    path = Path(location)
+    (see lib/store/lake.py).
+
+    A damaged file (on opening, or on the first damaged block a query reads) raises
+    lib.store.damage.StoreDamaged, naming the file and the next step.
+    """
+    root = location.root if isinstance(location, Lake) else Path(location)
+    try:
+        if isinstance(location, Lake):
+            with connect_lake(location, DDL) as con:
+                yield con  # type: ignore[misc]  # LakeConnection answers like a DuckDB one
+            return
+        with _duckdb_connection(root, read_only, lock_wait_seconds) as con:
+            yield con
+    except duckdb.Error as error:
+        if is_duckdb_damage(error):
+            raise warehouse_damaged(root, error) from error
+        raise
+
+
+@contextmanager
+def _duckdb_connection(
+    path: Path, read_only: bool, lock_wait_seconds: float
+) -> Iterator[duckdb.DuckDBPyConnection]:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + lock_wait_seconds
