@@ -72,9 +72,10 @@ def publish_history(
 ) -> dict[str, int]:
     """Copy every history table to the snapshot; returns the rows each snapshot file holds.
 
-    A table with fewer rows than its published file is not published unless `allow_shrink`:
-    a warehouse moved aside, rebuilt or restored from an old backup holds less history than
-    the app has shown, and the snapshot is then the only copy of the rest.
+    A history table with fewer rows than its published file is not published unless
+    `allow_shrink`: a warehouse moved aside, rebuilt or restored from an old backup holds less
+    history than the app has shown, and the snapshot is then the only copy of the rest. The
+    row-accounting tables are always published: they are rebuilt with the data they count.
     """
     target_dir = history_dir(published_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -84,19 +85,20 @@ def publish_history(
         if name not in HISTORY_TABLES and table not in present:
             continue
         target = target_dir / f"{name}.parquet"
-        rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        before = published_rows(target)
-        if before is not None and rows < before and not allow_shrink:
-            log.warning(
-                "%s kept: %s holds %d rows, the snapshot %d (`sentiment publish "
-                "--allow-shrink` publishes the smaller table)",
-                target,
-                table,
-                rows,
-                before,
-            )
-            counts[name] = before
-            continue
+        before = published_rows(target) if name in HISTORY_TABLES else None
+        if before and not allow_shrink:
+            rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            if rows < before:
+                log.warning(
+                    "%s kept: %s holds %d rows, the snapshot %d (`sentiment publish "
+                    "--allow-shrink` publishes the smaller table)",
+                    target,
+                    table,
+                    rows,
+                    before,
+                )
+                counts[name] = before
+                continue
         counts[name] = copy_to_parquet(con, f"SELECT * FROM {table}", target)
     return counts
 
