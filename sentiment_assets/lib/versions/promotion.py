@@ -259,7 +259,7 @@ def reconcile_champion(
 def versions_named(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Every version the metric history names (as model, champion or the replaced champion):
     the versions people have seen, which recovery must never delete. `con` is the warehouse
-    or the published snapshot (lib/publish.open_history); a table missing from it is skipped.
+    or the published snapshot (lib/versions/publish.py open_history); a table missing from it is skipped.
     """
     named: set[str] = set()
     for table, columns in VERSION_COLUMNS.items():
