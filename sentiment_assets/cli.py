@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from sentiment_assets.commands.sql_limits import (
@@ -36,13 +37,38 @@ DESCRIPTION = "The command line for building, serving and using the platform."
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sentiment", description=DESCRIPTION)
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the traceback of an error, not one line"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     add_build_parsers(commands)
     add_model_parsers(commands)
     add_serve_parsers(commands)
+    add_store_parsers(commands)
     add_prod_parser(commands)
     args = parser.parse_args(argv)
-    return handler(args.handler)(args)
+    return run_handler(args)
+
+
+def run_handler(args: argparse.Namespace) -> int:
+    """Run the command; a damaged or busy store ends it with one line (the traceback only
+    with --verbose)."""
+    from sentiment_assets.environment import current_settings
+    from sentiment_assets.lib.store.damage import StoreBusy, damage_in
+
+    try:
+        return handler(args.handler)(args)
+    except StoreBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        damage = damage_in(error, current_settings())
+        if damage is None:
+            raise
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {damage}", file=sys.stderr)
+        return 2
 
 
 def add_build_parsers(commands: argparse._SubParsersAction) -> None:
@@ -147,6 +173,42 @@ def add_serve_parsers(commands: argparse._SubParsersAction) -> None:
         help="run every statement of QUERY in order and show the last one's result",
     )
     sql.set_defaults(handler="sql:command_sql")
+
+
+def add_store_parsers(commands: argparse._SubParsersAction) -> None:
+    """`doctor`, `backup`, `restore` and `publish`."""
+    doctor = commands.add_parser(
+        "doctor",
+        help="check every store (warehouse, MLflow, the Dagster instance, the published "
+        "snapshot, caches): ok or damaged, with the next step",
+    )
+    doctor.set_defaults(handler="doctor:command_doctor")
+
+    backup = commands.add_parser(
+        "backup",
+        help="copy the warehouse, mlflow.db, mlartifacts and published/ to "
+        "SENTIMENT_HOME/backups/<time>",
+    )
+    backup.add_argument("--list", action="store_true", help="list the backups instead")
+    backup.set_defaults(handler="backup:command_backup")
+
+    restore = commands.add_parser(
+        "restore", help="put a backup (default: the newest) back; the current files are kept aside"
+    )
+    restore.add_argument(
+        "name", nargs="?", help="a backup's folder name (`sentiment backup --list`)"
+    )
+    restore.set_defaults(handler="backup:command_restore")
+
+    publish = commands.add_parser(
+        "publish", help="write the published snapshot (what the app reads) from the warehouse"
+    )
+    publish.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="replace a published table even with fewer rows (default: keep the longer one)",
+    )
+    publish.set_defaults(handler="publish:command_publish")
 
 
 def add_prod_parser(commands: argparse._SubParsersAction) -> None:

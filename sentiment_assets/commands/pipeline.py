@@ -6,7 +6,7 @@ import argparse
 
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect
-from sentiment_assets.ops.build import build_months
+from sentiment_assets.ops.build import backup_before_build, build_months
 from sentiment_assets.ops.instance import prepare_environment
 
 
@@ -27,6 +27,7 @@ def print_evaluations(settings: Settings) -> None:
 def command_pipeline(args: argparse.Namespace) -> int:
     settings = prepare_environment()
     print(f"SENTIMENT_HOME={settings.home}\nsource: {settings.source}", flush=True)
+    backup_before_build(settings)
     build_months(args.month, args.select)
     print_evaluations(settings)
     return 0

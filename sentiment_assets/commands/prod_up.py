@@ -94,7 +94,7 @@ def _start(options: Options, say: Callable[[str], None]) -> dict[str, str]:
             "SENTIMENT_CELERY_BROKER": services.redis_url(options.redis_port, password),
         }
     )
-    settings = prepare_environment()
+    settings = prepare_environment(serving=True)
     limit_pools(settings)
     variables = {**settings.environment(), "DAGSTER_PG_URL": os.environ["DAGSTER_PG_URL"]}
     env_file = write_env_file(folder / ENV_FILE, variables)

@@ -158,6 +158,6 @@ def command_serve(args: argparse.Namespace) -> int:
     if args.mlflow_port is not None:
         # Before the settings are resolved and exported: the children link to this URL.
         os.environ["MLFLOW_UI_URL"] = with_port(current_settings().mlflow_ui_url, args.mlflow_port)
-    settings = prepare_environment()
+    settings = prepare_environment(serving=True)
     log_dir = Path(args.log_dir) if args.log_dir else None
     return serve(settings, args.host, args.dagster_port, args.app_port, log_dir, started)

@@ -71,6 +71,9 @@ DEFAULT_LANDING_SETTLE_SECONDS = 5.0
 # SENTIMENT_LANDING_RETRY_SECONDS * 2**(n-1) after the failure, then the file is quarantined.
 DEFAULT_LANDING_MAX_ATTEMPTS = 3
 DEFAULT_LANDING_RETRY_SECONDS = 60.0
+# `sentiment pipeline` backs the stores up before it builds, keeping this many such backups
+# (SENTIMENT_BACKUPS_KEEP; 0 turns them off). Each is a full copy of the warehouse.
+DEFAULT_BACKUPS_KEEP = 2
 # Twitter opened in March 2006: a tweet dated before it is a typo, never a month of its own.
 FIRST_PLAUSIBLE_MONTH = date(2006, 3, 1)
 
@@ -96,6 +99,7 @@ PASSED_ON = (
     "SENTIMENT_MAX_CHAMPION_AGE_MONTHS",
     "SENTIMENT_MIN_LABELLED_ROWS",
     "SENTIMENT_FINETUNE_CPU_BUDGET_SECONDS",
+    "SENTIMENT_BACKUPS_KEEP",
     "MLFLOW_UI_URL",
 )
 SYNTHETIC_PREFIX = "SENTIMENT_SYNTHETIC_"
@@ -150,6 +154,7 @@ class Settings:
     landing_settle_seconds: float = DEFAULT_LANDING_SETTLE_SECONDS
     landing_max_attempts: int = DEFAULT_LANDING_MAX_ATTEMPTS
     landing_retry_seconds: float = DEFAULT_LANDING_RETRY_SECONDS
+    backups_keep: int = DEFAULT_BACKUPS_KEEP
     # Where people open MLflow: the links in Dagster's metadata point here.
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
     # The variables these settings were read from, to hand the same ones to child processes.
@@ -411,6 +416,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         landing_retry_seconds=read_number(
             env, "SENTIMENT_LANDING_RETRY_SECONDS", DEFAULT_LANDING_RETRY_SECONDS
         ),
+        backups_keep=read_number(env, "SENTIMENT_BACKUPS_KEEP", DEFAULT_BACKUPS_KEEP, int),
         mlflow_ui_url=env.get("MLFLOW_UI_URL") or default_ui_url(tracking_uri),
         variables=variables,
     )

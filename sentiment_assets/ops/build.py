@@ -26,6 +26,8 @@ from sentiment_assets.lib.data import synthetic
 from sentiment_assets.lib.data.landing import landing_files
 from sentiment_assets.lib.data.sources import months_in_source
 from sentiment_assets.lib.settings import Settings
+from sentiment_assets.lib.store.damage import DUCKDB_DAMAGE, WAREHOUSE_NEXT_STEP, sqlite_path
+from sentiment_assets.lib.versions.backup import AUTOMATIC, make_backup
 from sentiment_assets.lineage import MODEL_CHALLENGER
 from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG, abandon_runs_of
 from sentiment_assets.partitions import FIRST_MONTH, last_month
@@ -73,6 +75,9 @@ def build_months(
                 tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
             )
             if not result.success:
+                damage = damage_reported(result)
+                if damage:
+                    raise SystemExit(f"error: the build of {key} stopped: {damage}")
                 if not only_the_gate_failed(result):
                     raise SystemExit(f"the build of {key} failed (run {result.run_id})")
                 print(
@@ -131,3 +136,34 @@ def only_the_gate_failed(result: dg.ExecuteInProcessResult) -> bool:
         and e.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
         for e in failures
     )
+
+
+def damage_reported(result: dg.ExecuteInProcessResult) -> str | None:
+    """The one-line StoreDamaged message a failed step raised (or the DuckDB damage it met,
+    such as dbt's), if any: the person then reads which file and what next, not a run id."""
+    settings = current_settings()
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error
+        while error is not None:
+            if error.cls_name == "StoreDamaged":
+                return error.message.split(": ", 1)[-1].strip()
+            line = next((s for s in error.message.splitlines() if s.strip()), "")
+            if any(sign in error.message.lower() for sign in DUCKDB_DAMAGE):
+                return (
+                    f"{settings.warehouse_path} is damaged ({line.strip()}): {WAREHOUSE_NEXT_STEP}"
+                )
+            error = error.cause or error.context
+    return None
+
+
+def backup_before_build(settings: Settings) -> None:
+    """The automatic backup `sentiment pipeline` makes first (settings.backups_keep of them
+    are kept): a home that holds nothing yet has nothing to back up."""
+    mlflow_db = sqlite_path(settings.mlflow_tracking_uri)
+    stores = (settings.warehouse_path, settings.published_dir, *([mlflow_db] if mlflow_db else []))
+    if settings.backups_keep <= 0 or not any(path.exists() for path in stores):
+        return
+    backup = make_backup(settings, AUTOMATIC, keep_automatic=settings.backups_keep)
+    print(f"== backed up the stores: {backup.describe()}", flush=True)

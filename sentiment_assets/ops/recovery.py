@@ -1,11 +1,16 @@
 """Healing a home after a crash, before anything else starts (ops/instance.py's `prepare_environment`).
 
 A process killed with -9 leaves behind: its Dagster run marked as running forever, the pool
-slots its steps held (so every later run waits on them), MLflow runs that stay RUNNING, and
-registry versions registered before the step could record their training row. This finds
-runs whose process is gone (the pid in the run's engine events, checked with /proc so a
-reused pid is not mistaken for it) and undoes each of those, touching nothing that belongs
-to a run whose process still lives.
+slots its steps held (so every later run waits on them), MLflow runs that stay RUNNING,
+registry versions registered before the step could record their training row, and a
+promotion torn between the alias move and its record. This finds runs whose process is gone
+(the pid in the run's engine events, checked with /proc so a reused pid is not mistaken for
+it) and undoes each of those, touching nothing that belongs to a run whose process still
+lives; then it makes the record agree with the registry's `champion` alias.
+
+A registry version is deleted only when MLflow itself says its training failed or was
+killed, and never when the history (the warehouse's or the published snapshot's) names it:
+an empty or new warehouse is a reason to rebuild, never to delete models.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import shutil
 import socket
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -22,9 +28,22 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib.core.processes import still_running
 from sentiment_assets.lib.settings import Settings
+from sentiment_assets.lib.store.damage import StoreDamaged
 from sentiment_assets.lib.store.lake import RUN_ID_LENGTH, leftovers
-from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lib.store.warehouse import connect, ensure_schema
 from sentiment_assets.lib.versions import registry
+from sentiment_assets.lib.versions.promotion import (
+    last_recorded_champion,
+    reconcile_champion,
+    versions_named,
+)
+from sentiment_assets.lib.versions.publish import (
+    HistoryError,
+    NoPublishedHistoryError,
+    open_history,
+    read_champion_file,
+    restore_history_from_snapshot,
+)
 
 # Tags on the runs a `sentiment` process executes itself: which process, on which machine.
 PID_TAG = "sentiment/pid"
@@ -42,6 +61,9 @@ class Recovery:
     removed_versions: list[str] = field(default_factory=list)
     removed_lake_leftovers: list[str] = field(default_factory=list)
     removed_dbt_targets: list[str] = field(default_factory=list)
+    repaired_records: list[str] = field(default_factory=list)
+    # The warehouse could not be read: what was not healed because of it.
+    damaged_warehouse: StoreDamaged | None = None
 
     def summary(self) -> str | None:
         parts = [
@@ -52,7 +74,8 @@ class Recovery:
             f"{len(self.killed_mlflow_runs)} MLflow run(s) ended as KILLED"
             if self.killed_mlflow_runs
             else "",
-            f"registry versions {self.removed_versions} removed (no training row)"
+            f"registry versions {self.removed_versions} removed (their training run failed "
+            "or was killed, and no history names them)"
             if self.removed_versions
             else "",
             f"{len(self.removed_lake_leftovers)} file(s) of dead lake writers removed"
@@ -61,6 +84,7 @@ class Recovery:
             f"{len(self.removed_dbt_targets)} dbt target folder(s) of ended runs removed"
             if self.removed_dbt_targets
             else "",
+            *self.repaired_records,
         ]
         found = [p for p in parts if p]
         return "recovered from a crash: " + "; ".join(found) if found else None
@@ -126,15 +150,30 @@ def _dagster_run_of(client: MlflowClient, mlflow_run_id: str | None) -> str | No
     return None
 
 
-def _recorded_versions(settings: Settings) -> set[str] | None:
-    if not settings.warehouse_path.exists():
-        return None
-    with connect(settings.warehouse, read_only=True) as con:
-        try:
-            rows = con.execute("SELECT DISTINCT model_version FROM metrics.training_runs")
-        except duckdb.CatalogException:
-            return None
-        return {version for (version,) in rows.fetchall()}
+def _training_failed(client: MlflowClient, mlflow_run_id: str | None) -> bool:
+    """MLflow's own word: the run, or a run it is nested in, ended FAILED or KILLED (the
+    step was killed before it could record the version, or failed after registering it)."""
+    while mlflow_run_id:
+        run = client.get_run(mlflow_run_id)
+        if run.info.status in ("FAILED", "KILLED"):
+            return True
+        mlflow_run_id = run.data.tags.get("mlflow.parentRunId")
+    return False
+
+
+def history_versions(settings: Settings) -> set[str]:
+    """Every version the warehouse's or the published snapshot's history names. Raises
+    StoreDamaged (or HistoryError) when either cannot be read: then nothing may be judged."""
+    named: set[str] = set()
+    if settings.warehouse_path.exists():
+        with connect(settings.warehouse, read_only=True) as con:
+            named |= versions_named(con)
+    try:
+        with closing(open_history(settings.published_dir)) as snapshot:
+            named |= versions_named(snapshot)
+    except NoPublishedHistoryError:
+        pass
+    return named
 
 
 def heal_mlflow(instance: dg.DagsterInstance, settings: Settings, recovery: Recovery) -> None:
@@ -150,28 +189,94 @@ def heal_mlflow(instance: dg.DagsterInstance, settings: Settings, recovery: Reco
         if dagster_run_id and not _active(instance, dagster_run_id):
             client.set_terminated(run.info.run_id, status="KILLED")
             recovery.killed_mlflow_runs.append(run.info.run_id)
-    recorded = _recorded_versions(settings)
-    if recorded is None:
+    if recovery.damaged_warehouse is not None:
         return
+    try:
+        named = history_versions(settings)
+    except HistoryError:
+        return  # an unreadable snapshot protects nothing we could see: judge nothing
     champion = registry.champion(client)
     for info in registry.all_versions(client):
-        if info.version in recorded or (champion and info.version == champion.version):
+        if info.version in named or (champion and info.version == champion.version):
             continue
         try:
             dagster_run_id = _dagster_run_of(client, info.run_id)
+            failed = _training_failed(client, info.run_id)
         except MlflowException:
             continue
         # Versions registered outside Dagster (no run id) are not ours to judge.
-        if dagster_run_id is None or _active(instance, dagster_run_id):
+        if dagster_run_id is None or _active(instance, dagster_run_id) or not failed:
             continue
-        # Its step died between registering and recording it: no metrics, no evaluation,
-        # so it must never be promoted or rolled back to.
+        # Its step died or failed between registering and recording it: no metrics, no
+        # evaluation, so it must never be promoted or rolled back to.
         client.delete_model_version(registry.REGISTERED_MODEL, info.version)
         shutil.rmtree(
             registry.cached_bundle_path(settings.registry_cache_dir, info.version),
             ignore_errors=True,
         )
         recovery.removed_versions.append(info.version)
+
+
+def check_warehouse(settings: Settings, recovery: Recovery) -> None:
+    """Open the warehouse and read its history, as every start does: a damaged file is
+    noted here (the caller says whether that stops the start), not met halfway through."""
+    if not settings.warehouse_path.exists():
+        return
+    try:
+        with connect(settings.warehouse, read_only=True) as con:
+            versions_named(con)
+    except StoreDamaged as damage:
+        recovery.damaged_warehouse = damage
+
+
+def _records_need_repair(settings: Settings, client: MlflowClient) -> bool:
+    """A read-only look: is there history to bring back, or a champion the record lacks?"""
+    snapshot_has_history = (settings.published_dir / "history").is_dir()
+    champion = registry.champion(client)
+    if champion is None and not snapshot_has_history:
+        return False
+    if not settings.warehouse_path.exists():
+        return True
+    with connect(settings.warehouse, read_only=True) as con:
+        try:
+            recorded = last_recorded_champion(con)
+            empty = con.execute("SELECT count(*) FROM metrics.promotions").fetchone()[0] == 0
+        except duckdb.CatalogException:
+            return True
+    published = read_champion_file(settings.published_dir) or {}
+    return (
+        (empty and snapshot_has_history)
+        or (champion is not None and recorded != champion.version)
+        or (champion is not None and str(published.get("version")) != champion.version)
+    )
+
+
+def heal_records(instance: dg.DagsterInstance, settings: Settings, recovery: Recovery) -> None:
+    """Bring the published history back into a new warehouse, then reconcile the champion.
+
+    A lake has no writer lock to keep a live promotion out meanwhile: with runs in flight
+    there, this waits for the next start.
+    """
+    if recovery.damaged_warehouse is not None:
+        return
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    if not _records_need_repair(settings, client):
+        return
+    if settings.uses_lake and instance.get_runs(filters=dg.RunsFilter(statuses=list(ACTIVE))):
+        return
+    with connect(settings.warehouse) as con:
+        ensure_schema(con)
+        try:
+            restored = restore_history_from_snapshot(con, settings.published_dir)
+        except HistoryError as error:
+            restored = {}
+            recovery.repaired_records.append(f"history not brought back: {error}")
+        if restored:
+            recovery.repaired_records.append(
+                f"{sum(restored.values())} history row(s) brought back from the published "
+                "snapshot into a new warehouse"
+            )
+        recovery.repaired_records += reconcile_champion(client, con, settings.published_dir)
 
 
 def abandon_runs_of(instance: dg.DagsterInstance, pid: int, why: str) -> list[str]:
@@ -215,7 +320,9 @@ def heal_dbt_targets(instance: dg.DagsterInstance, settings: Settings, recovery:
 def recover(instance: dg.DagsterInstance, settings: Settings) -> Recovery:
     recovery = Recovery()
     heal_instance(instance, recovery)
+    check_warehouse(settings, recovery)
     heal_mlflow(instance, settings, recovery)
     heal_lake(instance, settings, recovery)
     heal_dbt_targets(instance, settings, recovery)
+    heal_records(instance, settings, recovery)
     return recovery

@@ -8,8 +8,8 @@ asks which kind it holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sentiment_assets.lib.store.damage import is_duckdb_damage, warehouse_damaged
 from sentiment_assets.lib.store.duckdb_file import LOCK_RETRY_SECONDS, DuckDBConnection, DuckDBFile
 from sentiment_assets.lib.store.lake import Lake, LakeConnection
 from sentiment_assets.lib.store.schema import DDL
@@ -82,15 +83,32 @@ def scratch_parent(location: Path | str | Warehouse) -> Path:
     return warehouse_at(location).scratch_dir
 
 
+@contextmanager
 def connect(
     location: Path | str | Warehouse,
     read_only: bool = False,
     lock_wait_seconds: float = LOCK_RETRY_SECONDS,
-) -> AbstractContextManager[WarehouseConnection]:
+) -> Iterator[WarehouseConnection]:
     """A short-lived connection to the warehouse: the DuckDB file (waiting up to
     `lock_wait_seconds` for another writer's lock), or a lake connection, which never waits
-    (see lib/store/lake.py)."""
-    return warehouse_at(location).connect(read_only, lock_wait_seconds)
+    (see lib/store/lake.py).
+
+    A damaged file (on opening, or on the first damaged block a query reads) raises
+    lib.store.damage.StoreDamaged, naming the file and the next step.
+    """
+    store = warehouse_at(location)
+    try:
+        with store.connect(read_only, lock_wait_seconds) as con:
+            yield con
+    except duckdb.Error as error:
+        if is_duckdb_damage(error):
+            raise warehouse_damaged(_root(store), error) from error
+        raise
+
+
+def _root(store: Warehouse) -> Path:
+    """The file or folder a damaged-store message names."""
+    return store.root if isinstance(store, Lake) else store.path
 
 
 def _writer(con: WarehouseConnection | duckdb.DuckDBPyConnection) -> WarehouseConnection:

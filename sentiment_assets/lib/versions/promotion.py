@@ -16,15 +16,21 @@ from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.models.behaviour import SuiteResult
 from sentiment_assets.lib.store.warehouse import append_rows
 from sentiment_assets.lib.versions import registry
-from sentiment_assets.lib.versions.publish import publish_champion, publish_history
+from sentiment_assets.lib.versions.publish import (
+    publish_champion,
+    publish_history,
+    read_champion_file,
+)
 from sentiment_assets.lib.versions.registry import VersionInfo
 
 PROMOTED = "promoted"
 REJECTED = "rejected"
 KEPT = "kept"
 ROLLBACK = "rollback"
+# The alias moved but the process died before recording it: written at the next start.
+RECOVERED = "recovered"
 # The decisions that put a new version in place: a rollback's history.
-CHAMPION_MADE_BY = (PROMOTED, ROLLBACK)
+CHAMPION_MADE_BY = (PROMOTED, ROLLBACK, RECOVERED)
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,9 @@ def record_champion_change(
     """Act on a decision and record it: move the `champion` alias (unless the challenger was
     rejected), append the row to metrics.promotions, and publish both for the app.
 
-    Returns the champion's version info when the alias moved.
+    The alias moves first: it is what the app serves, so it is the truth a torn promotion is
+    reconciled to (`reconcile_champion`, run at every start). Returns the champion's version
+    info when the alias moved.
     """
     info = registry.set_champion(client, record.model_version) if record.moves_champion else None
     append_rows(con, "metrics.promotions", record.frame())
@@ -196,3 +204,77 @@ def previous_champion(con: duckdb.DuckDBPyConnection, current: str | None) -> st
     ).fetchall()
     earlier = [version for (version,) in history if version != current]
     return earlier[-1] if earlier else None
+
+
+def last_recorded_champion(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The version the newest row that made a champion names (None: no such row)."""
+    row = con.execute(
+        "SELECT model_version FROM metrics.promotions WHERE list_contains(?, decision) "
+        "ORDER BY created_at DESC LIMIT 1",
+        [list(CHAMPION_MADE_BY)],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def reconcile_champion(
+    client: MlflowClient, con: duckdb.DuckDBPyConnection, published_dir: Path
+) -> list[str]:
+    """Make the record agree with the registry's `champion` alias; returns what was repaired.
+
+    A process killed between moving the alias and recording it (record_champion_change)
+    leaves the app serving a version that metrics.promotions and champion.json do not name.
+    The alias is what serves, so the record follows it: the missing row is written with the
+    decision RECOVERED, and champion.json is published again. The caller holds `con` for
+    writing, so no promotion can be halfway through meanwhile (DuckDB admits one writer).
+    """
+    current = registry.champion(client)
+    if current is None:
+        return []
+    repaired = []
+    recorded = last_recorded_champion(con)
+    if recorded != current.version:
+        record = PromotionRecord(
+            model_version=current.version,
+            model_family=current.family,
+            trained_through=current.trained_month,
+            decision=RECOVERED,
+            reason=f"the alias names version {current.version} but the last record names "
+            f"{recorded or 'none'}: the process that moved it died before recording it",
+            champion_version=recorded,
+        )
+        append_rows(con, "metrics.promotions", record.frame())
+        publish_history(con, published_dir)
+        repaired.append(f"promotion of version {current.version} recorded as {RECOVERED}")
+    published = read_champion_file(published_dir)
+    if published is None or str(published.get("version")) != current.version:
+        decision = RECOVERED if recorded != current.version else PROMOTED
+        publish_champion(published_dir, current, decision)
+        repaired.append(f"champion.json republished for version {current.version}")
+    return repaired
+
+
+def versions_named(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every version the metric history names (as model, champion or the replaced champion):
+    the versions people have seen, which recovery must never delete. `con` is the warehouse
+    or the published snapshot (lib/versions/publish.py open_history); a table missing from it is skipped.
+    """
+    named: set[str] = set()
+    for table, columns in VERSION_COLUMNS.items():
+        for column in columns:
+            try:
+                rows = con.execute(
+                    f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
+                ).fetchall()
+            except duckdb.CatalogException:
+                continue
+            named |= {str(version) for (version,) in rows}
+    return named
+
+
+VERSION_COLUMNS = {
+    "metrics.promotions": ("model_version", "champion_version"),
+    "metrics.training_runs": ("model_version",),
+    "metrics.model_evaluations": ("model_version",),
+    "metrics.slice_evaluations": ("model_version",),
+    "metrics.drift_reports": ("champion_version",),
+}

@@ -16,6 +16,7 @@ only: the app reads the history alone.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -28,6 +29,9 @@ import pyarrow.parquet as pq
 
 from sentiment_assets.lib.core.atomic import copy_to_parquet, write_text
 from sentiment_assets.lib.core.clock import utc_now
+from sentiment_assets.lib.store.warehouse import append_rows
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # registry imports MLflow: seconds that `sentiment sql` need not wait
     from sentiment_assets.lib.versions.registry import VersionInfo
@@ -56,16 +60,47 @@ def history_dir(published_dir: Path) -> Path:
     return published_dir / "history"
 
 
-def publish_history(con: duckdb.DuckDBPyConnection, published_dir: Path) -> dict[str, int]:
+def published_rows(path: Path) -> int | None:
+    """Rows of a published table, from its footer (None: absent or unreadable)."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def publish_history(
+    con: duckdb.DuckDBPyConnection, published_dir: Path, allow_shrink: bool = False
+) -> dict[str, int]:
+    """Copy every history table to the snapshot; returns the rows each snapshot file holds.
+
+    A history table with fewer rows than its published file is not published unless
+    `allow_shrink`: a warehouse moved aside, rebuilt or restored from an old backup holds less
+    history than the app has shown, and the snapshot is then the only copy of the rest. The
+    row-accounting tables are always published: they are rebuilt with the data they count.
+    """
     target_dir = history_dir(published_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
     present = _tables_present(con)
     counts = {}
     for name, table in PUBLISHED_TABLES.items():
-        if name in HISTORY_TABLES or table in present:
-            counts[name] = copy_to_parquet(
-                con, f"SELECT * FROM {table}", target_dir / f"{name}.parquet"
-            )
+        if name not in HISTORY_TABLES and table not in present:
+            continue
+        target = target_dir / f"{name}.parquet"
+        before = published_rows(target) if name in HISTORY_TABLES else None
+        if before and not allow_shrink:
+            rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            if rows < before:
+                log.warning(
+                    "%s kept: %s holds %d rows, the snapshot %d (`sentiment publish "
+                    "--allow-shrink` publishes the smaller table)",
+                    target,
+                    table,
+                    rows,
+                    before,
+                )
+                counts[name] = before
+                continue
+        counts[name] = copy_to_parquet(con, f"SELECT * FROM {table}", target)
     return counts
 
 
@@ -189,8 +224,48 @@ def query_history(published_dir: Path, sql: str) -> QueryResult:
         con.close()
 
 
+def restore_history_from_snapshot(
+    con: duckdb.DuckDBPyConnection, published_dir: Path
+) -> dict[str, int]:
+    """Into a warehouse whose history is empty (new, or moved aside and rebuilt), bring back
+    the published snapshot's rows; returns the rows per table (empty: nothing to do).
+
+    The snapshot is then the only copy of that history; without this the rebuild would
+    publish its own, shorter history and the rest would be gone. Raises HistoryError when a
+    published file cannot be read.
+    """
+    tables = HISTORY_TABLES.values()
+    if any(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables):
+        return {}
+    restored = {}
+    for name, table in HISTORY_TABLES.items():
+        path = history_dir(published_dir) / f"{name}.parquet"
+        try:
+            frame = _load_table(path).to_pandas()
+        except FileNotFoundError:
+            continue
+        except (OSError, pa.ArrowException) as error:
+            raise HistoryError(f"{path} could not be read: {error}") from error
+        columns = {
+            column[0] for column in con.execute(f"SELECT * FROM {table} LIMIT 0").description
+        }
+        frame = frame[[column for column in frame.columns if column in columns]]
+        if len(frame):
+            append_rows(con, table, frame)
+            restored[name] = len(frame)
+    return restored
+
+
 def champion_file(published_dir: Path) -> Path:
     return published_dir / "champion.json"
+
+
+def read_champion_file(published_dir: Path) -> dict | None:
+    """champion.json as published (None: absent or unreadable, so republishing is due)."""
+    try:
+        return json.loads(champion_file(published_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def publish_champion(published_dir: Path, info: VersionInfo, decision: str) -> Path:
