@@ -296,10 +296,12 @@ def test_every_step_ran_on_a_celery_worker(cluster, built):
     }
     for run_id in built.values():
         spans = step_spans(cluster.instance, run_id)
-        # raw_tweets, the dbt models, tweet_embeddings: each its own Celery task.
+        # raw_tweets, its landing-files check, the dbt models, tweet_embeddings: each its own
+        # Celery task.
         assert sorted(span.step for span in spans) == [
             "dbt_models",
             "raw_tweets",
+            "raw_tweets_landing_files_built",
             "tweet_embeddings",
         ], spans
         for span in spans:
