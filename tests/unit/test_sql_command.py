@@ -27,6 +27,7 @@ METRIC_TABLES = [
     "metrics.model_evaluations",
     "metrics.promotions",
     "metrics.slice_evaluations",
+    "metrics.training_decisions",
     "metrics.training_runs",
 ]
 
