@@ -69,6 +69,31 @@ def activations(seed: int, batch: int = 4, tokens: int = 6) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def integer_products_saturate() -> bool:
+    """True where ONNX Runtime's u8 x s8 MatMulInteger saturates (AVX2 without VNNI: pairs of
+    products are summed in 16 bits). There the int8 graph is far from fp32, the quality gate
+    refuses it and the pipeline runs fp32 (tests/unit/test_encoder_precision.py checks that
+    path); the closeness tests below can only hold on CPUs whose kernel sums exactly."""
+    a = helper.make_tensor_value_info("A", TensorProto.UINT8, [1, 64])
+    b = helper.make_tensor_value_info("B", TensorProto.INT8, [64, 1])
+    y = helper.make_tensor_value_info("Y", TensorProto.INT32, [1, 1])
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "g", [a, b], [y]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ones = {"A": np.full((1, 64), 255, np.uint8), "B": np.full((64, 1), 127, np.int8)}
+    return int(session.run(None, ones)[0][0, 0]) != 255 * 127 * 64
+
+
+SATURATING_CPU = pytest.mark.skipif(
+    integer_products_saturate(),
+    reason="ONNX Runtime's u8 x s8 integer product saturates on this CPU (AVX2 without VNNI); "
+    "the quality gate refuses the int8 graph here and fp32 is used",
+)
+
+
 @pytest.fixture
 def quantized(tmp_path: Path) -> tuple[Path, Path, dict]:
     fp32 = feed_forward(tmp_path / "fp32.onnx")
@@ -86,6 +111,7 @@ def test_calibration_keeps_the_largest_magnitude_of_each_input_channel(tmp_path:
     assert set(ranges) == set(weight_matmul_groups(onnx.load(str(fp32))))
 
 
+@SATURATING_CPU
 def test_the_rewrite_computes_the_block_in_integers_close_to_fp32(quantized) -> None:
     fp32, target, rewrite = quantized
     assert rewrite == {
@@ -108,6 +134,7 @@ def test_the_rewrite_computes_the_block_in_integers_close_to_fp32(quantized) -> 
     assert 0 < error < 0.02 * np.abs(expected).max()
 
 
+@SATURATING_CPU
 def test_the_calibrated_product_keeps_its_bias(tmp_path: Path) -> None:
     # Only the GELU-fed product needs a bias Add after it; the first product's is folded in
     # when there is one, and a product without one is left without.
