@@ -21,13 +21,32 @@ from sentiment_assets.defs.dbt.assets import dbt_models
 from sentiment_assets.defs.dbt.project import dbt_project
 from sentiment_assets.defs.dbt.resources import dbt_executable
 from sentiment_assets.defs.ingest.assets import raw_tweets
+from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lineage import RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED
+from sentiment_assets.ops.instance import instance_template
 from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG
 
 TO_CLEAN = [dg.AssetKey(k) for k in (RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED)]
+
+
+def prepare_landing_home(settings: Settings) -> None:
+    """The landing folder, and the home's instance as every `sentiment` start writes it
+    (pools of one slot)."""
+    settings.landing_dir.mkdir(parents=True)
+    settings.dagster_home.mkdir(parents=True)
+    (settings.dagster_home / "dagster.yaml").write_text(instance_template(settings).read_text())
+
+
+def tick(instance: dg.DagsterInstance, settings: Settings, cursor: str | None):
+    """One new_data_sensor tick against the real instance: its run requests and new cursor."""
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"platform": PlatformResource.of(settings)}
+    )
+    result = new_data_sensor(context)
+    return list(result.run_requests or []), result.cursor
 
 
 def resources(settings: Settings) -> dict:

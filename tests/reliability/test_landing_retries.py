@@ -22,15 +22,13 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
-from sentiment_assets.defs.ingest.landing_sensor import ATTEMPT_TAG, FILE_TAG, new_data_sensor
-from sentiment_assets.defs.platform.resources import PlatformResource
+from sentiment_assets.defs.ingest.landing_sensor import ATTEMPT_TAG, FILE_TAG
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import REPO_ROOT, Settings
 from sentiment_assets.lib.store.warehouse import connect
-from sentiment_assets.ops.instance import instance_template
 from sentiment_assets.ops.recovery import recover
 from tests.conftest import use_home
-from tests.reliability.landing_runs import execute
+from tests.reliability.landing_runs import execute, prepare_landing_home, tick
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(1200)]
 
@@ -55,10 +53,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SENTIMENT_LANDING_RETRY_SECONDS", "0")
     monkeypatch.setenv("SENTIMENT_LANDING_MAX_ATTEMPTS", "2")
     settings = current_settings()
-    settings.landing_dir.mkdir(parents=True)
-    settings.dagster_home.mkdir(parents=True)
-    # The home's instance as every `sentiment` start writes it (pools of one slot).
-    (settings.dagster_home / "dagster.yaml").write_text(instance_template(settings).read_text())
+    prepare_landing_home(settings)
     return settings
 
 
@@ -66,14 +61,6 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def instance(settings: Settings):
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as home_instance:
         yield home_instance
-
-
-def tick(instance: dg.DagsterInstance, settings: Settings, cursor: str | None):
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"platform": PlatformResource.of(settings)}
-    )
-    result = new_data_sensor(context)
-    return list(result.run_requests or []), result.cursor
 
 
 def ledger(settings: Settings, name: str) -> list[tuple]:

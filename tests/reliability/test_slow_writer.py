@@ -16,14 +16,11 @@ import dagster as dg
 import pytest
 
 from sentiment_assets.defs.ingest.assets import STILL_CHANGING, raw_tweets
-from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
-from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect
-from sentiment_assets.ops.instance import instance_template
 from tests.conftest import use_home
-from tests.reliability.landing_runs import execute, resources
+from tests.reliability.landing_runs import execute, prepare_landing_home, resources, tick
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(1200)]
 
@@ -45,9 +42,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     use_home(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("SENTIMENT_LANDING_SETTLE_SECONDS", str(SETTLE_S))
     settings = current_settings()
-    settings.landing_dir.mkdir(parents=True)
-    settings.dagster_home.mkdir(parents=True)
-    (settings.dagster_home / "dagster.yaml").write_text(instance_template(settings).read_text())
+    prepare_landing_home(settings)
     return settings
 
 
@@ -55,14 +50,6 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def instance(settings: Settings):
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as home_instance:
         yield home_instance
-
-
-def tick(instance: dg.DagsterInstance, settings: Settings, cursor: str | None):
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"platform": PlatformResource.of(settings)}
-    )
-    result = new_data_sensor(context)
-    return list(result.run_requests or []), result.cursor
 
 
 def tick_until_requested(instance: dg.DagsterInstance, settings: Settings, cursor: str | None):
