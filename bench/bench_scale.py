@@ -206,7 +206,12 @@ def train_stage(duckdb_path: Path, max_window_rows: int, encoder: str | None) ->
     from sentiment_assets.lib.data.sampling import in_holdout
     from sentiment_assets.lib.encoding.embedding_store import load_tweets
     from sentiment_assets.lib.models.params import LogRegParams
-    from sentiment_assets.lib.models.training import fit_embedding_logreg, fit_tfidf_logreg
+    from sentiment_assets.lib.models.training import (
+        EMBEDDING_LOGREG,
+        TFIDF_LOGREG,
+        fit_embedding_logreg,
+        fit_tfidf_logreg,
+    )
 
     started = time.perf_counter()
     frame, vectors = load_tweets(duckdb_path, [MONTH], encoder, max_rows=max_window_rows or None)
@@ -220,7 +225,7 @@ def train_stage(duckdb_path: Path, max_window_rows: int, encoder: str | None) ->
     print(
         json.dumps(
             {
-                "family": "tfidf_logreg" if vectors is None else "embedding_logreg",
+                "family": TFIDF_LOGREG if vectors is None else EMBEDDING_LOGREG,
                 "rows_loaded": len(frame),
                 "max_window_rows": max_window_rows,
                 "positive_share": round(float(with_label.mean()), 4),

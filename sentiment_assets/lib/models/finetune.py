@@ -26,6 +26,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from sentiment_assets.lib.encoding.encoder import pick_device, side_by_side
 from sentiment_assets.lib.models.finetune_budget import training_size
 from sentiment_assets.lib.models.params import FinetuneParams
+from sentiment_assets.lib.models.training import FINETUNED_TRANSFORMER
 
 WEIGHTS_FILE = "model.safetensors"
 # Steps whose time measures the run's real training rate (after the first, which pays for
@@ -364,7 +365,7 @@ class FinetunedClassifier:
         self.tokenizer.save_pretrained(directory)
         meta = {
             "format_version": FORMAT_VERSION,
-            "family": "finetuned_transformer",
+            "family": FINETUNED_TRANSFORMER,
             "base_model": self.base_model,
             "labels": {str(k): v for k, v in LABEL_NAMES.items()},
             "hidden_size": int(self.network.head.in_features),
