@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 
 from sentiment_assets.lib.settings import PASSED_ON, SYNTHETIC_PREFIX, Settings, load_settings
 
@@ -37,6 +38,12 @@ def current_settings() -> Settings:
         )
     )
     return _settings_of(relevant)
+
+
+def settings_of(variables: Mapping[str, str]) -> Settings:
+    """The settings these variables describe, parsed once per distinct set (a resource asks
+    for its settings at every step; parsing and validating them each time is waste)."""
+    return _settings_of(tuple(sorted(variables.items())))
 
 
 @functools.lru_cache(maxsize=8)

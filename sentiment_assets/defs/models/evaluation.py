@@ -11,7 +11,6 @@ check: worth a look, never a reason to stop the run.
 import dagster as dg
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
@@ -176,7 +175,7 @@ def model_evaluation(
             metadata={"evaluated": 0, "note": note}, check_results=[_not_judged(note)]
         )
     trained_through = previous_month(month)
-    client = MlflowClient()
+    client = platform.mlflow_client()
     versions, champion = versions_to_score(client, month)
     if not versions:
         raise dg.Failure(

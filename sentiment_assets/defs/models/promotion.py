@@ -14,7 +14,6 @@ metrics.promotions.
 import dataclasses
 
 import dagster as dg
-from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
@@ -151,7 +150,7 @@ def model_challenger(
     def behaviour(info: registry.VersionInfo) -> SuiteResult:
         return run_suite(versions.get(info).predict_proba)
 
-    client = MlflowClient()
+    client = platform.mlflow_client()
     try:
         challenger, validation, suites = pick_challenger(
             client, month, config.family, behaviour, config.min_behaviour_pass_rate
@@ -247,7 +246,7 @@ def model_champion(
     if not record.moves_champion:
         raise dg.Failure(f"the latest challenger was rejected: {record.reason}")
     record = dataclasses.replace(record, dagster_run_id=context.run_id)
-    client = MlflowClient()
+    client = platform.mlflow_client()
     with warehouse.connect() as con:
         info = record_champion_change(record, client, con, platform.settings.published_dir)
         # After the alias moved, so the new champion and the one it replaced are both kept;

@@ -14,7 +14,6 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
-from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.models.tracking import run_link, tracked_step
@@ -81,7 +80,7 @@ def prior_adjusted_model(
 ) -> dg.MaterializeResult:
     month = partition_month(context)
     settings = platform.settings
-    client = MlflowClient()
+    client = platform.mlflow_client()
     champion = registry.champion(client)
     if champion is None:
         raise dg.Failure("no champion yet: there is no model whose prior could be adjusted")
@@ -115,9 +114,7 @@ def prior_adjusted_model(
     )
     with tracked_step(mlflow, context) as parent_run_id:
         metadata["mlflow_parent_run"] = run_link(settings.mlflow_ui_url, parent_run_id)
-        child = register_prior_adjusted(
-            predictor, adjustment, settings.registry_cache_dir, MlflowClient()
-        )
+        child = register_prior_adjusted(predictor, adjustment, settings.registry_cache_dir, client)
     context.log.info(
         f"registered version {child.version}: v{adjustment.parent_version} moved to prior "
         f"{adjustment.prior:.3f} (trained under {adjustment.training_prior:.3f})"

@@ -131,7 +131,9 @@ def _tune(
     if not config.tune.enabled or chosen.name not in config.tune.families:
         return None
     settings = config.tune.settings()
-    mlflow_log = MlflowTrialLogger(MlflowClient(), mlflow_api.active_run().info.run_id)
+    # Trials nest in the family's run: log them to the store that run lives in.
+    client = MlflowClient(mlflow_api.get_tracking_uri())
+    mlflow_log = MlflowTrialLogger(client, mlflow_api.active_run().info.run_id)
 
     def on_trial(record: TrialRecord) -> None:
         mlflow_log(record)
@@ -263,7 +265,7 @@ def _train_and_register(
             latency_ms = 1000 * (time.perf_counter() - started) / max(len(sample), 1)
             _log_run(context, data, card, fitted, text_encoder, latency_ms)
             version = registry.register_bundle(
-                MlflowClient(), run.info.run_id, run.info.artifact_uri, directory, card
+                platform.mlflow_client(), run.info.run_id, run.info.artifact_uri, directory, card
             )
             registry.adopt_bundle(directory, version, cache_dir)
     context.log.info(

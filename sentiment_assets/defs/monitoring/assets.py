@@ -7,7 +7,6 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 from pydantic import Field, create_model
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
@@ -198,7 +197,7 @@ def drift_report(
     platform: PlatformResource,
 ):
     month = partition_month(context)
-    champion = registry.champion(MlflowClient())
+    champion = registry.champion(platform.mlflow_client())
     if champion is None:
         note = "no champion yet"
         yield dg.MaterializeResult(

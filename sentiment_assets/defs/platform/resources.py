@@ -8,13 +8,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from mlflow.tracking import MlflowClient
 
-from sentiment_assets.environment import current_settings, export
+from sentiment_assets.environment import current_settings, export, settings_of
 from sentiment_assets.lib.settings import (
     DUCKDB_WAREHOUSE,
     LAKE_WAREHOUSE,
     Settings,
-    load_settings,
 )
 from sentiment_assets.lib.store import warehouse
 from sentiment_assets.lib.store.lake import Lake
@@ -50,7 +50,12 @@ class PlatformResource(dg.ConfigurableResource):
 
     @property
     def settings(self) -> Settings:
-        return load_settings(self.variables)
+        return settings_of(self.variables)
+
+    def mlflow_client(self) -> MlflowClient:
+        """A client of the platform's tracking store, named explicitly: never whichever
+        global URI the process was last pointed at."""
+        return MlflowClient(self.settings.mlflow_tracking_uri)
 
 
 @dg.definitions

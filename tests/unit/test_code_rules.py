@@ -1,0 +1,44 @@
+"""Rules of the code that neither ruff nor import-linter can state, checked on the source."""
+
+import ast
+from pathlib import Path
+
+from sentiment_assets.defs.platform.resources import PlatformResource
+from sentiment_assets.lib.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = [*sorted((ROOT / "sentiment_assets").rglob("*.py")), *(ROOT / "gradio_app").rglob("*.py")]
+
+
+def bare_mlflow_clients(source: str) -> list[int]:
+    """Lines that build an MlflowClient without naming its tracking store."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", None)) == "MlflowClient"
+        and not node.args
+        and not node.keywords
+    ]
+
+
+def test_the_rule_sees_a_bare_client() -> None:
+    assert bare_mlflow_clients("from mlflow import MlflowClient\nc = MlflowClient()\n") == [2]
+    assert bare_mlflow_clients("c = MlflowClient('sqlite:///x.db')\n") == []
+
+
+def test_every_mlflow_client_names_its_store() -> None:
+    # MlflowClient() falls back to the process's global URI: whichever store was set last.
+    offenders = {
+        str(path.relative_to(ROOT)): lines
+        for path in PRODUCT
+        if (lines := bare_mlflow_clients(path.read_text()))
+    }
+    assert offenders == {}, "pass the tracking URI (PlatformResource.mlflow_client())"
+
+
+def test_the_platform_resource_parses_its_settings_once(tmp_path: Path) -> None:
+    resource = PlatformResource.of(load_settings({"SENTIMENT_HOME": str(tmp_path)}))
+    assert resource.settings is resource.settings
+    assert resource.settings.home == tmp_path
+    assert resource.mlflow_client().tracking_uri == resource.settings.mlflow_tracking_uri
