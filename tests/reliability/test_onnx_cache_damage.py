@@ -59,7 +59,7 @@ def test_a_truncated_cached_graph_is_reported_and_removed_on_repair(
     damaged = [line for line in found.stdout.splitlines() if line.startswith("DAMAGED")]
     assert len(damaged) == 1 and str(truncated) in damaged[0], found.stdout
     assert "--repair" in damaged[0] and "Traceback" not in found.stderr
-    record_property("measured", damaged[0][:120])
+    record_property("measured", damaged[0].split(": ", 1)[1][:100])
 
     repaired = doctor(home, cache, "--repair")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
