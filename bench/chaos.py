@@ -5,7 +5,9 @@ rerun, simultaneous first starts, Ctrl-C/SIGTERM while waiting on a pool, querie
 writes, bad and out-of-range files, new months arriving. This runs them, writes
 bench/results/chaos.md (scenario, outcome, seconds, and what the test measured)
 and exits non-zero if any failed. A test reports what it measured (recovery time, latency,
-failures) with pytest's `record_property("measured", ...)`.
+failures) with pytest's `record_property("measured", ...)`. `--only NAME` runs the scenarios
+whose test or file name contains NAME (pytest's -k) and prints their table instead of
+rewriting the recorded one.
 """
 
 from __future__ import annotations
@@ -59,8 +61,14 @@ def markdown(found: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("bench/results/chaos.md"))
+    parser.add_argument("--out", type=Path, help="default: bench/results/chaos.md")
+    parser.add_argument(
+        "--only", metavar="NAME", help="only the scenarios whose name contains NAME"
+    )
     args = parser.parse_args(argv)
+    if args.out is None and not args.only:
+        args.out = Path("bench/results/chaos.md")
+    selection = ["-k", args.only] if args.only else []
     with tempfile.TemporaryDirectory() as folder:
         junit = Path(folder) / "chaos.xml"
         finished = subprocess.run(
@@ -71,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 "-q",
                 "-m",
                 "reliability",
+                *selection,
                 "-p",
                 "no:cacheprovider",
                 "--timeout",
@@ -83,9 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             check=False,
         )
         found = rows(junit) if junit.exists() else []
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(found))
-    print(f"{len(found)} scenarios -> {args.out}")
+    if args.out is None:
+        print(markdown(found), end="")
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(markdown(found))
+        print(f"{len(found)} scenarios -> {args.out}")
     failed = [r for r in found if r["outcome"].startswith(("FAILED", "ERROR"))]
     return 1 if failed or finished.returncode != 0 or not found else 0
 

@@ -182,6 +182,11 @@ def add_store_parsers(commands: argparse._SubParsersAction) -> None:
         help="check every store (warehouse, MLflow, the Dagster instance, the published "
         "snapshot, caches): ok or damaged, with the next step",
     )
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="first remove what is rebuilt on demand and found damaged (cached ONNX graphs)",
+    )
     doctor.set_defaults(handler="doctor:command_doctor")
 
     backup = commands.add_parser(

@@ -1,13 +1,16 @@
 """`sentiment doctor`: every store of the home checked, each reported ok or damaged.
 
 Reads only (read-only connections, SQLite's own quick check), so it is safe beside a
-running pipeline; a store another process holds is reported busy, not damaged.
+running pipeline; a store another process holds is reported busy, not damaged. `--repair`
+removes what is safe to remove because it is rebuilt (damaged cached ONNX graphs) before
+checking.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.encoding.onnx_encoder import cached_graphs, graph_problem
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.damage import (
     INSTANCE_NEXT_STEP,
@@ -36,6 +40,9 @@ from sentiment_assets.lib.versions.backup import list_backups
 from sentiment_assets.lib.versions.publish import HISTORY_TABLES, champion_file, history_dir
 
 OK, DAMAGED, BUSY = "ok", "DAMAGED", "busy"
+ONNX_NEXT_STEP = "`sentiment doctor --repair` removes it; the next load exports it again"
+# An export writes the graph, then its manifest: a graph this young without one is not damaged.
+EXPORT_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,41 @@ def check_caches(settings: Settings) -> Finding:
     return Finding("caches", cache, OK, f"{len(bundles)} cached bundles readable")
 
 
+def damaged_graphs(settings: Settings) -> list[tuple[Path, str]]:
+    """Cached ONNX graphs that cannot be used, with why. A graph written less than a minute
+    ago may still be waiting for its manifest (an export in progress)."""
+    found = []
+    for path in cached_graphs(settings.onnx_cache_dir):
+        problem = graph_problem(path)
+        if problem and not (_just_written(path) and problem == "no manifest beside it"):
+            found.append((path, problem))
+    return found
+
+
+def _just_written(path: Path) -> bool:
+    return time.time() - path.stat().st_mtime < EXPORT_GRACE_S
+
+
+def check_onnx_cache(settings: Settings) -> Finding:
+    folder = settings.onnx_cache_dir
+    damaged = damaged_graphs(settings)
+    if damaged:
+        (path, problem), others = damaged[0], len(damaged) - 1
+        more = f" (and {others} more)" if others else ""
+        return Finding("onnx", path, DAMAGED, problem + more, ONNX_NEXT_STEP)
+    return Finding("onnx", folder, OK, f"{len(cached_graphs(folder))} cached graphs intact")
+
+
+def repair_onnx_cache(settings: Settings) -> list[Path]:
+    """Remove the damaged cached graphs and their manifests: the next load exports them again."""
+    removed = []
+    for path, _ in damaged_graphs(settings):
+        path.unlink(missing_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def check_backups(settings: Settings) -> Finding:
     found = list_backups(settings)
     if not found:
@@ -174,7 +216,14 @@ def check_backups(settings: Settings) -> Finding:
     return Finding("backups", found[-1].path, OK, f"{len(found)}, newest {found[-1].describe()}")
 
 
-CHECKS = (check_warehouse, check_mlflow, check_instance, check_published, check_caches)
+CHECKS = (
+    check_warehouse,
+    check_mlflow,
+    check_instance,
+    check_published,
+    check_caches,
+    check_onnx_cache,
+)
 
 
 def diagnose(settings: Settings) -> list[Finding]:
@@ -189,5 +238,10 @@ def print_report(findings: list[Finding]) -> int:
 
 
 def command_doctor(args: argparse.Namespace) -> int:
-    """Check every store of the home; exit 1 when one is damaged."""
-    return print_report(diagnose(current_settings()))
+    """Check every store of the home (after `--repair`'s removals); exit 1 when one is
+    damaged."""
+    settings = current_settings()
+    if args.repair:
+        for path in repair_onnx_cache(settings):
+            print(f"removed  onnx       {path}: damaged; exported again at the next load")
+    return print_report(diagnose(settings))

@@ -71,6 +71,10 @@ DEFAULT_LANDING_SETTLE_SECONDS = 5.0
 # SENTIMENT_LANDING_RETRY_SECONDS * 2**(n-1) after the failure, then the file is quarantined.
 DEFAULT_LANDING_MAX_ATTEMPTS = 3
 DEFAULT_LANDING_RETRY_SECONDS = 60.0
+# A run requested for a landing file that is still not in the instance after this long was
+# lost (the request dropped, the run deleted, the daemon dead before submitting it): the
+# attempt counts as failed. Submission takes seconds; a queued run is already in the instance.
+DEFAULT_LANDING_REQUEST_TIMEOUT_SECONDS = 600.0
 # `sentiment pipeline` backs the stores up before it builds, keeping this many such backups
 # (SENTIMENT_BACKUPS_KEEP; 0 turns them off). Each is a full copy of the warehouse.
 DEFAULT_BACKUPS_KEEP = 2
@@ -94,6 +98,7 @@ PASSED_ON = (
     "SENTIMENT_LANDING_SETTLE_SECONDS",
     "SENTIMENT_LANDING_MAX_ATTEMPTS",
     "SENTIMENT_LANDING_RETRY_SECONDS",
+    "SENTIMENT_LANDING_REQUEST_TIMEOUT_SECONDS",
     "SENTIMENT_RETRAIN_POLICY",
     "SENTIMENT_RETRAIN_ACCURACY_DROP",
     "SENTIMENT_MAX_CHAMPION_AGE_MONTHS",
@@ -150,10 +155,12 @@ class Settings:
     finetune_cpu_budget_seconds: float = DEFAULT_FINETUNE_CPU_BUDGET_SECONDS
     # SENTIMENT_CACHE_KEEP_VERSIONS: see lib/versions/cache_pruning.py.
     cache_keep_newest: int = DEFAULT_CACHE_KEEP_NEWEST
-    # SENTIMENT_LANDING_SETTLE_SECONDS, _MAX_ATTEMPTS, _RETRY_SECONDS: see the defaults above.
+    # SENTIMENT_LANDING_SETTLE_SECONDS, _MAX_ATTEMPTS, _RETRY_SECONDS, _REQUEST_TIMEOUT_SECONDS:
+    # see the defaults above.
     landing_settle_seconds: float = DEFAULT_LANDING_SETTLE_SECONDS
     landing_max_attempts: int = DEFAULT_LANDING_MAX_ATTEMPTS
     landing_retry_seconds: float = DEFAULT_LANDING_RETRY_SECONDS
+    landing_request_timeout_seconds: float = DEFAULT_LANDING_REQUEST_TIMEOUT_SECONDS
     backups_keep: int = DEFAULT_BACKUPS_KEEP
     # Where people open MLflow: the links in Dagster's metadata point here.
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
@@ -415,6 +422,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         landing_retry_seconds=read_number(
             env, "SENTIMENT_LANDING_RETRY_SECONDS", DEFAULT_LANDING_RETRY_SECONDS
+        ),
+        landing_request_timeout_seconds=read_number(
+            env,
+            "SENTIMENT_LANDING_REQUEST_TIMEOUT_SECONDS",
+            DEFAULT_LANDING_REQUEST_TIMEOUT_SECONDS,
         ),
         backups_keep=read_number(env, "SENTIMENT_BACKUPS_KEEP", DEFAULT_BACKUPS_KEEP, int),
         mlflow_ui_url=env.get("MLFLOW_UI_URL") or default_ui_url(tracking_uri),

@@ -2,11 +2,12 @@
 
 A process killed with -9 leaves behind: its Dagster run marked as running forever, the pool
 slots its steps held (so every later run waits on them), MLflow runs that stay RUNNING,
-registry versions registered before the step could record their training row, and a
-promotion torn between the alias move and its record. This finds runs whose process is gone
-(the pid in the run's engine events, checked with /proc so a reused pid is not mistaken for
-it) and undoes each of those, touching nothing that belongs to a run whose process still
-lives; then it makes the record agree with the registry's `champion` alias.
+registry versions registered before the step could record their training row, the
+artifacts of MLflow runs that failed or were killed, and a promotion torn between the alias
+move and its record. This finds runs whose process is gone (the pid in the run's engine
+events, checked with /proc so a reused pid is not mistaken for it) and undoes each of those,
+touching nothing that belongs to a run whose process still lives; then it makes the record
+agree with the registry's `champion` alias.
 
 A registry version is deleted only when MLflow itself says its training failed or was
 killed, and never when the history (the warehouse's or the published snapshot's) names it:
@@ -18,16 +19,21 @@ from __future__ import annotations
 import shutil
 import socket
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import dagster as dg
 import duckdb
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib.core.processes import still_running
-from sentiment_assets.lib.settings import Settings
+from sentiment_assets.lib.settings import Settings, is_tracking_server
 from sentiment_assets.lib.store.damage import StoreDamaged
 from sentiment_assets.lib.store.lake import RUN_ID_LENGTH, leftovers
 from sentiment_assets.lib.store.warehouse import connect, ensure_schema
@@ -61,6 +67,9 @@ class Recovery:
     removed_versions: list[str] = field(default_factory=list)
     removed_lake_leftovers: list[str] = field(default_factory=list)
     removed_dbt_targets: list[str] = field(default_factory=list)
+    # MLflow runs (failed or killed, named by no registry version) whose artifacts were removed.
+    reclaimed_artifacts_of: list[str] = field(default_factory=list)
+    reclaimed_bytes: int = 0
     repaired_records: list[str] = field(default_factory=list)
     # The warehouse could not be read: what was not healed because of it.
     damaged_warehouse: StoreDamaged | None = None
@@ -83,6 +92,10 @@ class Recovery:
             else "",
             f"{len(self.removed_dbt_targets)} dbt target folder(s) of ended runs removed"
             if self.removed_dbt_targets
+            else "",
+            f"artifacts of {len(self.reclaimed_artifacts_of)} failed or killed MLflow run(s) "
+            f"removed ({self.reclaimed_bytes / 1e6:.1f} MB)"
+            if self.reclaimed_artifacts_of
             else "",
             *self.repaired_records,
         ]
@@ -217,6 +230,62 @@ def heal_mlflow(instance: dg.DagsterInstance, settings: Settings, recovery: Reco
         recovery.removed_versions.append(info.version)
 
 
+def _local_folder(uri: str) -> Path | None:
+    parts = urlsplit(uri)
+    return Path(url2pathname(parts.path)) if parts.scheme == "file" else None
+
+
+def _size_of(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _ended_badly(client: MlflowClient, experiment_id: str) -> Iterator[Run]:
+    """The experiment's runs MLflow records as FAILED or KILLED, page by page."""
+    for status in ("FAILED", "KILLED"):
+        token = None
+        while True:
+            page = client.search_runs(
+                [experiment_id], f"attributes.status = '{status}'", page_token=token
+            )
+            yield from page
+            token = page.token
+            if not token:
+                break
+
+
+def reclaim_artifacts(instance: dg.DagsterInstance, settings: Settings, recovery: Recovery) -> None:
+    """Remove the artifacts of MLflow runs that failed or were killed (a full disk, a killed
+    step) and that no registry version names: nothing can ever load them. Only in the home's
+    own artifact folder; a tracking server owns its artifacts."""
+    if is_tracking_server(settings.mlflow_tracking_uri):
+        return
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name(registry.EXPERIMENT_NAME)
+    if experiment is None:
+        return
+    # Every registered model's versions, not only ours: an error here stops the reclaim.
+    versions = client.search_model_versions()
+    named_runs = {v.run_id for v in versions}
+    sources = [folder for v in versions if (folder := _local_folder(v.source)) is not None]
+    root = settings.mlflow_artifacts_dir.resolve()
+    for run in _ended_badly(client, experiment.experiment_id):
+        folder = _local_folder(run.info.artifact_uri)
+        if folder is None or run.info.run_id in named_runs or not folder.is_dir():
+            continue
+        if not folder.resolve().is_relative_to(root):
+            continue
+        if any(source.is_relative_to(folder) for source in sources):
+            continue
+        dagster_run_id = _dagster_run_of(client, run.info.run_id)
+        if dagster_run_id is not None and _active(instance, dagster_run_id):
+            continue
+        recovery.reclaimed_bytes += _size_of(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        with suppress(OSError):
+            folder.parent.rmdir()  # the run's own folder, left empty
+        recovery.reclaimed_artifacts_of.append(run.info.run_id)
+
+
 def check_warehouse(settings: Settings, recovery: Recovery) -> None:
     """Open the warehouse and read its history, as every start does: a damaged file is
     noted here (the caller says whether that stops the start), not met halfway through."""
@@ -322,6 +391,7 @@ def recover(instance: dg.DagsterInstance, settings: Settings) -> Recovery:
     heal_instance(instance, recovery)
     check_warehouse(settings, recovery)
     heal_mlflow(instance, settings, recovery)
+    reclaim_artifacts(instance, settings, recovery)
     heal_lake(instance, settings, recovery)
     heal_dbt_targets(instance, settings, recovery)
     heal_records(instance, settings, recovery)

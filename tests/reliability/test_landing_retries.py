@@ -4,7 +4,9 @@ new_data_sensor is evaluated tick by tick against the home's real Dagster instan
 run it requests is executed for real (raw_tweets, then dbt). Its first run dies mid-way, as
 when the daemon or `sentiment serve` is stopped under it: the sensor must ask again, without
 a human, until the file's rows are in clean.tweets_clean; and a file whose runs keep failing
-is quarantined with the reason after the last attempt, never left stranded in silence.
+is quarantined with the reason after the last attempt, never left stranded in silence. A run
+that never reaches the instance (a dropped request, a deleted run) counts as failed after a
+timeout, and a warehouse held by a run's process never loses a state the sensor records.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(1200)]
 MONTH = "2024-02-01"
 TWEETS = 200
 KILL_TIMEOUT_S = 300
+# How long a requested run may be missing from the instance before its attempt failed.
+LOST_AFTER_S = 2.0
 
 
 def landing_csv(n: int = TWEETS) -> str:
@@ -77,6 +81,11 @@ def clean_rows_of(settings: Settings, path: Path) -> int:
         return con.execute(
             "SELECT count(*) FROM clean.tweets_clean WHERE source = ?", [str(path)]
         ).fetchone()[0]
+
+
+def state_of(settings: Settings, name: str) -> tuple:
+    """The file's last recorded (state, attempts, reason)."""
+    return ledger(settings, name)[-1]
 
 
 def materialized(instance: dg.DagsterInstance, run_id: str) -> set[str]:
@@ -171,3 +180,76 @@ def test_a_file_whose_runs_keep_failing_is_quarantined_with_the_reason(
     assert "2 attempts failed" in reason and "raw_tweets" in reason
     state, attempts, recorded = ledger(settings, path.name)[-1]
     assert (state, attempts) == ("quarantined", 2) and recorded == reason.strip()
+
+
+def test_a_requested_run_that_never_appears_is_requested_again_then_quarantined(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SENTIMENT_LANDING_REQUEST_TIMEOUT_SECONDS", str(LOST_AFTER_S))
+    settings = current_settings()
+    path = settings.landing_dir / "february.csv"
+    path.write_text(landing_csv(20))
+    (dropped,), cursor = tick(instance, settings, None)
+    requests, cursor = tick(instance, settings, cursor)
+    assert requests == [] and state_of(settings, path.name)[:2] == ("requested", 1)
+
+    time.sleep(LOST_AFTER_S)
+    (retry,), cursor = tick(instance, settings, cursor)
+    assert retry.tags[ATTEMPT_TAG] == "2" and retry.run_key != dropped.run_key
+    assert "never appeared in the instance" in state_of(settings, path.name)[2]
+
+    # The second attempt's run exists for a moment, then is deleted from the instance.
+    broken = dataclasses.replace(settings, duckdb_path=tmp_path)
+    deleted = execute(instance, broken, retry.partition_key, retry.tags).run_id
+    instance.delete_run(deleted)
+    time.sleep(LOST_AFTER_S)
+    requests, cursor = tick(instance, settings, cursor)
+    assert requests == [], "two attempts, then no more"
+    state, attempts, reason = state_of(settings, path.name)
+    assert (state, attempts) == ("quarantined", 2) and "never appeared" in reason
+    assert (settings.landing_dir / "quarantine" / path.name).exists()
+
+
+def hold_warehouse(settings: Settings) -> subprocess.Popen:
+    """Another process with the warehouse open read-write, as a run's step holds it."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(120)",
+            str(settings.duckdb_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_tick_while_a_run_holds_the_warehouse_loses_no_state(
+    settings: Settings, instance: dg.DagsterInstance, record_property
+) -> None:
+    with connect(settings.duckdb_path) as con:
+        con.ensure_schema()
+    path = settings.landing_dir / "february.csv"
+    path.write_text(landing_csv(20))
+    holder = hold_warehouse(settings)
+    try:
+        started = time.monotonic()
+        (request,), cursor = tick(instance, settings, None)
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert request.partition_key == MONTH, "the run is requested though the ledger is busy"
+    assert ledger(settings, path.name) == [], "nothing could be written meanwhile"
+    assert waited < 30, f"the tick waited {waited:.0f} s for the warehouse"
+    record_property("measured", f"the busy tick took {waited:.1f} s")
+
+    requests, cursor = tick(instance, settings, cursor)
+    assert requests == [], "the file is not requested twice"
+    assert state_of(settings, path.name)[:2] == ("requested", 1)

@@ -30,7 +30,7 @@ from sentiment_assets.lib.data.landing import (
 from sentiment_assets.lib.store.lake import Lake
 from sentiment_assets.lib.store.warehouse import connect, ensure_schema
 
-POLICY = RetryPolicy(max_attempts=3, retry_seconds=60)
+POLICY = RetryPolicy(max_attempts=3, retry_seconds=60, request_timeout_seconds=600)
 FEB, MAR = "2024-02-01", "2024-03-01"
 
 
@@ -113,8 +113,22 @@ def test_a_failed_month_is_retried_with_backoff_then_given_up() -> None:
     assert not exhausted(second, POLICY) and exhausted(tracked(state=FAILED, attempts=3), POLICY)
 
 
-def test_a_request_whose_run_has_not_appeared_waits() -> None:
-    assert advance(tracked(), {FEB: None, MAR: None}, 2000.0, POLICY).state == REQUESTED
+def test_a_request_whose_run_has_not_appeared_waits_until_the_timeout() -> None:
+    requested = tracked()
+    waiting = requested.changed_at + POLICY.request_timeout_seconds - 1
+    assert advance(requested, {FEB: None, MAR: None}, waiting, POLICY).state == REQUESTED
+    lost = advance(requested, {FEB: None, MAR: None}, waiting + 1, POLICY)
+    assert lost.state == FAILED and "never appeared" in lost.reason
+    assert retry_due(lost, lost.next_attempt_at, POLICY)
+
+
+def test_a_lost_run_waits_for_the_attempts_other_runs_to_end() -> None:
+    late = tracked().changed_at + POLICY.request_timeout_seconds
+    going = MonthRun("r1", finished=False, loaded=True, built=False)
+    assert advance(tracked(), {FEB: going, MAR: None}, late, POLICY).state != FAILED
+    done = MonthRun("r1", finished=True, loaded=True, built=True)
+    lost = advance(tracked(), {FEB: done, MAR: None}, late, POLICY)
+    assert (lost.state, lost.built_months, lost.pending_months) == (FAILED, (FEB,), (MAR,))
 
 
 def test_the_cursor_survives_a_round_trip_and_reads_the_first_sensors_cursor() -> None:

@@ -107,6 +107,17 @@ def test_a_damaged_cached_file_is_rebuilt_not_trusted(onnx_cache: Path, tmp_path
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no staging leftovers
 
 
+def test_a_cached_graph_with_an_unreadable_manifest_is_rebuilt(
+    onnx_cache: Path, tmp_path: Path
+) -> None:
+    cache = _copy(onnx_cache, tmp_path)
+    model = cache / OnnxTextEncoder(cache_dir=onnx_cache).model_path.name
+    model.with_suffix(".json").write_text('{"sha256": ')  # cut off mid-write
+    assert onnx_encoder.graph_problem(model).startswith("unreadable manifest")
+    encoder = OnnxTextEncoder(cache_dir=cache)
+    assert encoder.model_path == model and onnx_encoder.is_cached(model)
+
+
 def test_an_export_that_disagrees_with_torch_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

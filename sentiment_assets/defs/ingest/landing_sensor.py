@@ -73,7 +73,11 @@ FINISHED = frozenset(
 
 
 def policy_of(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(settings.landing_max_attempts, settings.landing_retry_seconds)
+    return RetryPolicy(
+        settings.landing_max_attempts,
+        settings.landing_retry_seconds,
+        settings.landing_request_timeout_seconds,
+    )
 
 
 def first_line(text: str) -> str:

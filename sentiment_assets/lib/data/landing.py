@@ -120,6 +120,8 @@ class Sighting:
 class RetryPolicy:
     max_attempts: int
     retry_seconds: float
+    # A requested run not in the instance after this long was lost: the attempt failed.
+    request_timeout_seconds: float
 
     def next_attempt_at(self, failed_at: float, attempts: int) -> float:
         """Exponential backoff: the n-th retry waits retry_seconds * 2**(n-1)."""
@@ -197,6 +199,18 @@ def advance(
     if not pending:
         return tracked.moved_to(BUILT, now, built_months=built, run_ids=run_ids, reason="")
     current = [runs.get(month) for month in pending]
+    lost = [month for month, run in zip(pending, current, strict=True) if run is None]
+    if lost and _lost_for_good(tracked, current, now, policy):
+        return tracked.moved_to(
+            FAILED,
+            now,
+            built_months=built,
+            run_ids=run_ids,
+            reason=f"the runs of {[m[:7] for m in lost]} never appeared in the instance "
+            f"{policy.request_timeout_seconds:.0f} s after the request (dropped, deleted, or "
+            "the daemon stopped before submitting them)",
+            next_attempt_at=policy.next_attempt_at(now, tracked.attempts),
+        )
     if any(run is None or not run.finished for run in current):
         loaded = any(run is not None and run.loaded for run in current)
         if loaded and tracked.state == REQUESTED:
@@ -215,6 +229,15 @@ def advance(
         reason=reason,
         next_attempt_at=policy.next_attempt_at(now, tracked.attempts),
     )
+
+
+def _lost_for_good(
+    tracked: Tracked, current: list[MonthRun | None], now: float, policy: RetryPolicy
+) -> bool:
+    """Whether the missing runs of the attempt count as failed: requested longer ago than the
+    timeout, and no run of the attempt still going (a retry would run its month twice)."""
+    timed_out = now - tracked.changed_at >= policy.request_timeout_seconds
+    return timed_out and all(run is None or run.finished for run in current)
 
 
 def retry_due(tracked: Tracked, now: float, policy: RetryPolicy) -> bool:

@@ -410,10 +410,32 @@ def is_cached(path: Path) -> bool:
 
     A truncated or edited file is rebuilt rather than trusted.
     """
-    manifest = path.with_suffix(".json")
-    if not (path.is_file() and manifest.is_file()):
-        return False
-    return read_manifest(path).get("sha256") == sha256_of(path)
+    return graph_problem(path) is None
+
+
+def graph_problem(path: Path) -> str | None:
+    """Why the cached graph at `path` cannot be used (None when it can): missing, without a
+    readable manifest, or not the bytes the manifest recorded (truncated or edited)."""
+    if not path.is_file():
+        return "no such graph"
+    if not path.with_suffix(".json").is_file():
+        return "no manifest beside it"
+    try:
+        recorded = read_manifest(path).get("sha256")
+    except (OSError, ValueError, AttributeError) as error:
+        return f"unreadable manifest ({error})"
+    if recorded != sha256_of(path):
+        return (
+            f"{path.stat().st_size} bytes whose sha256 is not the manifest's: truncated or edited"
+        )
+    return None
+
+
+def cached_graphs(cache_dir: Path) -> list[Path]:
+    """The graphs in the cache (not the hidden staging files of an export in progress)."""
+    if not cache_dir.is_dir():
+        return []
+    return sorted(p for p in cache_dir.glob("*.onnx") if not p.name.startswith("."))
 
 
 def read_manifest(path: Path) -> dict:
