@@ -23,7 +23,6 @@ On a machine with few cores the gain is bounded by them, whatever the worker cou
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -32,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.machine import describe, load_average_1m, one_line
+from bench.results_io import write_result
 from sentiment_assets.lib.settings import load_settings
 
 MONTHS = ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"]
@@ -40,10 +41,6 @@ JOB = "month_data_job"
 LOCATION = "sentiment_assets"  # workspace.yaml's location name
 TABLES = ("raw.tweets", "clean.tweets_clean", "features.tweet_embeddings")
 RUNS_TIMEOUT_S = 1800.0
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def home_env(home: Path, onnx_cache: Path, tweets: int, profile: str) -> dict[str, str]:
@@ -103,7 +100,7 @@ def serial(work: Path, onnx_cache: Path, tweets: int) -> dict:
     argv = [sys.executable, "-m", "sentiment_assets.cli", "pipeline"]
     argv += [arg for month in MONTHS for arg in ("--month", month)]
     argv += ["--select", ",".join(DATA_SIDE)]
-    load_before = load_average()
+    load_before = load_average_1m()
     started = time.perf_counter()
     log = work / "serial.log"
     with log.open("w") as out:
@@ -121,7 +118,7 @@ def serial(work: Path, onnx_cache: Path, tweets: int) -> dict:
         "runs": runs,
         "step_seconds": step_seconds(timelines),
         "rows": row_counts(env),
-        "load_avg_1m": {"before": load_before, "after": load_average()},
+        "load_avg_1m": {"before": load_before, "after": load_average_1m()},
     }
 
 
@@ -199,13 +196,13 @@ def parallel(work: Path, onnx_cache: Path, tweets: int, workers: int) -> dict:
         dagster_port=dagster_port,
         workers=workers,
     )
-    load_up = load_average()
+    load_up = load_average_1m()
     started = time.perf_counter()
     prod_up.up(options, say=lambda message: print(f"  {message}", flush=True))
     up_s = time.perf_counter() - started
     try:
         client = DagsterGraphQLClient(services.LOOPBACK, port_number=dagster_port)
-        load_before = load_average()
+        load_before = load_average_1m()
         started = time.perf_counter()
         submitted = time.time()
         run_ids = [
@@ -222,7 +219,7 @@ def parallel(work: Path, onnx_cache: Path, tweets: int, workers: int) -> dict:
                     raise SystemExit(f"runs not finished after {RUNS_TIMEOUT_S:.0f} s")
                 time.sleep(0.5)
             wall = time.perf_counter() - started
-            load_after = load_average()
+            load_after = load_average_1m()
             _, _, runs = runs_window(instance, run_ids)
             timelines = [timeline(instance, run_id) for run_id in run_ids]
         for run in runs:
@@ -270,7 +267,7 @@ def markdown(result: dict) -> str:
             "",
             f"Synthetic months {', '.join(MONTHS)}, {result['tweets_per_month']} tweets each;",
             "data side = raw_tweets, the dbt models and tests, tweet_embeddings.",
-            f"Machine: {result['cores']} cores. `python -m bench.bench_prod_parallel "
+            f"Machine: {one_line(result['machine'])}. `python -m bench.bench_prod_parallel "
             f"--workers {p['workers']}` (`make bench-prod`).",
             "",
             "| | wall (s) | load avg 1 min (before -> after) |",
@@ -307,7 +304,7 @@ def markdown(result: dict) -> str:
             f"location once): {p['celery_wait_s']['total']} s of waiting in all, "
             f"{p['celery_wait_s']['max']} s at most. The serial build loads the code once.",
             "",
-            f"This machine has {result['cores']} CPU cores, so the gain is bounded: "
+            f"This machine has {result['machine']['cores']} CPU cores, so the gain is bounded: "
             "the workers, the run processes, dbt and the encoder all share them, and the "
             "steps of two months at once each run slower than alone. On more cores (or "
             "more machines with workers) the data sides scale with the workers; the models "
@@ -344,7 +341,7 @@ def main() -> None:
     result = {
         "months": MONTHS,
         "tweets_per_month": args.tweets,
-        "cores": os.cpu_count(),
+        "machine": describe(),
         "serial": serial_result,
         "parallel": parallel_result,
         "ratio_serial_over_parallel": round(serial_result["wall_s"] / parallel_result["wall_s"], 2),
@@ -353,10 +350,7 @@ def main() -> None:
         ),
         "same_rows": serial_result["rows"] == parallel_result["rows"],
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    Path(args.md).write_text(markdown(result))
-    print(markdown(result))
+    write_result(result, Path(args.out), Path(args.md), markdown)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,6 @@ another checkout of the project with the same script (its services and CLI run f
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,7 +26,9 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.bench_prod_parallel import home_env, load_average, prepare_onnx_cache, runs_window
+from bench.bench_prod_parallel import home_env, prepare_onnx_cache, runs_window
+from bench.machine import describe, load_average_1m, one_line
+from bench.results_io import write_result
 
 MONTH = "2024-01-01"
 JOB = "month_build_job"
@@ -37,19 +36,6 @@ LOCATION = "sentiment_assets"  # workspace.yaml's location name
 RUN_TIMEOUT_S = 3600.0
 READY_TIMEOUT_S = 300.0
 REPO = Path(__file__).resolve().parent.parent
-
-
-def machine() -> dict:
-    """What the figures were measured on."""
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
 def code_env(home: Path, onnx_cache: Path, tweets: int, code: Path) -> dict[str, str]:
@@ -60,7 +46,7 @@ def code_env(home: Path, onnx_cache: Path, tweets: int, code: Path) -> dict[str,
 
 def time_cli(home: Path, env: dict[str, str], code: Path) -> dict:
     argv = [sys.executable, "-m", "sentiment_assets.cli", "pipeline", "--month", MONTH]
-    load_before = load_average()
+    load_before = load_average_1m()
     started = time.perf_counter()
     log = home.parent / "cli.log"
     with log.open("w") as out:
@@ -68,7 +54,7 @@ def time_cli(home: Path, env: dict[str, str], code: Path) -> dict:
     wall = time.perf_counter() - started
     if code_.returncode != 0:
         raise SystemExit(f"the CLI build failed:\n{log.read_text()[-3000:]}")
-    return {"wall_s": round(wall, 1), "load_avg_1m": [load_before, load_average()]}
+    return {"wall_s": round(wall, 1), "load_avg_1m": [load_before, load_average_1m()]}
 
 
 def free_port() -> int:
@@ -124,7 +110,7 @@ def time_ui(home: Path, env: dict[str, str], code: Path) -> dict:
     processes, port = start_services(env, code, home.parent)
     try:
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-        load_before = load_average()
+        load_before = load_average_1m()
         started = time.perf_counter()
         run_id = client.submit_job_execution(
             JOB, repository_location_name=LOCATION, tags={"dagster/partition": MONTH}
@@ -144,19 +130,18 @@ def time_ui(home: Path, env: dict[str, str], code: Path) -> dict:
     return {
         "wall_s": round(wall, 1),
         "run_s": round(last - first, 1),
-        "load_avg_1m": [load_before, load_average()],
+        "load_avg_1m": [load_before, load_average_1m()],
     }
 
 
 def markdown(result: dict) -> str:
     cli, ui = result["cli"], result["ui"]
-    m = result["machine"]
     return "\n".join(
         [
             "# One month from the UI vs the CLI",
             "",
             f"Synthetic month {MONTH[:7]}, {result['tweets_per_month']} tweets; measured "
-            f"{result['measured_at']} on {m['cores']} cores ({m['cpu']}), code: "
+            f"{result['measured_at']} on {one_line(result['machine'])}; code: "
             f"{result['code']}.",
             "",
             "| path | wall (s) | load avg 1 min (before, after) |",
@@ -198,17 +183,14 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "measured_at": datetime.now(UTC).isoformat(timespec="minutes"),
-        "machine": machine(),
+        "machine": describe(),
         "code": str(code) if code != REPO else "this checkout",
         "tweets_per_month": args.tweets,
         "cli": cli,
         "ui": ui,
         "ratio_ui_over_cli": round(ui["wall_s"] / cli["wall_s"], 2),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    Path(args.md).write_text(markdown(result))
-    print(markdown(result))
+    write_result(result, Path(args.out), Path(args.md), markdown)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.machine import describe, one_line
+
 
 def outcome(case: ET.Element) -> str:
     for tag, word in (("failure", "FAILED"), ("error", "ERROR"), ("skipped", "skipped")):
@@ -45,9 +47,11 @@ def rows(junit: Path) -> list[dict]:
     return found
 
 
-def markdown(found: list[dict]) -> str:
+def markdown(found: list[dict], machine: dict) -> str:
+    """The table of `found` scenarios, headed by when and on which `machine` they ran."""
     lines = [
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on this machine; `make chaos` rewrites it.",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {one_line(machine)}; "
+        "`make chaos` rewrites it.",
         "",
         "| scenario | outcome | seconds | measured |",
         "|---|---|---|---|",
@@ -92,11 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             check=False,
         )
         found = rows(junit) if junit.exists() else []
+    text = markdown(found, describe())
     if args.out is None:
-        print(markdown(found), end="")
+        print(text, end="")
     else:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(markdown(found))
+        args.out.write_text(text)
         print(f"{len(found)} scenarios -> {args.out}")
     failed = [r for r in found if r["outcome"].startswith(("FAILED", "ERROR"))]
     return 1 if failed or finished.returncode != 0 or not found else 0
