@@ -45,8 +45,9 @@ from typing import Any
 import numpy as np
 
 from bench.bench_estimation import MonthRows
-from bench.compare_families import environment, prepare_labelled
+from bench.compare_families import prepare_labelled
 from bench.drift_power import Embedder
+from bench.machine import describe, one_line
 from sentiment_assets.lib.core.months import months_between, trailing_window
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.data.synthetic import MonthDrift, SyntheticConfig
@@ -358,13 +359,11 @@ def targets(policies: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def render_markdown(result: dict[str, Any]) -> str:
-    env = result["environment"]
     th = result["thresholds"]
     lines = [
         "# Retraining policies replayed month by month",
         "",
-        f"`make bench-policy` on {result['created_at']}: {env['nproc']} cores "
-        f"({env['cpu_model']}), load average {env['load_average']}, "
+        f"`make bench-policy` on {result['created_at']}: {one_line(result['machine'])}, "
         f"{result['elapsed_seconds']:.0f} s in all. Thresholds: accuracy drop "
         f"{th['accuracy_drop']}, maximum age {th['max_age_months']} months, drift window "
         f"{th['drift_window_months']} month(s), default window {th['window_months']} months. "
@@ -429,11 +428,6 @@ def _timeline_markdown(timeline: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def machine() -> dict[str, Any]:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {**environment(), "load_average": [round(x, 2) for x in load] if load else None}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -479,7 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timelines": timelines,
         "skipped": skipped,
         "elapsed_seconds": round(time.perf_counter() - started, 1),
-        "environment": machine(),
+        "machine": describe(("scikit-learn",)),
+        "torch_threads": args.threads,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -29,10 +29,10 @@ from typing import Any
 from bench.compare_families import (
     DEFAULT_S140_TEST,
     DEFAULT_S140_TRAIN,
-    environment,
     load_sentiment140,
     score_block,
 )
+from bench.machine import describe, load_average_1m, one_line
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.data.text import clean_text
 from sentiment_assets.lib.models.families import TrainingRows
@@ -54,10 +54,6 @@ from sentiment_assets.lib.models.tuning import (
 
 FAMILIES = (TFIDF_LOGREG, EMBEDDING_LOGREG)
 FIT = {TFIDF_LOGREG: fit_tfidf_logreg, EMBEDDING_LOGREG: fit_embedding_logreg}
-
-
-def _load1() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def _log(message: str) -> None:
@@ -92,7 +88,7 @@ def _final(family: str, features: Any, test_features: Any, labels, holdout, para
 
 
 def run(families: Sequence[str], settings: TuneSettings) -> dict[str, Any]:
-    started, load_start = time.perf_counter(), _load1()
+    started, load_start = time.perf_counter(), load_average_1m()
     ds = load_sentiment140(
         os.environ.get("SENTIMENT140_CSV", DEFAULT_S140_TRAIN),
         os.environ.get("SENTIMENT140_TEST_CSV", DEFAULT_S140_TEST),
@@ -113,7 +109,7 @@ def run(families: Sequence[str], settings: TuneSettings) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for family in families:
         features, test_features = _features(family, ds.train_clean, test_clean)
-        family_started, load_family = time.perf_counter(), _load1()
+        family_started, load_family = time.perf_counter(), load_average_1m()
         is_text = isinstance(features, list)
         rows = TrainingRows(
             features if is_text else ds.train_clean, labels, holdout, None if is_text else features
@@ -143,7 +139,7 @@ def run(families: Sequence[str], settings: TuneSettings) -> dict[str, Any]:
             "trials": [asdict(r) for r in tuned.trials],
             "search_seconds": search_seconds,
             "load1_search_start": load_family,
-            "load1_search_end": _load1(),
+            "load1_search_end": load_average_1m(),
         }
         _log(
             f"{family}: best {tuned.best_params}; test accuracy "
@@ -163,11 +159,11 @@ def run(families: Sequence[str], settings: TuneSettings) -> dict[str, Any]:
             "test": len(test.labels),
         },
         "families": results,
-        "environment": environment(),
+        "machine": describe(("optuna", "scikit-learn")),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "run_seconds": time.perf_counter() - started,
         "load1_start": load_start,
-        "load1_end": _load1(),
+        "load1_end": load_average_1m(),
     }
 
 
@@ -217,10 +213,9 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"{row['search_seconds']:.0f} s (load average {row['load1_search_start']} at start, "
             f"{row['load1_search_end']} at end)."
         )
-    env = result["environment"]
     lines += [
         "",
-        f"Hardware: {env['nproc']} CPU cores ({env['cpu_model']}); run {result['date']}, "
+        f"Hardware: {one_line(result['machine'])}; run {result['date']}, "
         f"{result['run_seconds'] / 60:.1f} min wall, load average {result['load1_start']} at "
         f"start and {result['load1_end']} at end.",
         "",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from bench.machine import describe, load_average_1m, one_line
 from sentiment_assets.lib.data.text import clean_text, map_label, text_hash
 from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.models.params import FinetuneParams
@@ -309,13 +309,6 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _load1() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
 def _log(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
@@ -554,7 +547,7 @@ def evaluate_saved(trained: Trained, ds: Dataset, holdout: np.ndarray, workdir: 
             "batch_seconds": wall,
             "batch_ms_per_tweet": 1000.0 * wall / n,
             "batch_cpu_ms_per_tweet": 1000.0 * cpu / n,
-            "load1": _load1(),
+            "load1": load_average_1m(),
         }
         _log(
             f"{trained.family} {eval_set.name}: acc {evals[eval_set.name]['accuracy']:.4f} "
@@ -586,31 +579,15 @@ def evaluate_saved(trained: Trained, ds: Dataset, holdout: np.ndarray, workdir: 
 # --------------------------------------------------------------------------- report
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment() -> dict[str, Any]:
-    import sklearn
-    import torch
-    import transformers
-
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": _cpu_model(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "sklearn": sklearn.__version__,
-    }
+def _hardware(result: dict[str, Any]) -> str:
+    if "machine" in result:
+        return f"{one_line(result['machine'])}; torch threads {result['torch_threads']}"
+    # Results written before bench/machine.py existed record less, as "environment".
+    env = result["environment"]
+    return (
+        f"{env['nproc']} CPU cores ({env['cpu_model']}), CUDA {'yes' if env['cuda'] else 'no'}; "
+        f"torch threads {env['torch_threads']}"
+    )
 
 
 def _fmt_acc(block: dict[str, Any]) -> str:
@@ -657,12 +634,10 @@ def render_markdown(results: Sequence[dict[str, Any]]) -> str:
                 _fmt_size(row["size"]),
             ]
             lines.append("| " + " | ".join(cells) + " |")
-        env = result["environment"]
         lines += [
             "",
-            f"Data: {result['description']}. Hardware: {env['nproc']} CPU cores "
-            f"({env['cpu_model']}), CUDA {'yes' if env['cuda'] else 'no'}; torch threads "
-            f"{env['torch_threads']}; run {result['date']} ({result['run_seconds'] / 60:.1f} "
+            f"Data: {result['description']}. Hardware: {_hardware(result)}; "
+            f"run {result['date']} ({result['run_seconds'] / 60:.1f} "
             f"min wall, load average {result['load1_start']} at start, "
             f"{result['load1_end']} at end).",
             "",
@@ -702,7 +677,7 @@ def run(
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(SEED)
-    started, load_start = time.perf_counter(), _load1()
+    started, load_start = time.perf_counter(), load_average_1m()
     _log(f"loading {dataset}")
     if dataset == "synthetic":
         ds = load_synthetic()
@@ -754,11 +729,12 @@ def run(
             "latency": "saved bundle reloaded via load_predictor; raw text in",
         },
         "families": results,
-        "environment": environment(),
+        "machine": describe(("transformers", "scikit-learn")),
+        "torch_threads": torch.get_num_threads(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "run_seconds": time.perf_counter() - started,
         "load1_start": load_start,
-        "load1_end": _load1(),
+        "load1_end": load_average_1m(),
         "notes": notes,
     }
 

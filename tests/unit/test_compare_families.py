@@ -14,6 +14,7 @@ from bench.compare_families import (
     score_block,
     stratified_holdout,
 )
+from bench.machine import describe, one_line
 
 
 def raw_frame(rows: list[tuple]) -> pd.DataFrame:
@@ -104,8 +105,8 @@ def _family(acc: float, size: dict) -> dict:
     }
 
 
-def test_render_markdown_has_one_row_per_family_and_the_extra_column():
-    result = {
+def _result(**machine_fields) -> dict:
+    return {
         "dataset": "synthetic",
         "description": "three months",
         "eval_sets": ["month4", "month5_drift"],
@@ -113,18 +114,28 @@ def test_render_markdown_has_one_row_per_family_and_the_extra_column():
             "tfidf_logreg": _family(0.9, {"model_mb": 2.0}),
             "embedding_logreg": _family(0.85, {"model_mb": 0.01, "encoder_mb": 90.9}),
         },
-        "environment": {"nproc": 2, "cpu_model": "Test CPU", "cuda": False, "torch_threads": 2},
+        **machine_fields,
         "date": "2024-01-01 00:00 UTC",
         "run_seconds": 120.0,
         "load1_start": 1.0,
         "load1_end": 2.0,
         "notes": "",
     }
-    text = render_markdown([result])
+
+
+def test_render_markdown_has_one_row_per_family_and_the_extra_column():
+    machine = {**describe(), "cpu_model": "Test CPU", "cores": 2}
+    text = render_markdown([_result(machine=machine, torch_threads=2)])
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 3  # header + two families
     assert "accuracy month5_drift [95% CI]" in rows[0]
     assert "| tfidf_logreg | 90.0% [85.0, 95.0] | 0.900 | 90.0% [85.0, 95.0] |" in text
     assert "0.01 (+90.9 encoder)" in text
-    assert "2 CPU cores (Test CPU)" in text and "torch threads 2" in text
+    assert f"Hardware: {one_line(machine)}; torch threads 2;" in text
     assert "- tfidf_logreg: C=2.0; validation accuracy 80.0%" in text
+
+
+def test_render_markdown_still_reads_results_written_before_the_machine_description():
+    environment = {"nproc": 2, "cpu_model": "Test CPU", "cuda": False, "torch_threads": 2}
+    text = render_markdown([_result(environment=environment)])
+    assert "Hardware: 2 CPU cores (Test CPU), CUDA no; torch threads 2;" in text
