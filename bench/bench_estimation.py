@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from bench.compare_families import prepare_labelled
-from bench.drift_power import Embedder, environment
+from bench.drift_power import Embedder
+from bench.machine import describe, one_line
 from sentiment_assets.lib.core.months import previous_month, trailing_window
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.models.params import LogRegParams
@@ -229,8 +230,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Estimated accuracy before labels vs realised (`bench/bench_estimation.py`)",
         "",
-        f"Run {result['created_at']}, load average (1 min) "
-        f"{result['environment']['load_average_1m']}, {result['elapsed_seconds']} s. "
+        f"Run {result['created_at']} on {one_line(result['machine'])}, "
+        f"{result['elapsed_seconds']} s. "
         "Model trained through M-1 (3-month window, hash holdout left out, temperature fitted "
         "on the holdout), month M scored without labels, then with them. error = realised - "
         "estimated; 'in' = the realised value lies in the 95% interval.",
@@ -323,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summary": summarise(rows),
         "elapsed_seconds": round(time.perf_counter() - started, 1),
         "embedding": {"tweets_encoded": embed.encoded, "seconds": round(embed.seconds, 1)},
-        "environment": environment(),
+        "machine": describe(("scikit-learn",)),
+        "torch_threads": args.threads,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
