@@ -23,9 +23,7 @@ it could not serve a new champion before the fine-tuned family was trained.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -39,6 +37,9 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
+from bench.machine import describe, load_average_1m, one_line
+from bench.results_io import write_result
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROBE_TEXT = "the new phone is great, battery lasts all day"
 POLL_S = 0.25
@@ -48,10 +49,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 @dataclass
@@ -216,7 +213,7 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Drift to new champion served ({report['tweets_per_month']:,}-tweet month)",
         "",
-        f"Measured {report['measured_at']} on {report['machine']}; 1-minute load average "
+        f"Measured {report['measured_at']} on {one_line(report['machine'])}; 1-minute load average "
         f"{report['load_average_before']} before, {report['load_average_after']} after. "
         f"Drift sensor interval {report['drift_sensor_interval_s']} s, app alias poll "
         f"{report['app_reload_seconds']} s.",
@@ -403,7 +400,7 @@ def main() -> int:
             processes,
         )
         idle_cpu = idle_cpu_shares(processes, args.idle_seconds)
-        load_before = load_average()
+        load_before = load_average_1m()
         print(f"building {months[1]}'s data side (drift_report last)", flush=True)
         data = dg.materialize(
             list(definitions.assets),
@@ -445,7 +442,7 @@ def main() -> int:
             processes,
         )
         new = registry.champion(client)
-        load_after = load_average()
+        load_after = load_average_1m()
         record = instance.get_run_record_by_id(run_id)
         events = run_events(instance, run_id)
         created = record.create_timestamp.timestamp()
@@ -468,7 +465,7 @@ def main() -> int:
         report = {
             "benchmark": "retrain_latency",
             "measured_at": datetime.now().isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "machine": describe(),
             "tweets_per_month": args.tweets,
             "drift_month": months[1],
             "load_average_before": load_before,
@@ -490,14 +487,11 @@ def main() -> int:
             report["follow_up"] = follow_up(
                 instance, client, run_id, t0, app_url, args.timeout, processes
             )
-        report["load_average_end"] = load_average()
+        report["load_average_end"] = load_average_1m()
     finally:
         for started in reversed(processes):
             started.stop()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    args.md.write_text(markdown(report))
-    print(markdown(report))
+    write_result(report, args.out, args.md, markdown)
     return 0 if report["total_seconds"] <= report["target_seconds"] else 1
 
 

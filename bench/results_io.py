@@ -11,10 +11,13 @@ from typing import Any
 def write_result(
     result: dict[str, Any], out: Path, md: Path, markdown: Callable[[dict[str, Any]], str]
 ) -> None:
-    """Write `result` to `out` as JSON and `markdown(result)` to `md`, then print the latter."""
-    text = markdown(result)
+    """Write `result` to `out` as JSON and `markdown(result)` to `md`, then print the latter.
+
+    The JSON is written first: a rendering that fails loses no measurement.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result)
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(text)
     print(text)

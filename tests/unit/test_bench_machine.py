@@ -3,6 +3,8 @@
 import os
 import platform
 
+import pytest
+
 from bench.chaos import markdown as chaos_markdown
 from bench.machine import describe, one_line
 from bench.results_io import write_result
@@ -67,3 +69,13 @@ def test_write_result_writes_json_and_markdown(tmp_path, capsys):
     assert out.read_text() == '{\n  "ratio": 1.5\n}\n'
     assert md.read_text() == "ratio 1.5\n"
     assert capsys.readouterr().out == "ratio 1.5\n\n"
+
+
+def test_write_result_keeps_the_json_when_the_rendering_fails(tmp_path):
+    def broken(result: dict) -> str:
+        raise KeyError("machine")
+
+    out, md = tmp_path / "result.json", tmp_path / "result.md"
+    with pytest.raises(KeyError):
+        write_result({"ratio": 1.5}, out, md, broken)
+    assert out.exists() and not md.exists()
