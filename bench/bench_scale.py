@@ -36,6 +36,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from bench.machine import describe, load_average_1m, one_line
+from bench.results_io import write_result
 from sentiment_assets.lib.data.synthetic import SyntheticConfig, write_month
 from sentiment_assets.lib.settings import load_settings
 
@@ -48,10 +50,6 @@ MAX_RSS_TARGET_BYTES = 4 * 1024**3
 DBT_ASSETS = "stg_tweets,tweets_clean"
 # A month of its own seed, undrifted: the bench measures cost, not drift.
 CONFIG = SyntheticConfig(seed=2024, drift={})
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def run_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, int, str]:
@@ -146,7 +144,7 @@ def measure_size(
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    load_before = load_average()
+    load_before = load_average_1m()
     ingest = stage("ingest", pipeline_argv("raw_tweets"), env, work)
     ingest.update(
         {
@@ -164,7 +162,7 @@ def measure_size(
         "ingest": ingest,
         "dbt": dbt,
         "train": train,
-        "load_avg_1m": {"before": load_before, "after": load_average()},
+        "load_avg_1m": {"before": load_before, "after": load_average_1m()},
     }
     if embed_full:
         embeddings = embeddings_stage("embeddings", env, work)
@@ -172,7 +170,7 @@ def measure_size(
         result["train_embedding"] = train_child(
             env, work / f"train-embedding-{n}.log", max_window_rows, str(embeddings["encoder"])
         )
-        result["load_avg_1m"]["after"] = load_average()
+        result["load_avg_1m"]["after"] = load_average_1m()
     shutil.rmtree(home, ignore_errors=True)
     source.unlink()
     return result
@@ -300,7 +298,7 @@ def markdown(report: dict) -> str:
     embed = report["embeddings"]
     full = all("embeddings" in r for r in report["sizes"])
     lines = [
-        f"Scale benchmark ({report['machine']}), {report['created']}; peak RSS target "
+        f"Scale benchmark ({one_line(report['machine'])}), {report['created']}; peak RSS target "
         f"{MAX_RSS_TARGET_BYTES / 1024**3:.0f} GB. Seconds are Dagster step times; RSS is each "
         "stage's child process (with dbt). Embeddings: measured on "
         f"{embed['encoded']:,} texts ({embed['seconds_per_text'] * 1e3:.2f} ms/text, "
@@ -421,15 +419,12 @@ def main() -> None:
         sizes.append(result)
     report = {
         "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{os.cpu_count()} CPUs",
+        "machine": describe(),
         "embeddings": {**embeddings, "extrapolated": True, "subset_texts": args.embed_subset},
         "sizes": sizes,
         "verdict": verdict(sizes),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    Path(args.md).write_text(markdown(report))
-    print(markdown(report))
+    write_result(report, Path(args.out), Path(args.md), markdown)
     shutil.rmtree(work, ignore_errors=True)
 
 
