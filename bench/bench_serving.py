@@ -38,7 +38,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.machine import describe, load_average_1m
 from sentiment_assets.lib.data.sampling import holdout_mask
 from sentiment_assets.lib.data.synthetic import labelled_sample
 from sentiment_assets.lib.data.text import clean_text
@@ -259,13 +259,6 @@ def chunked(predict: Callable[[list[str]], object]) -> Callable[[list[str]], Non
     return run
 
 
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
 # ---------------------------------------------------------------------------- the HF peer
 def hf_text_classification(classifier: Any) -> Any:
     """A transformers pipeline over a FinetunedClassifier's own network and tokenizer.
@@ -337,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gradio_app.config import AppConfig
     from gradio_app.model_holder import registry_holder
 
-    load_before = load_average()
+    load_before = load_average_1m()
     home = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     settings = load_settings(
         {
@@ -359,12 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "machine": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-        },
+        "machine": describe(("transformers", "gradio")),
         "function": {},
     }
     # One holder per family, each loaded through the app's real path (alias -> download ->
@@ -435,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 assert holders[family].refresh()
         print(
-            f"-- threads: {threads}, batch workers {workers} (load average {load_average()})",
+            f"-- threads: {threads}, batch workers {workers} (load average {load_average_1m()})",
             flush=True,
         )
         # Every contender in turn on each text (and in turn for each batch pass), so a load
@@ -502,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 function["batch"]["tweets_per_s"] / http["batch_upload"]["tweets_per_s"], 2
             )
         report["http"] = http
-    report["load_average_1m"] = {"before": load_before, "after": load_average()}
+    report["load_average_1m"] = {"before": load_before, "after": load_average_1m()}
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
