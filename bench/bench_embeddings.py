@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -31,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import sentiment_assets  # noqa: F401  (offline before sentence-transformers loads)
+from bench.machine import describe, load_average_1m
 
 # fmt: off
 _WORDS = (
@@ -158,10 +157,7 @@ def _label_agreement(reference: np.ndarray, other: np.ndarray, labels: np.ndarra
 
 
 def run(args: argparse.Namespace) -> dict:
-    import onnxruntime
-    import sentence_transformers
     import torch
-    import transformers
     from sentence_transformers import SentenceTransformer
 
     from sentiment_assets.lib.encoding.encoder import TextEncoder, pick_device
@@ -171,7 +167,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     texts, labels, source = _texts(args)
     device = pick_device(args.device)
-    load_before = round(os.getloadavg()[0], 2)
+    load_before = load_average_1m()
 
     ours = TextEncoder(args.encoder, device=device, batch_size=args.batch_size)
     theirs = SentenceTransformer(ours.path, device=device)
@@ -307,16 +303,8 @@ def run(args: argparse.Namespace) -> dict:
             "ratio": results.get("onnx_int8", {}).get("ratio_to_sentence_transformers"),
             "met": results.get("onnx_int8", {}).get("ratio_to_sentence_transformers", 0) >= 3.0,
         },
-        "load_average_1m": {"before": load_before, "after": round(os.getloadavg()[0], 2)},
-        "environment": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "transformers": transformers.__version__,
-            "sentence_transformers": sentence_transformers.__version__,
-            "cpu_count": os.cpu_count(),
-            "machine": platform.machine(),
-        },
+        "load_average_1m": {"before": load_before, "after": load_average_1m()},
+        "machine": describe(("transformers", "sentence-transformers")),
     }
 
 
