@@ -19,10 +19,8 @@ PACKAGES = ("torch", "onnxruntime", "dagster")
 
 def load_average_1m() -> float | None:
     """The 1-minute load average, or None where the platform has none (Windows)."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
+    loads = _load_averages()
+    return loads[0] if loads else None
 
 
 def describe(packages: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -31,7 +29,6 @@ def describe(packages: tuple[str, ...] = ()) -> dict[str, Any]:
     `packages` names further distributions (e.g. "scikit-learn") whose versions matter to
     the caller's figures.
     """
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count(),
@@ -41,7 +38,7 @@ def describe(packages: tuple[str, ...] = ()) -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "versions": _versions(PACKAGES + packages),
-        "load_average": [round(x, 2) for x in load] if load else None,
+        "load_average": _load_averages(),
     }
 
 
@@ -58,6 +55,14 @@ def one_line(desc: dict[str, Any]) -> str:
         f"{desc['cpu_model']}, {desc['cores']} cores, {desc['memory_gib']:.0f} GiB, {gpu}, "
         f"load {load[0] if load else 'unknown'}"
     )
+
+
+def _load_averages() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _cpu_model() -> str:
