@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.machine import describe
 from sentiment_assets.lib.settings import load_settings
 
 ASSETS = "raw_tweets,stg_tweets,tweets_clean,tweet_embeddings"
@@ -77,6 +78,7 @@ def main() -> None:
     second_wall = build(env, month)
     first, second = embedding_timings(settings.dagster_home)[-2:]
     result = {
+        "machine": describe(),
         "tweets_per_month": args.tweets,
         "first": {**first, "run_wall_seconds": round(first_wall, 2)},
         "rematerialize": {**second, "run_wall_seconds": round(second_wall, 2)},
