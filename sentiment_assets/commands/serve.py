@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.core.ports import DEFAULT_PORTS
-from sentiment_assets.lib.hosting import services as processes
-from sentiment_assets.lib.hosting.services import ServiceError, http_answers
+from sentiment_assets.lib.hosting import lifecycle
+from sentiment_assets.lib.hosting.lifecycle import ServiceError
+from sentiment_assets.lib.hosting.services import http_answers
 from sentiment_assets.lib.settings import Settings, is_tracking_server
 from sentiment_assets.ops import orchestrator
 from sentiment_assets.ops.instance import prepare_environment
@@ -42,11 +43,11 @@ def serve_folder(settings: Settings) -> Path:
 def claim(folder: Path) -> None:
     """Make this process the home's one `serve`: a second one is refused, and what a killed
     one left running (its children have sessions of their own) is stopped first."""
-    previous = processes.find(folder, SUPERVISOR)
+    previous = lifecycle.find(folder, SUPERVISOR)
     if previous is not None and previous.alive:
         raise ServiceError(f"`sentiment serve` already runs on this home (pid {previous.pid})")
-    processes.stop_all(folder)
-    processes.record(folder, SUPERVISOR, os.getpid())
+    lifecycle.stop_all(folder)
+    lifecycle.record(folder, SUPERVISOR, os.getpid())
 
 
 def mlflow_port(settings: Settings) -> int:
@@ -145,7 +146,7 @@ def serve(
     finally:
         # Also on an exception of our own: never leave the children behind.
         supervisor.stop()
-        processes.pid_path(folder, SUPERVISOR).unlink(missing_ok=True)
+        lifecycle.pid_path(folder, SUPERVISOR).unlink(missing_ok=True)
     if healthy or supervisor.stop_requested.is_set():
         return STOPPED
     print(f"error: {supervisor.failure}", file=sys.stderr)

@@ -8,9 +8,9 @@ services under.
   service that dies more than that within RESTART_WINDOW_S, or one that may not be
   restarted, stops them all, and `failure` says which died and how.
 - Each child runs in a process group of its own, recorded under the supervisor's folder
-  (lib/hosting/services: `prod status` and `prod down` find them there), so a terminal's
+  (lib/hosting/lifecycle: `prod status` and `prod down` find them there), so a terminal's
   Ctrl-C reaches only the supervisor, which then stops every group: SIGTERM, then SIGKILL
-  after services.STOP_GRACE_S.
+  after lifecycle.STOP_GRACE_S.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting import lifecycle
 from sentiment_assets.lib.settings import REPO_ROOT
 
 POLL_S = 0.5
@@ -123,7 +123,7 @@ class Supervisor:
 
     def _launch(self, service: Service) -> None:
         log = self.log_dir / f"{service.slug}.log" if self.log_dir is not None else None
-        started, service.process = services.spawn(
+        started, service.process = lifecycle.spawn(
             self.folder,
             service.slug,
             service.argv,
@@ -194,7 +194,7 @@ class Supervisor:
         # What it started (a code server, worker processes) would live on as orphans. Its
         # group id is the dead leader's pid, which Linux hands out to no new process while
         # the group has members: only its leftovers get the signal.
-        if service.process is not None and services.group_members(service.process.pid):
+        if service.process is not None and lifecycle.group_members(service.process.pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(service.process.pid, signal.SIGKILL)
         service.deaths = [t for t in service.deaths if now - t < RESTART_WINDOW_S] + [now]
@@ -215,18 +215,18 @@ class Supervisor:
         )
         return True
 
-    def stop(self, grace_s: float = services.STOP_GRACE_S) -> None:
+    def stop(self, grace_s: float = lifecycle.STOP_GRACE_S) -> None:
         """SIGTERM every group at once, then stop each (SIGKILL what outlives `grace_s`)."""
         launched = [
             started
             for service in self.services
-            if (started := services.find(self.folder, service.slug)) is not None
+            if (started := lifecycle.find(self.folder, service.slug)) is not None
         ]
         for started in launched:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(started.pid, signal.SIGTERM)
         for started in launched:
-            outcome = services.stop(started, grace_s)
+            outcome = lifecycle.stop(started, grace_s)
             if outcome.startswith("killed"):
                 self.say(f"{started.name}: {outcome}")
         for service in self.services:
