@@ -3,8 +3,10 @@
 Why a supervisor (ops/supervisor.py) and not three `&` in the Makefile: each URL is printed
 once its service answers; a service that dies is restarted alone, with backoff, while the
 others keep serving (predictions do not stop because the daemon died); Ctrl-C, SIGTERM or
-SIGHUP stops them all. The MLflow UI is served on the port of MLFLOW_UI_URL, the very URL
-Dagster's `mlflow_run` metadata links point at, so the links work.
+SIGHUP stops them all. Each service's output goes to its log file (SENTIMENT_HOME/logs unless
+--log-dir says otherwise), so the console keeps to the URLs, the services' starts, deaths and
+restarts, and errors: idle, it stays silent. The MLflow UI is served on the port of
+MLFLOW_UI_URL, the very URL Dagster's `mlflow_run` metadata links point at, so the links work.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ SUPERVISOR = "supervisor"
 def serve_folder(settings: Settings) -> Path:
     """Where the supervised processes are recorded (pids/) while `serve` runs."""
     return settings.home / "serve"
+
+
+def service_logs(settings: Settings) -> Path:
+    """Where each service's output goes (logs/<service>.log): the console keeps the URLs,
+    the services' starts, deaths and restarts, and errors."""
+    return settings.home / "logs"
 
 
 def claim(folder: Path) -> None:
@@ -140,6 +148,8 @@ def serve(
     except ServiceError as error:
         print(f"error: {error}", file=sys.stderr)
         return NOT_STARTED
+    if log_dir is not None:
+        supervisor.say(f"each service's output: {log_dir}/<service>.log")
     try:
         supervisor.start()
         healthy = supervisor.wait_until_ready() and supervisor.watch()
@@ -160,5 +170,5 @@ def command_serve(args: argparse.Namespace) -> int:
         # Before the settings are resolved and exported: the children link to this URL.
         os.environ["MLFLOW_UI_URL"] = with_port(current_settings().mlflow_ui_url, args.mlflow_port)
     settings = prepare_environment(serving=True)
-    log_dir = Path(args.log_dir) if args.log_dir else None
+    log_dir = Path(args.log_dir) if args.log_dir else service_logs(settings)
     return serve(settings, args.host, args.dagster_port, args.app_port, log_dir, started)

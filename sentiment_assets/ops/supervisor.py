@@ -198,9 +198,10 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(service.process.pid, signal.SIGKILL)
         service.deaths = [t for t in service.deaths if now - t < RESTART_WINDOW_S] + [now]
+        # Where to read why: the console shows only that it died.
+        log = f" (its output: {self.log_dir / service.slug}.log)" if self.log_dir else ""
         if len(service.deaths) > service.restarts:
             too_often = f", death {len(service.deaths)} within {RESTART_WINDOW_S:.0f} s"
-            log = f" (its output: {self.log_dir / service.slug}.log)" if self.log_dir else ""
             self.failure = (
                 f"{service.name} {ended}{too_often if service.restarts else ''}{log}; "
                 "stopping the others"
@@ -211,7 +212,7 @@ class Supervisor:
         service.restart_due = now + backoff
         self.say(
             f"{service.name} {ended}: restart {len(service.deaths)} of {service.restarts} "
-            f"in {backoff:.0f} s; the other services keep running"
+            f"in {backoff:.0f} s; the other services keep running{log}"
         )
         return True
 
