@@ -45,7 +45,9 @@ endif
 
 # The MLflow UI, the Dagster webserver and daemon, and the Gradio app, supervised by
 # `sentiment serve`: each URL is printed once its service answers, a service that dies is
-# restarted alone (with backoff) while the others keep serving; Ctrl-C stops them all.
+# restarted alone (with backoff) while the others keep serving; Ctrl-C stops them all. Each
+# service's output goes to $(SENTIMENT_HOME)/logs/<service>.log, the pipeline's to
+# $(SENTIMENT_HOME)/logs/pipeline-<time>.log: the console keeps progress, URLs and errors.
 serve: setup
 	$(VENV)/bin/sentiment serve --host $(HOST) $(DAGSTER_PORT_FLAG) $(if $(APP_PORT),--app-port $(APP_PORT))
 

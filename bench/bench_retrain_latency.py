@@ -115,7 +115,7 @@ def app_log_time(log: Path, text: str) -> float:
 
 def cpu_seconds(pgid: int) -> float:
     """User + system CPU seconds of the live processes of a process group."""
-    from sentiment_assets.lib.hosting.services import group_members
+    from sentiment_assets.lib.hosting.lifecycle import group_members
 
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0

@@ -143,7 +143,10 @@ def add_serve_parsers(commands: argparse._SubParsersAction) -> None:
         help=f"serve the MLflow UI on this port (default: MLFLOW_UI_URL's, {DEFAULT_PORTS.mlflow}); "
         "Dagster's MLflow links follow",
     )
-    serve.add_argument("--log-dir", help="write each service's output to DIR/<service>.log")
+    serve.add_argument(
+        "--log-dir",
+        help="write each service's output to DIR/<service>.log (default: SENTIMENT_HOME/logs)",
+    )
     serve.set_defaults(handler="serve:command_serve")
 
     sql = commands.add_parser(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from sentiment_assets.commands.progress import quiet_console
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect
-from sentiment_assets.ops.build import backup_before_build, build_months
+from sentiment_assets.ops.build import backup_before_build, build_months, months_with_data
 from sentiment_assets.ops.instance import prepare_environment
 
 
@@ -26,8 +27,9 @@ def print_evaluations(settings: Settings) -> None:
 
 def command_pipeline(args: argparse.Namespace) -> int:
     settings = prepare_environment()
-    print(f"SENTIMENT_HOME={settings.home}\nsource: {settings.source}", flush=True)
-    backup_before_build(settings)
-    build_months(args.month, args.select)
+    months = args.month or months_with_data(settings)
+    with quiet_console(settings.home, months, settings.source) as progress:
+        backup_before_build(settings)
+        build_months(months, args.select, progress.stage)
     print_evaluations(settings)
     return 0

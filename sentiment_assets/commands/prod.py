@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.core.ports import DEFAULT_PORTS
-from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting import lifecycle
 from sentiment_assets.lib.settings import Settings
 
 PREFIX = "[prod]"
@@ -57,12 +57,12 @@ def print_line(message: str) -> None:
 
 def down(folder: Path, say: Callable[[str], None] = print_line) -> int:
     stopped = []
-    supervisor = services.find(folder, SUPERVISOR)
+    supervisor = lifecycle.find(folder, SUPERVISOR)
     if supervisor is not None:
         # First, or it would restart what is stopped next. It stops its own children (all
         # get SIGTERM at once), hence the longer grace.
-        stopped.append((SUPERVISOR, services.stop(supervisor, 2 * services.STOP_GRACE_S)))
-    stopped += services.stop_all(folder)
+        stopped.append((SUPERVISOR, lifecycle.stop(supervisor, 2 * lifecycle.STOP_GRACE_S)))
+    stopped += lifecycle.stop_all(folder)
     for name, outcome in stopped:
         say(f"{name}: {outcome}")
     if not stopped:
@@ -73,7 +73,7 @@ def down(folder: Path, say: Callable[[str], None] = print_line) -> int:
 
 def status(folder: Path, say: Callable[[str], None] = print_line) -> int:
     """One line a process; 0 when every recorded process runs (and there is one)."""
-    found = services.recorded(folder)
+    found = lifecycle.recorded(folder)
     for process in found:
         state = "running" if process.alive else "NOT running"
         say(f"{process.name:<22} {state:<12} pid {process.pid:<8} {process.url}")
@@ -87,7 +87,7 @@ def command(args: argparse.Namespace) -> int:
     if args.action == "down":
         try:
             return down(folder)
-        except services.ServiceError as error:
+        except lifecycle.ServiceError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     if args.action == "status":
@@ -114,7 +114,7 @@ def command(args: argparse.Namespace) -> int:
         return prod_up.supervise(folder, options.dagster_port, options.workers)
     try:
         prod_up.up(options)
-    except services.ServiceError as error:
+    except lifecycle.ServiceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -27,7 +27,7 @@ from sentiment_assets.commands.prod import (
     print_line,
 )
 from sentiment_assets.environment import current_settings
-from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting import lifecycle, services
 from sentiment_assets.lib.hosting.celery_workers import (
     broker_url,
     celery_worker_command,
@@ -47,18 +47,18 @@ def up(options: Options, say: Callable[[str], None] = print_line) -> dict[str, s
     folder.mkdir(parents=True, exist_ok=True)
     # PostgreSQL runs as another user when we are root: it must be able to enter the folder.
     folder.chmod(0o755)
-    running = [s for s in services.recorded(folder) if s.alive]
+    running = [s for s in lifecycle.recorded(folder) if s.alive]
     if running:
         names = ", ".join(s.name for s in running)
-        raise services.ServiceError(f"already up under {folder} ({names}): `prod down` first")
+        raise lifecycle.ServiceError(f"already up under {folder} ({names}): `prod down` first")
     # Leftovers of a crashed `up` (dead records, orphaned children) go first.
-    services.stop_all(folder)
+    lifecycle.stop_all(folder)
     began = time.monotonic()
     try:
         variables = _start(options, say)
     except BaseException:
         say("start failed: stopping what was started")
-        services.stop_all(folder)
+        lifecycle.stop_all(folder)
         raise
     say(f"all up after {time.monotonic() - began:.1f} s; `source {folder / ENV_FILE}`")
     return variables
@@ -102,7 +102,7 @@ def _start(options: Options, say: Callable[[str], None]) -> dict[str, str]:
     children = {**os.environ, **variables}
 
     t = time.monotonic()
-    supervisor = services.start_process(
+    supervisor = lifecycle.start_process(
         folder,
         SUPERVISOR,
         [
@@ -115,17 +115,17 @@ def _start(options: Options, say: Callable[[str], None]) -> dict[str, str]:
     )
     dagster_url = f"http://{services.LOOPBACK}:{options.dagster_port}"
     # The supervisor starts them; its death (with the end of its log) ends the wait.
-    services.wait_until(
+    lifecycle.wait_until(
         supervisor, lambda: orchestrator.dagster_ready(dagster_url), options.timeout_s
     )
     started("Dagster UI", dagster_url, t)
-    services.wait_until(
+    lifecycle.wait_until(
         supervisor, lambda: orchestrator.daemon_beats(settings.dagster_home), options.timeout_s
     )
     started("Dagster daemon", "heartbeat in PostgreSQL", t)
     for name in worker_names(options.workers):
         url = worker_url(name)
-        services.wait_until(
+        lifecycle.wait_until(
             supervisor, lambda u=url: worker_answers(settings, u), options.timeout_s
         )
         started(f"Celery worker {name}", broker_url_shown(options.redis_port), t)

@@ -3,8 +3,10 @@
 Why a supervisor (ops/supervisor.py) and not three `&` in the Makefile: each URL is printed
 once its service answers; a service that dies is restarted alone, with backoff, while the
 others keep serving (predictions do not stop because the daemon died); Ctrl-C, SIGTERM or
-SIGHUP stops them all. The MLflow UI is served on the port of MLFLOW_UI_URL, the very URL
-Dagster's `mlflow_run` metadata links point at, so the links work.
+SIGHUP stops them all. Each service's output goes to its log file (SENTIMENT_HOME/logs unless
+--log-dir says otherwise), so the console keeps to the URLs, the services' starts, deaths and
+restarts, and errors: idle, it stays silent. The MLflow UI is served on the port of
+MLFLOW_UI_URL, the very URL Dagster's `mlflow_run` metadata links point at, so the links work.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from urllib.parse import urlsplit
 
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.core.ports import DEFAULT_PORTS
-from sentiment_assets.lib.hosting import services as processes
-from sentiment_assets.lib.hosting.services import ServiceError, http_answers
+from sentiment_assets.lib.hosting import lifecycle
+from sentiment_assets.lib.hosting.lifecycle import ServiceError
+from sentiment_assets.lib.hosting.services import http_answers
 from sentiment_assets.lib.settings import Settings, is_tracking_server
 from sentiment_assets.ops import orchestrator
 from sentiment_assets.ops.instance import prepare_environment
@@ -39,14 +42,20 @@ def serve_folder(settings: Settings) -> Path:
     return settings.home / "serve"
 
 
+def service_logs(settings: Settings) -> Path:
+    """Where each service's output goes (logs/<service>.log): the console keeps the URLs,
+    the services' starts, deaths and restarts, and errors."""
+    return settings.home / "logs"
+
+
 def claim(folder: Path) -> None:
     """Make this process the home's one `serve`: a second one is refused, and what a killed
     one left running (its children have sessions of their own) is stopped first."""
-    previous = processes.find(folder, SUPERVISOR)
+    previous = lifecycle.find(folder, SUPERVISOR)
     if previous is not None and previous.alive:
         raise ServiceError(f"`sentiment serve` already runs on this home (pid {previous.pid})")
-    processes.stop_all(folder)
-    processes.record(folder, SUPERVISOR, os.getpid())
+    lifecycle.stop_all(folder)
+    lifecycle.record(folder, SUPERVISOR, os.getpid())
 
 
 def mlflow_port(settings: Settings) -> int:
@@ -139,13 +148,15 @@ def serve(
     except ServiceError as error:
         print(f"error: {error}", file=sys.stderr)
         return NOT_STARTED
+    if log_dir is not None:
+        supervisor.say(f"each service's output: {log_dir}/<service>.log")
     try:
         supervisor.start()
         healthy = supervisor.wait_until_ready() and supervisor.watch()
     finally:
         # Also on an exception of our own: never leave the children behind.
         supervisor.stop()
-        processes.pid_path(folder, SUPERVISOR).unlink(missing_ok=True)
+        lifecycle.pid_path(folder, SUPERVISOR).unlink(missing_ok=True)
     if healthy or supervisor.stop_requested.is_set():
         return STOPPED
     print(f"error: {supervisor.failure}", file=sys.stderr)
@@ -159,5 +170,5 @@ def command_serve(args: argparse.Namespace) -> int:
         # Before the settings are resolved and exported: the children link to this URL.
         os.environ["MLFLOW_UI_URL"] = with_port(current_settings().mlflow_ui_url, args.mlflow_port)
     settings = prepare_environment(serving=True)
-    log_dir = Path(args.log_dir) if args.log_dir else None
+    log_dir = Path(args.log_dir) if args.log_dir else service_logs(settings)
     return serve(settings, args.host, args.dagster_port, args.app_port, log_dir, started)

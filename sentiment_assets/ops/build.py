@@ -6,11 +6,12 @@ afterwards, exactly like runs launched from it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import dagster as dg
 
@@ -49,8 +50,19 @@ def months_with_data(settings: Settings) -> list[str]:
     return [m.isoformat() for m in sorted(found) if FIRST_MONTH <= m <= last_month()]
 
 
+# Times a stage (its name) of a month (its partition key): `sentiment pipeline` prints its
+# progress through it.
+StageTimer = Callable[[str, str], contextlib.AbstractContextManager[None]]
+
+
+def untimed(_month: str, _stage: str) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 def build_months(
-    months: Sequence[str] | None = None, selection: Sequence[str] | None = None
+    months: Sequence[str] | None = None,
+    selection: Sequence[str] | None = None,
+    stage: StageTimer = untimed,
 ) -> list[dg.ExecuteInProcessResult]:
     """Materialize every asset (or `selection`) for each month in order: a sequential backfill.
 
@@ -65,15 +77,16 @@ def build_months(
     with InterruptWatchdog(instance):
         for key in partition_keys:
             print(f"== building {key}", flush=True)
-            result = dg.materialize(
-                assets,
-                partition_key=key,
-                instance=instance,
-                resources=definitions.resources,
-                selection=[dg.AssetKey(k) for k in selection] if selection else MONTH_BUILD,
-                raise_on_error=False,
-                tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
-            )
+            with stage(key, "build"):
+                result = dg.materialize(
+                    assets,
+                    partition_key=key,
+                    instance=instance,
+                    resources=definitions.resources,
+                    selection=[dg.AssetKey(k) for k in selection] if selection else MONTH_BUILD,
+                    raise_on_error=False,
+                    tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+                )
             if not result.success:
                 damage = damage_reported(result)
                 if damage:

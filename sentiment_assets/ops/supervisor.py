@@ -8,9 +8,9 @@ services under.
   service that dies more than that within RESTART_WINDOW_S, or one that may not be
   restarted, stops them all, and `failure` says which died and how.
 - Each child runs in a process group of its own, recorded under the supervisor's folder
-  (lib/hosting/services: `prod status` and `prod down` find them there), so a terminal's
+  (lib/hosting/lifecycle: `prod status` and `prod down` find them there), so a terminal's
   Ctrl-C reaches only the supervisor, which then stops every group: SIGTERM, then SIGKILL
-  after services.STOP_GRACE_S.
+  after lifecycle.STOP_GRACE_S.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting import lifecycle
 from sentiment_assets.lib.settings import REPO_ROOT
 
 POLL_S = 0.5
@@ -123,7 +123,7 @@ class Supervisor:
 
     def _launch(self, service: Service) -> None:
         log = self.log_dir / f"{service.slug}.log" if self.log_dir is not None else None
-        started, service.process = services.spawn(
+        started, service.process = lifecycle.spawn(
             self.folder,
             service.slug,
             service.argv,
@@ -194,13 +194,14 @@ class Supervisor:
         # What it started (a code server, worker processes) would live on as orphans. Its
         # group id is the dead leader's pid, which Linux hands out to no new process while
         # the group has members: only its leftovers get the signal.
-        if service.process is not None and services.group_members(service.process.pid):
+        if service.process is not None and lifecycle.group_members(service.process.pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(service.process.pid, signal.SIGKILL)
         service.deaths = [t for t in service.deaths if now - t < RESTART_WINDOW_S] + [now]
+        # Where to read why: the console shows only that it died.
+        log = f" (its output: {self.log_dir / service.slug}.log)" if self.log_dir else ""
         if len(service.deaths) > service.restarts:
             too_often = f", death {len(service.deaths)} within {RESTART_WINDOW_S:.0f} s"
-            log = f" (its output: {self.log_dir / service.slug}.log)" if self.log_dir else ""
             self.failure = (
                 f"{service.name} {ended}{too_often if service.restarts else ''}{log}; "
                 "stopping the others"
@@ -211,22 +212,22 @@ class Supervisor:
         service.restart_due = now + backoff
         self.say(
             f"{service.name} {ended}: restart {len(service.deaths)} of {service.restarts} "
-            f"in {backoff:.0f} s; the other services keep running"
+            f"in {backoff:.0f} s; the other services keep running{log}"
         )
         return True
 
-    def stop(self, grace_s: float = services.STOP_GRACE_S) -> None:
+    def stop(self, grace_s: float = lifecycle.STOP_GRACE_S) -> None:
         """SIGTERM every group at once, then stop each (SIGKILL what outlives `grace_s`)."""
         launched = [
             started
             for service in self.services
-            if (started := services.find(self.folder, service.slug)) is not None
+            if (started := lifecycle.find(self.folder, service.slug)) is not None
         ]
         for started in launched:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(started.pid, signal.SIGTERM)
         for started in launched:
-            outcome = services.stop(started, grace_s)
+            outcome = lifecycle.stop(started, grace_s)
             if outcome.startswith("killed"):
                 self.say(f"{started.name}: {outcome}")
         for service in self.services:

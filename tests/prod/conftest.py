@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting import lifecycle, services
 
 HERE = Path(__file__).resolve().parent
 
@@ -83,5 +83,5 @@ def prod_services() -> Iterator[ProdServices]:
         )
         yield ProdServices(folder, postgres, services.redis_url(redis_port, password), mlflow.url)
     finally:
-        services.stop_all(folder)
+        lifecycle.stop_all(folder)
         shutil.rmtree(folder, ignore_errors=True)

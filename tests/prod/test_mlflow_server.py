@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from gradio_app.model_holder import registry_holder
 from sentiment_assets.definitions import defs
 from sentiment_assets.defs.platform.jobs import MONTH_BUILD
-from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting import lifecycle, services
 from sentiment_assets.lib.settings import Settings, load_settings
 from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions import registry
@@ -84,7 +84,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[MlflowServer]:
         print(f"mlflow server ({backend} store) answered after {time.monotonic() - began:.1f} s")
         yield MlflowServer(started.url, store, folder / "mlflow" / "artifacts")
     finally:
-        services.stop_all(folder)
+        lifecycle.stop_all(folder)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -6,7 +6,7 @@ two Celery workers execute the steps, the daemon dequeues the runs (QueuedRunCoo
 and the webserver takes them over GraphQL, as when a person launches two months from the
 UI. PostgreSQL and Redis are the session's (`prod_services`, tests/prod/conftest.py); the
 code server, the workers, the daemon and the webserver are this module's, started through
-`sentiment_assets.lib.hosting.services` and stopped at its end, failed or not.
+`sentiment_assets.lib.hosting.lifecycle` and stopped at its end, failed or not.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dagster_graphql import DagsterGraphQLClient
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.commands.prod_up import worker_answers
-from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting import lifecycle, services
 from sentiment_assets.lib.hosting.celery_workers import (
     celery_worker_command,
     celery_worker_environment,
@@ -84,7 +84,7 @@ class Cluster:
     postgres: services.Postgres
     database: str
     folder: Path
-    workers: dict[str, services.Started]
+    workers: dict[str, lifecycle.Started]
     client: DagsterGraphQLClient
 
 
@@ -123,7 +123,7 @@ def cluster(tmp_path_factory, onnx_cache, prod_services) -> Iterator[Cluster]:
             env = celery_worker_environment(os.environ, settings)
             bin_dir = Path(sys.executable).parent
             grpc_port = services.free_port()
-            code_server = services.start_process(
+            code_server = lifecycle.start_process(
                 folder,
                 "code-server",
                 [
@@ -136,7 +136,7 @@ def cluster(tmp_path_factory, onnx_cache, prod_services) -> Iterator[Cluster]:
                 cwd=REPO_ROOT,
             )
             workers = {
-                name: services.start_process(
+                name: lifecycle.start_process(
                     folder,
                     name,
                     celery_worker_command(settings, name),
@@ -147,8 +147,8 @@ def cluster(tmp_path_factory, onnx_cache, prod_services) -> Iterator[Cluster]:
                 for name in WORKERS
             }
             workspace = workspace_of(home, grpc_port)
-            services.wait_until(code_server, lambda: port_answers(grpc_port), START_TIMEOUT_S)
-            daemon = services.start_process(
+            lifecycle.wait_until(code_server, lambda: port_answers(grpc_port), START_TIMEOUT_S)
+            daemon = lifecycle.start_process(
                 folder,
                 "daemon",
                 [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
@@ -156,7 +156,7 @@ def cluster(tmp_path_factory, onnx_cache, prod_services) -> Iterator[Cluster]:
                 cwd=REPO_ROOT,
             )
             web_port = services.free_port()
-            webserver = services.start_process(
+            webserver = lifecycle.start_process(
                 folder,
                 "webserver",
                 [
@@ -167,12 +167,12 @@ def cluster(tmp_path_factory, onnx_cache, prod_services) -> Iterator[Cluster]:
                 cwd=REPO_ROOT,
             )
             url = f"http://{services.LOOPBACK}:{web_port}"
-            services.wait_until(webserver, lambda: dagster_ready(url), START_TIMEOUT_S)
-            services.wait_until(
+            lifecycle.wait_until(webserver, lambda: dagster_ready(url), START_TIMEOUT_S)
+            lifecycle.wait_until(
                 daemon, lambda: daemon_beats(settings.dagster_home), START_TIMEOUT_S
             )
             for worker in workers.values():
-                services.wait_until(
+                lifecycle.wait_until(
                     worker, lambda w=worker: worker_answers(settings, w.url), START_TIMEOUT_S
                 )
             with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
@@ -186,7 +186,7 @@ def cluster(tmp_path_factory, onnx_cache, prod_services) -> Iterator[Cluster]:
                     client=DagsterGraphQLClient(services.LOOPBACK, port_number=web_port),
                 )
     finally:
-        services.stop_all(folder)
+        lifecycle.stop_all(folder)
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def built(cluster) -> dict[str, str]:
     statuses = {m: cluster.instance.get_run_by_id(r).status for m, r in run_ids.items()}
     if any(status != dg.DagsterRunStatus.SUCCESS for status in statuses.values()):
         logs = "\n".join(
-            f"--- {name}\n{services.log_tail(services.log_path(cluster.folder, name))}"
+            f"--- {name}\n{lifecycle.log_tail(lifecycle.log_path(cluster.folder, name))}"
             for name in ("daemon", *WORKERS)
         )
         pytest.fail(f"runs did not succeed: {statuses}\n{logs}")

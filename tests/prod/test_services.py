@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.commands.prod import ENV_FILE
 from sentiment_assets.commands.prod_up import worker_answers
-from sentiment_assets.lib.hosting import services
+from sentiment_assets.lib.hosting import lifecycle, services
 from sentiment_assets.lib.settings import REPO_ROOT, load_settings
 from sentiment_assets.ops.instance import instance_template, prepare_environment
 from sentiment_assets.ops.orchestrator import daemon_beats
@@ -158,7 +158,7 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
 
         status = sentiment("prod", "status", env=env, timeout=60)
         assert status.returncode == 0, status.stdout + status.stderr
-        started = services.recorded(folder)
+        started = lifecycle.recorded(folder)
         names = [s.name for s in started]
         assert names == [
             "postgres",
@@ -171,7 +171,7 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
         ]
         assert all(s.alive for s in started)
         assert all(f"{name} " in status.stdout for name in names)
-        supervisor_log = services.log_path(folder, "supervisor")
+        supervisor_log = lifecycle.log_path(folder, "supervisor")
 
         # The env file points a shell at the running profile, and only its owner reads it.
         env_file = folder / ENV_FILE
@@ -200,21 +200,21 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
                     assert instance.event_log_storage.get_concurrency_info(pool).slot_count == 1
             # A daemon killed with -9 is restarted by the supervisor, and beats again, while
             # the webserver keeps running.
-            killed = services.find(folder, "dagster-daemon")
+            killed = lifecycle.find(folder, "dagster-daemon")
             os.kill(killed.pid, signal.SIGKILL)
             deadline = time.monotonic() + UP_TIMEOUT_S
-            while (back := services.find(folder, "dagster-daemon")).pid == killed.pid or not (
+            while (back := lifecycle.find(folder, "dagster-daemon")).pid == killed.pid or not (
                 back.alive and daemon_beats(home / "dagster_home", since=back.started_at)
             ):
-                assert time.monotonic() < deadline, services.log_tail(supervisor_log)
-                assert services.find(folder, "dagster-webserver").alive
+                assert time.monotonic() < deadline, lifecycle.log_tail(supervisor_log)
+                assert lifecycle.find(folder, "dagster-webserver").alive
                 time.sleep(1)
         assert "Dagster daemon killed by SIGKILL: restart 1 of" in supervisor_log.read_text()
-        started = services.recorded(folder)
+        started = lifecycle.recorded(folder)
 
         # One more worker, as another machine adds one from the same variables; recorded
         # in the folder, so `prod down` stops it with the rest.
-        extra = services.start_process(
+        extra = lifecycle.start_process(
             folder,
             "celery-worker-extra",
             [str(Path(sys.executable).parent / "sentiment"), "prod", "worker", "--name=extra"],
@@ -222,7 +222,7 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
             url=f"extra@{socket.gethostname()}",
             cwd=REPO_ROOT,
         )
-        services.wait_until(
+        lifecycle.wait_until(
             extra, lambda: worker_answers(load_settings(exported), extra.url), UP_TIMEOUT_S
         )
         started.append(extra)
@@ -234,11 +234,11 @@ def test_prod_up_status_down_leaves_nothing_behind() -> None:
         for process in started:
             # No live process of its group is left (zombies, about to be collected by
             # init, hold nothing).
-            assert services.group_members(process.pid) == [], process
+            assert lifecycle.group_members(process.pid) == [], process
         assert not any(listening(port) for port in ports.values())
-        assert services.recorded(folder) == []
+        assert lifecycle.recorded(folder) == []
         assert not env_file.exists()
         assert sentiment("prod", "status", env=env, timeout=60).returncode == 1
     finally:
-        services.stop_all(folder)
+        lifecycle.stop_all(folder)
         shutil.rmtree(home, ignore_errors=True)

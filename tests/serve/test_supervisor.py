@@ -18,8 +18,9 @@ import pytest
 
 from sentiment_assets.commands.serve import SUPERVISOR, claim
 from sentiment_assets.lib.core.processes import process_started_at
-from sentiment_assets.lib.hosting import services
-from sentiment_assets.lib.hosting.services import group_members, http_answers
+from sentiment_assets.lib.hosting import lifecycle
+from sentiment_assets.lib.hosting.lifecycle import group_members
+from sentiment_assets.lib.hosting.services import http_answers
 from sentiment_assets.ops.supervisor import Service, Supervisor
 
 # A service that answers HTTP only after a delay, and starts a grandchild that ignores SIGTERM.
@@ -147,20 +148,20 @@ def test_serve_claims_its_home_once_and_stops_what_a_killed_one_left(tmp_path: P
         capture_output=True,
         check=True,
     )
-    services.record(tmp_path, SUPERVISOR, int(gone.stdout))
-    orphan = services.start_process(tmp_path, "dagster-daemon", sleeper)
+    lifecycle.record(tmp_path, SUPERVISOR, int(gone.stdout))
+    orphan = lifecycle.start_process(tmp_path, "dagster-daemon", sleeper)
     claim(tmp_path)
     assert not orphan.alive
-    assert services.find(tmp_path, SUPERVISOR).pid == os.getpid()
+    assert lifecycle.find(tmp_path, SUPERVISOR).pid == os.getpid()
 
     # A live `serve` on the same home: a second one is refused, and nothing is stopped.
-    other = services.start_process(tmp_path, "other", sleeper)
-    services.record(tmp_path, SUPERVISOR, other.pid)
+    other = lifecycle.start_process(tmp_path, "other", sleeper)
+    lifecycle.record(tmp_path, SUPERVISOR, other.pid)
     try:
         with pytest.raises(
-            services.ServiceError, match=f"already runs on this home \\(pid {other.pid}\\)"
+            lifecycle.ServiceError, match=f"already runs on this home \\(pid {other.pid}\\)"
         ):
             claim(tmp_path)
         assert other.alive
     finally:
-        services.stop(other, grace_s=2.0)
+        lifecycle.stop(other, grace_s=2.0)
