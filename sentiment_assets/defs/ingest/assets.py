@@ -15,6 +15,7 @@ import pandas as pd
 
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.core.clock import utc_now
+from sentiment_assets.lib.core.numbers import rounded
 from sentiment_assets.lib.data.landing import is_quiet, landing_files, quarantine
 from sentiment_assets.lib.data.sources import (
     DEFAULT_CHUNK_ROWS,
@@ -68,7 +69,14 @@ class IngestConfig(dg.Config):
     pool=DUCKDB_POOL,
     group_name="ingest",
     kinds={"python", "duckdb"},
-    check_specs=[dg.AssetCheckSpec(REJECT_RATE_CHECK, asset=RAW_TWEETS)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            REJECT_RATE_CHECK,
+            asset=RAW_TWEETS,
+            description="Share of the month's rows quarantined in raw.rejected_tweets; warns "
+            "above IngestConfig.max_reject_rate or when the month has no rows.",
+        )
+    ],
     description="Tweets of one month from SENTIMENT_SOURCE and the landing folder; rejected "
     "rows go to raw.rejected_tweets with their reason, per-file counts to raw.ingested_files. "
     "A file that cannot be ingested fails the run with its name. Re-materialising a month "
@@ -179,31 +187,35 @@ def raw_tweets(
         f"{n_rejected} rejected {reasons}, from {len(per_file)} files"
     )
     return dg.MaterializeResult(
-        metadata={
-            "rows_in": rows_in,
-            "rows_accepted": n_accepted,
-            "rows_rejected": n_rejected,
-            "rows_labelled": labelled,
-            "reject_rate": reject_rate,
-            "rejects_by_reason": dg.MetadataValue.json(reasons),
-            "source": settings.source,
-            "landing_files": len(results) - 1,
-            STILL_CHANGING: dg.MetadataValue.json(changing),
-            "files": dg.MetadataValue.json(per_file),
-            "plausible_months": f"{earliest:%Y-%m}..{latest:%Y-%m}",
-        },
+        metadata=rounded(
+            {
+                "rows_in": rows_in,
+                "rows_accepted": n_accepted,
+                "rows_rejected": n_rejected,
+                "rows_labelled": labelled,
+                "reject_rate": reject_rate,
+                "rejects_by_reason": dg.MetadataValue.json(reasons),
+                "source": settings.source,
+                "landing_files": len(results) - 1,
+                STILL_CHANGING: dg.MetadataValue.json(changing),
+                "files": dg.MetadataValue.json(per_file),
+                "plausible_months": f"{earliest:%Y-%m}..{latest:%Y-%m}",
+            }
+        ),
         check_results=[
             dg.AssetCheckResult(
                 check_name=REJECT_RATE_CHECK,
                 # A month with no row at all is not a clean month: it warns too.
                 passed=rows_in > 0 and reject_rate <= config.max_reject_rate,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={
-                    "reject_rate": reject_rate,
-                    "threshold": config.max_reject_rate,
-                    "rows_rejected": n_rejected,
-                    "rows_in": rows_in,
-                },
+                metadata=rounded(
+                    {
+                        "reject_rate": reject_rate,
+                        "threshold": config.max_reject_rate,
+                        "rows_rejected": n_rejected,
+                        "rows_in": rows_in,
+                    }
+                ),
                 description="Share of rows quarantined in raw.rejected_tweets for this month "
                 "(fails, as a warning, above the threshold or when the month has no rows).",
             )

@@ -12,6 +12,7 @@ from pydantic import Field, create_model
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.lib.core.numbers import rounded, significant
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
 from sentiment_assets.lib.models.model_bundle import Predictor
@@ -74,34 +75,50 @@ def drift_config_class() -> type[DriftSettings]:
 DriftConfig = drift_config_class()
 
 
-def _check_results(
+def drift_check_results(
     results: list[drift.StatResult], note: str | None = None, summary: str | None = None
 ):
-    """One check per statistic; each carries the report's summary, because a red check is
-    what people open first and must read as a finding, not as a broken pipeline."""
+    """One check per statistic; each carries the report's summary. Drift is a finding about
+    the data, never a broken pipeline: a drifted statistic fails its check as a warning
+    (WARN), whatever its severity in the combined verdict."""
     by_name = {r.statistic: r for r in results}
     for check_name, statistic in zip(DRIFT_CHECKS, DRIFT_STATISTICS, strict=True):
         result = by_name.get(statistic)
         if result is None:
             yield dg.AssetCheckResult(
-                check_name=check_name, passed=True, metadata={"note": note or "not computed"}
+                check_name=check_name,
+                passed=True,
+                metadata={"verdict": drift.verdict_word(None), "note": note or "not computed"},
             )
             continue
         yield dg.AssetCheckResult(
             check_name=check_name,
             passed=result.drifted is not True,
-            severity=dg.AssetCheckSeverity.ERROR
-            if result.severity == "error"
-            else dg.AssetCheckSeverity.WARN,
+            severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "value": float(result.value),
-                "threshold": float(result.threshold),
-                "p_value": float(result.p_value) if result.p_value is not None else float("nan"),
-                "verdict": {True: "drift", False: "no drift", None: "not judged"}[result.drifted],
+                "value": significant(result.value),
+                "threshold": significant(result.threshold),
+                "p_value": significant(result.p_value)
+                if result.p_value is not None
+                else float("nan"),
+                "verdict": drift.verdict_word(result.drifted),
                 "reason": str(result.detail.get("reason", "")),
                 **({"summary": dg.MetadataValue.text(summary)} if summary else {}),
             },
         )
+
+
+def _check_specs() -> list[dg.AssetCheckSpec]:
+    """One check per report row, described by the statistic's own docstring."""
+    return [
+        dg.AssetCheckSpec(
+            check_name,
+            asset=DRIFT_REPORT,
+            description=f"{drift.describe(statistic)} A drifted "
+            "statistic fails this check as a warning: a finding about the data.",
+        )
+        for check_name, statistic in zip(DRIFT_CHECKS, DRIFT_STATISTICS, strict=True)
+    ]
 
 
 def _reference(
@@ -185,7 +202,7 @@ def report_summary(results: list[drift.StatResult]) -> str:
     pool=DUCKDB_POOL,
     group_name="monitoring",
     kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec(name, asset=DRIFT_REPORT) for name in DRIFT_CHECKS],
+    check_specs=_check_specs(),
     description="The month against the champion's training window: "
     f"{', '.join(DRIFT_STATISTICS)}, each with value, threshold and verdict, in "
     "metrics.drift_reports. `drifted` in the metadata is what drift_sensor reads.",
@@ -204,7 +221,7 @@ def drift_report(
         yield dg.MaterializeResult(
             metadata={"drifted": False, "note": note, "summary": f"not judged: {note}"}
         )
-        yield from _check_results([], note=note)
+        yield from drift_check_results([], note=note)
         return
     settings = platform.settings
     text_encoder = encoder.get()
@@ -220,7 +237,7 @@ def drift_report(
                 "champion_version": champion.version,
             }
         )
-        yield from _check_results([], note=note)
+        yield from drift_check_results([], note=note)
         return
 
     fingerprint = text_encoder.fingerprint
@@ -260,20 +277,22 @@ def drift_report(
     context.log.info(f"{month:%Y-%m} vs {reference_name}: {summary}")
     # MaterializeResult has no description in Dagster 1.13: the summary is a metadata entry.
     yield dg.MaterializeResult(
-        metadata={
-            "summary": dg.MetadataValue.text(summary),
-            "drifted": bool(combined.drifted),
-            # Which statistics flagged it: drift_sensor answers a prior-only shift with the
-            # cheap prior re-estimation (prior_adjusted_model) before a retrain.
-            "drifted_statistics": dg.MetadataValue.json(
-                [r.statistic for r in results if r.drifted and r.statistic != drift.COMBINED]
-            ),
-            "reference": reference_name,
-            "champion_version": champion.version,
-            "n_reference": len(reference),
-            "n_current": len(current),
-            "statistics": dg.MetadataValue.md(table.to_markdown(index=False)),
-            "new_keywords": _keyword_table(vocabulary.detail.get("new_keywords") or []),
-        }
+        metadata=rounded(
+            {
+                "summary": dg.MetadataValue.text(summary),
+                "drifted": bool(combined.drifted),
+                # Which statistics flagged it: drift_sensor answers a prior-only shift with the
+                # cheap prior re-estimation (prior_adjusted_model) before a retrain.
+                "drifted_statistics": dg.MetadataValue.json(
+                    [r.statistic for r in results if r.drifted and r.statistic != drift.COMBINED]
+                ),
+                "reference": reference_name,
+                "champion_version": champion.version,
+                "n_reference": len(reference),
+                "n_current": len(current),
+                "statistics": dg.MetadataValue.md(table.to_markdown(index=False)),
+                "new_keywords": _keyword_table(vocabulary.detail.get("new_keywords") or []),
+            }
+        )
     )
-    yield from _check_results(results, summary=summary)
+    yield from drift_check_results(results, summary=summary)

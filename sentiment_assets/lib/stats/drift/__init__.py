@@ -66,6 +66,7 @@ from sentiment_assets.lib.stats.drift.registry import (
     Statistic,
     StatResult,
     Threshold,
+    describe,
     registered,
     report_names,
     statistic,
@@ -73,7 +74,13 @@ from sentiment_assets.lib.stats.drift.registry import (
     threshold_specs,
     unregister,
 )
-from sentiment_assets.lib.stats.drift.report import combine, drift_report, report_rows, summary
+from sentiment_assets.lib.stats.drift.report import (
+    combine,
+    drift_report,
+    report_rows,
+    summary,
+    verdict_word,
+)
 from sentiment_assets.lib.stats.drift.shared import NO_LABELS, NOT_ENOUGH_DATA
 
 __all__ = [
@@ -95,6 +102,7 @@ __all__ = [
     "Statistic",
     "Threshold",
     "combine",
+    "describe",
     "drift_report",
     "embedding_mean_distance",
     "embedding_mmd",
@@ -113,5 +121,6 @@ __all__ = [
     "threshold_specs",
     "tokenize",
     "unregister",
+    "verdict_word",
     "vocabulary_drift",
 ]
