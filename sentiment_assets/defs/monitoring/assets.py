@@ -16,6 +16,7 @@ from sentiment_assets.lib.core.numbers import rounded, significant
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
 from sentiment_assets.lib.models.model_bundle import Predictor
+from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.stats import drift
 from sentiment_assets.lib.store.lake import Lake
 from sentiment_assets.lib.store.warehouse import replace_rows
@@ -121,6 +122,23 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
     ]
 
 
+NOT_JUDGED = drift.verdict_word(None)
+
+
+def _record(warehouse: WarehouseResource, settings: Settings, rows: pd.DataFrame) -> None:
+    """Replace the month's report against this champion in metrics.drift_reports, publish."""
+    month, champion_version = rows["month"].iloc[0], rows["champion_version"].iloc[0]
+    with warehouse.connect() as con:
+        replace_rows(
+            con,
+            "metrics.drift_reports",
+            rows,
+            "month = ? AND champion_version = ?",
+            [month, champion_version],
+        )
+        publish_history(con, settings.published_dir)
+
+
 def _reference(
     warehouse: Path | Lake, window: list[date], fingerprint: str, config: DriftConfig
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -219,7 +237,12 @@ def drift_report(
     if champion is None:
         note = "no champion yet"
         yield dg.MaterializeResult(
-            metadata={"drifted": False, "note": note, "summary": f"not judged: {note}"}
+            metadata={
+                "drifted": False,
+                "verdict": NOT_JUDGED,
+                "note": note,
+                "summary": f"{NOT_JUDGED}: {note}",
+            }
         )
         yield from drift_check_results([], note=note)
         return
@@ -227,13 +250,27 @@ def drift_report(
     text_encoder = encoder.get()
     predictor = load_version(champion, settings.registry_cache_dir, encoder=text_encoder)
     window = predictor.card.window()
+    reference_name = f"champion v{champion.version} window {window[0]:%Y-%m}..{window[-1]:%Y-%m}"
     if month in window:
         note = f"{month:%Y-%m} is part of the champion's training window: nothing to compare"
+        # Recorded too: an earlier report's "drift" must not stay the month's newest verdict.
+        _record(
+            warehouse,
+            settings,
+            drift.report_rows(
+                drift.not_judged_report(note),
+                month,
+                reference_name,
+                champion.version,
+                context.run_id,
+            ),
+        )
         yield dg.MaterializeResult(
             metadata={
                 "drifted": False,
+                "verdict": NOT_JUDGED,
                 "note": note,
-                "summary": f"not judged: {note}",
+                "summary": f"{NOT_JUDGED}: {note}",
                 "champion_version": champion.version,
             }
         )
@@ -258,17 +295,8 @@ def drift_report(
         _sample(current, cur_vectors, predictor, fingerprint, np.ones(len(current), dtype=bool)),
         config.thresholds(),
     )
-    reference_name = f"champion v{champion.version} window {window[0]:%Y-%m}..{window[-1]:%Y-%m}"
     rows = drift.report_rows(results, month, reference_name, champion.version, context.run_id)
-    with warehouse.connect() as con:
-        replace_rows(
-            con,
-            "metrics.drift_reports",
-            rows,
-            "month = ? AND champion_version = ?",
-            [month, champion.version],
-        )
-        publish_history(con, settings.published_dir)
+    _record(warehouse, settings, rows)
 
     combined = results[-1]
     vocabulary = next(r for r in results if r.statistic == drift.VOCABULARY_OOV)
@@ -281,6 +309,8 @@ def drift_report(
             {
                 "summary": dg.MetadataValue.text(summary),
                 "drifted": bool(combined.drifted),
+                # The words every place shows for this month: the sensor's log, the app.
+                "verdict": drift.verdict_word(combined.drifted),
                 # Which statistics flagged it: drift_sensor answers a prior-only shift with the
                 # cheap prior re-estimation (prior_adjusted_model) before a retrain.
                 "drifted_statistics": dg.MetadataValue.json(

@@ -77,6 +77,7 @@ from sentiment_assets.lib.stats.drift.registry import (
 from sentiment_assets.lib.stats.drift.report import (
     combine,
     drift_report,
+    not_judged_report,
     report_rows,
     summary,
     verdict_word,
@@ -108,6 +109,7 @@ __all__ = [
     "embedding_mmd",
     "label_prior",
     "new_keywords",
+    "not_judged_report",
     "performance_drop",
     "predicted_positive_rate",
     "prediction_ks",

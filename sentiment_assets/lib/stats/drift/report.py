@@ -115,6 +115,19 @@ def verdict_word(drifted: bool | None) -> str:
     return {True: "drift", False: "no drift", None: "not judged"}[drifted]
 
 
+def not_judged_report(reason: str) -> list[StatResult]:
+    """A report that judged nothing (e.g. the month is in the champion's training window):
+    one row per statistic and the verdict, each "not judged" with `reason`. Written like any
+    report, it is the month's newest verdict wherever one is shown, so an earlier report's
+    "drift" never outlives it in metrics.drift_reports or the app."""
+    detail = {"reason": reason}
+    rows = [
+        StatResult(s.name, math.nan, math.nan, None, None, detail, s.kind, s.severity)
+        for s in registered()
+    ]
+    return [*rows, StatResult(COMBINED, math.nan, 0.0, None, None, detail, "combined", "error")]
+
+
 def drift_report(
     reference: DriftSample,
     current: DriftSample,
