@@ -1,5 +1,6 @@
 import math
 
+import dagster as dg
 import numpy as np
 
 from sentiment_assets.lib.core.numbers import rounded, significant
@@ -25,8 +26,10 @@ def test_rounded_rounds_floats_everywhere_and_nothing_else():
         "rows": 1500,
         "drifted": True,
         "note": "0.123456 stays text",
+        "table": dg.MetadataValue.json({"f1": 0.123456}),
     }
     result = rounded(metadata)
+    assert result.pop("table") is metadata["table"]
     assert result == {
         "accuracy": 0.8333,
         "by_month": {"2024-01": [0.1235, 7]},

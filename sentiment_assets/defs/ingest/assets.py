@@ -8,6 +8,8 @@ to landing/quarantine/ with its reason, so it is not retried forever).
 
 import tempfile
 import time
+from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -54,6 +56,25 @@ def settled_landing_files(landing_dir: Path, settle_seconds: float) -> tuple[lis
     return ready, changing
 
 
+def _refused(
+    context: dg.AssetExecutionContext, month: date, source: str, landing_files: int
+) -> dg.AssetCheckResult:
+    """A month without a single row in any source is not built: a made-up month (one
+    launched past the data) must not produce models, drift reports or versions."""
+    reason = (
+        f"{month:%Y-%m} refused: no source has a row for it (SENTIMENT_SOURCE={source}, "
+        f"{landing_files} landing files); nothing written, nothing downstream runs"
+    )
+    context.log.warning(reason)
+    return dg.AssetCheckResult(
+        check_name=REJECT_RATE_CHECK,
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"refused": reason, "rows_in": 0},
+        description=reason,
+    )
+
+
 class IngestConfig(dg.Config):
     max_text_chars: int = 1000
     # Above this share of rejected rows the month still loads, but the check warns: a source
@@ -69,6 +90,7 @@ class IngestConfig(dg.Config):
     pool=DUCKDB_POOL,
     group_name="ingest",
     kinds={"python", "duckdb"},
+    output_required=False,
     check_specs=[
         dg.AssetCheckSpec(
             REJECT_RATE_CHECK,
@@ -79,15 +101,27 @@ class IngestConfig(dg.Config):
     ],
     description="Tweets of one month from SENTIMENT_SOURCE and the landing folder; rejected "
     "rows go to raw.rejected_tweets with their reason, per-file counts to raw.ingested_files. "
-    "A file that cannot be ingested fails the run with its name. Re-materialising a month "
-    "replaces it.",
+    "A file that cannot be ingested fails the run with its name. A month no source has a "
+    "row for is refused: nothing is written and nothing downstream runs. Re-materialising a "
+    "month replaces it.",
 )
 def raw_tweets(
     context: dg.AssetExecutionContext,
     config: IngestConfig,
     warehouse: WarehouseResource,
     platform: PlatformResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    # A generator, so that a refused month yields no materialization at all: the steps
+    # downstream are skipped and the run stays green (output_required=False).
+    yield _ingest(context, config, warehouse, platform)
+
+
+def _ingest(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    warehouse: WarehouseResource,
+    platform: PlatformResource,
+) -> dg.MaterializeResult | dg.AssetCheckResult:
     month = partition_month(context)
     settings = platform.settings
     # A row dated outside the partitions could never be loaded into any month: it is a
@@ -157,6 +191,8 @@ def raw_tweets(
                     "quarantined": dg.MetadataValue.json(quarantined),
                 },
             )
+        if not any(result.rows_in for result in results):
+            return _refused(context, month, settings.source, len(ready))
         ingested_at = utc_now().to_pydatetime()
         with warehouse.connect() as con:
             write_staged_months(con, month, results, ingested_at)

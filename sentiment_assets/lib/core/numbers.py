@@ -30,7 +30,8 @@ def _round_any(value: Any, digits: int) -> Any:
     # NumPy's floats count as Real too; ints and bools are Integral and stay exact.
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return significant(value, digits)
-    if not isinstance(value, list | tuple | dict):
+    # Exact types: Dagster's MetadataValues are named tuples, and are left whole.
+    if type(value) not in (list, tuple, dict):
         return value
     if isinstance(value, dict):
         return {key: _round_any(item, digits) for key, item in value.items()}
