@@ -32,7 +32,7 @@ from sentiment_assets.partitions import (
     DUCKDB_POOL,
     FIRST_MONTH,
     MONTHLY_BACKFILL,
-    last_month,
+    latest_plausible_month,
     monthly_partitions,
     partition_month,
 )
@@ -126,7 +126,7 @@ def _ingest(
     settings = platform.settings
     # A row dated outside the partitions could never be loaded into any month: it is a
     # `date_out_of_range` reject instead of being counted nowhere.
-    earliest, latest = FIRST_MONTH, last_month()
+    earliest, latest = FIRST_MONTH, latest_plausible_month()
 
     # Each file's rows go, chunk by chunk, to Parquet next to the warehouse (not /tmp, which
     # may be memory); DuckDB then copies them in one transaction, so a month of any size
