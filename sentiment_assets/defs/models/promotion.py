@@ -140,7 +140,7 @@ def _gate_result(decision: Decision, metadata: dict[str, object]) -> dg.AssetChe
         )
     ],
     description="The month's best new version, scored against the current champion on the "
-    "same holdout rows; the blocking check is the promotion gate.",
+    "same holdout rows; its check is the promotion gate (a rejection warns, the run goes on).",
 )
 def model_challenger(
     context: dg.AssetExecutionContext,
