@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from sentiment_assets.lib.stats.calibration import Calibration, ReliabilityBin, bins_from_json
+from sentiment_assets.lib.stats.drift import verdict_word
 from sentiment_assets.lib.versions.evaluation import CHAMPION_EVAL, ESTIMATED_EVAL, NEXT_MONTH_EVAL
 from sentiment_assets.lib.versions.publish import HISTORY_TABLES, champion_file, history_dir
 
@@ -168,8 +169,9 @@ def metric_history(evaluations: pd.DataFrame) -> pd.DataFrame:
 
 
 def drift_history(drift: pd.DataFrame) -> pd.DataFrame:
-    """One row per (month, statistic): the newest report of that month."""
-    columns = ["month", "statistic", "kind", "value", "threshold", "drifted", "severity"]
+    """One row per (month, statistic): the newest report of that month, with its verdict in
+    the words drift_report and drift_sensor use ("not judged" is never "no drift")."""
+    columns = ["month", "statistic", "kind", "value", "threshold", "verdict", "drifted", "severity"]
     if drift.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     frame = drift.assign(
@@ -177,10 +179,13 @@ def drift_history(drift: pd.DataFrame) -> pd.DataFrame:
     )
     frame = frame.sort_values(["month", "statistic", "created_at"])
     latest = frame.groupby(["month", "statistic"], as_index=False).tail(1)
+    latest = latest.assign(
+        verdict=[verdict_word(None if pd.isna(d) else bool(d)) for d in latest["drifted"]]
+    )
     out = latest[columns].reset_index(drop=True)
     out["value"] = out["value"].astype(float)
     out["threshold"] = out["threshold"].astype(float)
-    out["drifted"] = out["drifted"].fillna(False).astype(bool)
+    out["drifted"] = out["drifted"].eq(True)
     return out
 
 

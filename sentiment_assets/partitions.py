@@ -1,11 +1,15 @@
 """The monthly partitions every asset shares, and the pools that keep writers apart.
 
-The months grow with the calendar, not with a restart: the partitions run from the first
-month (SENTIMENT_EARLIEST_MONTH, else the source's first plausible month, read once when the
-code location loads) up to and including the current month, so a file that brings a new
-month finds its partition already there. Dates before the first month or in the future are
-rejected rows (`date_out_of_range`), never months of their own. SENTIMENT_MONTHS instead
-fixes an explicit range.
+Only months with data can be launched: the partitions run from the first month
+(SENTIMENT_EARLIEST_MONTH, else the source's first plausible month) to the last month that
+holds a row, in the source (the synthetic generator's configured months) or in a landing
+file. Both are read when the definitions load, which every process does: the code server
+behind the UI, each run, and the daemon, which loads them again every minute. So a landing
+file that brings a new month is requested by new_data_sensor within about a minute, without
+a restart (the UI lists the month once its code location is reloaded). The partitions stay
+time windows, so the previous-month and training-window mappings keep their arithmetic.
+Dates before the first month or in the future are rejected rows (`date_out_of_range`), never
+months of their own. SENTIMENT_MONTHS instead fixes an explicit range.
 """
 
 from __future__ import annotations
@@ -39,20 +43,22 @@ def current_month() -> date:
 
 
 FIRST_MONTH = _SETTINGS.first_month(latest=current_month())
+# The last month with data when the definitions loaded (the explicit range's end, if any).
+LAST_MONTH = _SETTINGS.last_month(latest=current_month())
 
-if _SETTINGS.months is not None:
-    monthly_partitions = dg.MonthlyPartitionsDefinition(
-        start_date=FIRST_MONTH.isoformat(), end_date=next_month(_SETTINGS.months[-1]).isoformat()
-    )
-else:
-    # end_offset=1: the current, still open month is a partition too.
-    monthly_partitions = dg.MonthlyPartitionsDefinition(
-        start_date=FIRST_MONTH.isoformat(), end_offset=1
-    )
+monthly_partitions = dg.MonthlyPartitionsDefinition(
+    start_date=FIRST_MONTH.isoformat(), end_date=next_month(LAST_MONTH).isoformat()
+)
 
 
 def last_month() -> date:
-    """The last partition (the explicit range's end, else the current month)."""
+    """The last partition: the last month with data when the definitions loaded."""
+    return LAST_MONTH
+
+
+def latest_plausible_month() -> date:
+    """The newest month a row may be dated in (the explicit range's end, else the current
+    month): a row of a month after the partitions is a month still to come, not a reject."""
     return _SETTINGS.months[-1] if _SETTINGS.months is not None else current_month()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from sentiment_assets.lib.core.months import month_start, parse_month_range
 from sentiment_assets.lib.core.ports import DEFAULT_PORTS
 from sentiment_assets.lib.data import synthetic
+from sentiment_assets.lib.data.landing import landing_files
 from sentiment_assets.lib.data.sources import (
     SYNTHETIC_SOURCE,
     SourceFileError,
@@ -244,8 +245,32 @@ class Settings:
             return self.earliest_month
         if self.is_synthetic:
             return self.synthetic.start_month
-        found = []
-        for path in source_files(self.source):
+        found = self._months_in(source_files(self.source), latest)
+        if not found:
+            raise ValueError(
+                f"SENTIMENT_SOURCE={self.source!r} holds no row dated between "
+                f"{FIRST_PLAUSIBLE_MONTH:%Y-%m} and {latest:%Y-%m}: set SENTIMENT_EARLIEST_MONTH "
+                "or point SENTIMENT_SOURCE at tweets"
+            )
+        return min(found)
+
+    def last_month(self, latest: date) -> date:
+        """The last partition: the explicit range's end, else the newest month up to `latest`
+        that holds a row in the source (the synthetic generator's last configured month) or
+        in a landing file; the first month when none does. Months after it are not
+        launchable until a file brings them and the definitions load again."""
+        if self.months is not None:
+            return self.months[-1]
+        found = synthetic.months(self.synthetic) if self.is_synthetic else []
+        if not self.is_synthetic:
+            found += self._months_in(source_files(self.source), latest)
+        found += self._months_in(landing_files(self.landing_dir), latest)
+        return max(found, default=self.first_month(latest))
+
+    def _months_in(self, paths: Iterable[Path], latest: date) -> list[date]:
+        """The plausible months (up to `latest`) the files hold, remembered across processes."""
+        found: list[date] = []
+        for path in paths:
             try:
                 found += file_months_remembered(
                     path, self.source_months_record, earliest=FIRST_PLAUSIBLE_MONTH, latest=latest
@@ -254,13 +279,7 @@ class Settings:
                 # One broken file must not take the whole code location down: raw_tweets
                 # fails naming it, in every month it is read for.
                 continue
-        if not found:
-            raise ValueError(
-                f"SENTIMENT_SOURCE={self.source!r} holds no row dated between "
-                f"{FIRST_PLAUSIBLE_MONTH:%Y-%m} and {latest:%Y-%m}: set SENTIMENT_EARLIEST_MONTH "
-                "or point SENTIMENT_SOURCE at tweets"
-            )
-        return min(found)
+        return found
 
     def environment(self) -> dict[str, str]:
         """The variables child processes (dbt, the webserver, the daemon) need to see: from

@@ -29,7 +29,6 @@ from sentiment_assets.lib.data.sources import months_in_source
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.damage import DUCKDB_DAMAGE, WAREHOUSE_NEXT_STEP, sqlite_path
 from sentiment_assets.lib.versions.backup import AUTOMATIC, make_backup
-from sentiment_assets.lineage import MODEL_CHALLENGER
 from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG, abandon_runs_of
 from sentiment_assets.partitions import FIRST_MONTH, last_month
 
@@ -91,11 +90,7 @@ def build_months(
                 damage = damage_reported(result)
                 if damage:
                     raise SystemExit(f"error: the build of {key} stopped: {damage}")
-                if not only_the_gate_failed(result):
-                    raise SystemExit(f"the build of {key} failed (run {result.run_id})")
-                print(
-                    f"== {key}: the challenger did not pass the promotion gate; champion unchanged"
-                )
+                raise SystemExit(f"the build of {key} failed (run {result.run_id})")
             results.append(result)
     return results
 
@@ -139,16 +134,6 @@ class InterruptWatchdog:
                 print(f"interrupted: runs {abandoned} canceled, their pool slots freed", flush=True)
                 # The executor's loop would never return: leave without it.
                 os._exit(130)
-
-
-def only_the_gate_failed(result: dg.ExecuteInProcessResult) -> bool:
-    """A rejected challenger fails its step by design (a blocking check); nothing else may."""
-    failures = [e for e in result.all_events if e.is_step_failure]
-    return bool(failures) and all(
-        e.step_key == MODEL_CHALLENGER
-        and e.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
-        for e in failures
-    )
 
 
 def damage_reported(result: dg.ExecuteInProcessResult) -> str | None:

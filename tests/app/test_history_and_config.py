@@ -11,6 +11,16 @@ import pytest
 from gradio_app.config import AppConfig, ConfigError, load_config
 from gradio_app.history import drift_history, metric_history, promotion_table, read_snapshot
 from gradio_app.ui import drift_figure
+from sentiment_assets.lib.stats.drift import (
+    StatResult,
+    combine,
+    not_judged_report,
+    registered,
+    report_rows,
+)
+from sentiment_assets.lib.store.warehouse import connect, ensure_schema, replace_rows
+from sentiment_assets.lib.versions.publish import publish_history
+from sentiment_assets.lib.versions.retrain_policy import DriftEvent, SensorCursor, plan_retrains
 
 
 def test_an_empty_home_reads_as_an_empty_snapshot_with_a_note(tmp_path: Path) -> None:
@@ -150,3 +160,38 @@ def test_config_reads_the_environment() -> None:
 def test_config_errors_name_the_variable(env: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(env)
+
+
+def test_a_rerun_that_judges_nothing_is_the_months_verdict_everywhere(tmp_path: Path) -> None:
+    """March drifted against champion v1; the rerun's champion v2 trained on March, so the
+    newest report judges nothing. The table, the app and the sensor's log all say so, none
+    keeps the old "drift" or calls it "no drift"."""
+    march = date(2024, 3, 1)
+    drifted = [
+        StatResult(s.name, 0.5, 0.1, True, 0.001, {}, s.kind, s.severity) for s in registered()
+    ]
+    first = report_rows([*drifted, combine(drifted)], march, "champion v1", "1", "run-1")
+    note = "2024-03 is part of the champion's training window: nothing to compare"
+    rerun = report_rows(not_judged_report(note), march, "champion v2", "2", "run-2")
+    published = tmp_path / "published"
+    with connect(tmp_path / "warehouse.duckdb") as con:
+        ensure_schema(con)
+        for rows in (first, rerun):
+            replace_rows(
+                con,
+                "metrics.drift_reports",
+                rows,
+                "month = ? AND champion_version = ?",
+                [march, rows["champion_version"].iloc[0]],
+            )
+        publish_history(con, published)
+        newest = con.execute(
+            "SELECT drifted FROM metrics.drift_reports WHERE statistic = 'combined' "
+            "ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()[0]
+    assert newest is None
+    shown = drift_history(read_snapshot(published).drift)
+    assert set(shown["verdict"]) == {"not judged"} and not shown["drifted"].any()
+    event = DriftEvent(1, march.isoformat(), drifted=False, timestamp=0.0, verdict="not judged")
+    plan = plan_retrains([event], SensorCursor(), {}, now=0.0, cooldown_seconds=0.0)
+    assert plan.skipped == [(event, "not judged")]

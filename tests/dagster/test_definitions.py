@@ -73,3 +73,11 @@ def test_a_month_launched_from_the_ui_runs_its_steps_in_one_process() -> None:
     definitions = defs()
     for name in ("month_build_job", "month_data_job"):
         assert definitions.resolve_job_def(name).executor_def == dg.in_process_executor
+
+
+def test_every_asset_check_explains_itself() -> None:
+    graph = defs().resolve_asset_graph()
+    checks = [graph.get_check_spec(key) for key in graph.asset_check_keys]
+    assert len(checks) >= 10
+    undescribed = [spec.key.to_user_string() for spec in checks if not (spec.description or "")]
+    assert undescribed == []

@@ -100,11 +100,11 @@ def result(name: str, drifted: bool) -> StatResult:
 def test_drift_reports_summary_points_at_the_sensor_only_when_drifted():
     drifted = [result(drift.LABEL_PRIOR, True), result(drift.PREDICTION_KS, False)]
     text = report_summary([*drifted, combine(drifted)])
-    assert text.startswith("drift: 1 of 2 statistics beyond threshold (label_prior); ")
+    assert text.startswith("drift: 1 of 2 deciding statistics beyond threshold (label_prior); ")
     assert "drift_sensor will request retrain_job for this month unless" in text
     calm = [result(drift.LABEL_PRIOR, False), result(drift.PREDICTION_KS, False)]
     assert report_summary([*calm, combine(calm)]) == (
-        "no drift: 0 of 2 statistics beyond threshold; no retrain"
+        "no drift: 0 of 2 deciding statistics beyond threshold; no retrain"
     )
 
 

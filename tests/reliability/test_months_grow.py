@@ -1,19 +1,23 @@
-"""New months enter without a restart; implausible dates never become months."""
+"""Only months with data are partitions; a new month enters when the definitions load again
+(no restart); implausible dates never become months."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import date
 
 import dagster as dg
 import pytest
 
-from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
-from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.ops.build import months_with_data
-from sentiment_assets.partitions import FIRST_MONTH, current_month, monthly_partitions
+from sentiment_assets.partitions import FIRST_MONTH, current_month, last_month, monthly_partitions
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.reliability
@@ -36,33 +40,69 @@ def tick(instance: dg.DagsterInstance, cursor: str | None = None):
     return list(result.run_requests or []), result.cursor
 
 
-def test_the_partitions_run_from_the_first_month_to_the_current_one() -> None:
+def test_the_partitions_run_from_the_first_month_to_the_last_with_data() -> None:
     keys = monthly_partitions.get_partition_keys()
-    assert keys[0] == FIRST_MONTH.isoformat() == "2024-01-01"
-    assert keys[-1] == current_month().isoformat()
-    assert "2099-01-01" not in keys
+    assert keys == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert keys[0] == FIRST_MONTH.isoformat() and keys[-1] == last_month().isoformat()
+    assert current_month().isoformat() not in keys, "no launchable month without data"
 
 
-def test_a_file_with_a_new_month_is_ingested_without_a_restart(tmp_path, monkeypatch) -> None:
+# What the daemon does every minute: load the definitions in a new process. There, May is a
+# partition, new_data_sensor requests it and raw_tweets builds it. (The script imports nothing
+# from tests/: tests/conftest.py would point the process at the session's home.)
+RELOADED = """
+import json
+import dagster as dg
+from sentiment_assets.defs.ingest.assets import raw_tweets
+from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
+from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.environment import current_settings
+from sentiment_assets.partitions import monthly_partitions
+
+settings = current_settings()
+platform = PlatformResource.of(settings)
+with dg.instance_for_test() as instance:
+    context = dg.build_sensor_context(instance=instance, resources={"platform": platform})
+    requests = new_data_sensor(context).run_requests or []
+    result = dg.materialize(
+        [raw_tweets],
+        partition_key="2024-05-01",
+        resources={
+            "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
+            "platform": platform,
+        },
+        instance=instance,
+    )
+print(json.dumps({
+    "last": monthly_partitions.get_partition_keys()[-1],
+    "requested": [r.partition_key for r in requests],
+    "built": result.success,
+}))
+"""
+
+
+def test_a_file_with_a_new_month_is_built_once_the_definitions_load_again(
+    tmp_path, monkeypatch
+) -> None:
     use_home(monkeypatch, tmp_path / "home")
     settings = current_settings()
     settings.landing_dir.mkdir(parents=True)
-    (settings.landing_dir / "may.csv").write_text(MAY_ROWS)
-    assert "2024-05-01" in months_with_data(settings)
+    may = settings.landing_dir / "may.csv"
+    may.write_text(MAY_ROWS)
+    assert "2024-05-01" not in months_with_data(settings), "not a partition in this process"
     with dg.instance_for_test() as instance:
-        requests, cursor = tick(instance)
-        assert [r.partition_key for r in requests] == ["2024-05-01"]
-        assert tick(instance, cursor)[0] == [], "one request per file version"
-        result = dg.materialize(
-            [raw_tweets],
-            partition_key="2024-05-01",
-            resources={
-                "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
-                "platform": PlatformResource.of(settings),
-            },
-            instance=instance,
-        )
-    assert result.success
+        requests, _ = tick(instance)
+    assert requests == [] and may.exists(), "it waits: neither requested nor quarantined"
+    reloaded = subprocess.run(
+        [sys.executable, "-c", RELOADED],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert reloaded.returncode == 0, reloaded.stderr[-2000:]
+    outcome = json.loads(reloaded.stdout.strip().splitlines()[-1])
+    assert outcome == {"last": "2024-05-01", "requested": ["2024-05-01"], "built": True}
     with connect(settings.duckdb_path, read_only=True) as con:
         months = con.execute(
             "SELECT DISTINCT month FROM raw.tweets WHERE source LIKE '%may.csv'"

@@ -32,30 +32,36 @@ def report(drifted: set[str], unjudged: frozenset[str] = frozenset()) -> list[St
 def test_a_drifted_report_names_its_statistics_with_warnings_apart():
     results = report({drift.LABEL_PRIOR, drift.PREDICTION_KS, drift.VOCABULARY_OOV})
     assert drift.summary(results) == (
-        "drift: 3 of 8 statistics beyond threshold (prediction_ks, label_prior; "
-        "warn: vocabulary_oov)"
+        "drift: 2 of 6 deciding statistics beyond threshold (prediction_ks, label_prior); "
+        "warning only: vocabulary_oov"
     )
 
 
+def test_the_summary_counts_what_the_combined_value_counts():
+    results = report({drift.LABEL_PRIOR, drift.PREDICTION_KS, drift.VOCABULARY_OOV})
+    combined = results[-1]
+    assert drift.summary(results).startswith(f"drift: {int(combined.value)} of 6 deciding")
+
+
 def test_an_undrifted_report_says_so_even_with_a_warning():
-    assert drift.summary(report(set())) == "no drift: 0 of 8 statistics beyond threshold"
+    assert drift.summary(report(set())) == "no drift: 0 of 6 deciding statistics beyond threshold"
     assert drift.summary(report({drift.PREDICTION_PSI})) == (
-        "no drift: 1 of 8 statistics beyond threshold (warn: prediction_psi)"
+        "no drift: 0 of 6 deciding statistics beyond threshold; warning only: prediction_psi"
     )
 
 
 def test_statistics_that_could_not_run_are_counted_never_called_no_drift():
     some = frozenset({drift.LABEL_PRIOR, drift.PERFORMANCE_DROP})
     assert drift.summary(report(set(), some)) == (
-        "no drift: 0 of 8 statistics beyond threshold; 2 not judged (not enough data)"
+        "no drift: 0 of 6 deciding statistics beyond threshold; 2 not judged (not enough data)"
     )
     every = frozenset(s.name for s in drift.registered())
-    assert drift.summary(report(set(), every)).startswith("not judged: 0 of 8 statistics")
+    assert drift.summary(report(set(), every)).startswith("not judged: 0 of 6 deciding")
 
 
 def test_the_summary_computes_the_verdict_when_the_combined_result_is_missing():
     results = report({drift.EMBEDDING_MMD})[:-1]
-    assert drift.summary(results).startswith("drift: 1 of 8 statistics beyond threshold")
+    assert drift.summary(results).startswith("drift: 1 of 6 deciding statistics beyond")
 
 
 def test_decisions_word_each_drifted_event_and_leave_out_undrifted_ones():

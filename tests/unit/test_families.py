@@ -1,9 +1,16 @@
 """The family registry: the built-in three in training order, one name per family, a clear
 error for an unknown one, and each family's parameters from the same run knobs."""
 
+from datetime import date
+
+import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 
 from sentiment_assets.lib.models.families import family, family_names, register_family
+from sentiment_assets.lib.models.families.logreg import TFIDF_ONLY_KNOBS
+from sentiment_assets.lib.models.fitting import TrainingData, fit_family
 from sentiment_assets.lib.models.params import FinetuneParams, LogRegParams
 from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
@@ -41,3 +48,32 @@ def test_the_embedding_family_logs_no_tf_idf_parameters_but_keeps_its_card() -> 
     assert set(tfidf.mlflow_params(params)) == set(params.as_dict())
     # The card, and so the version id, is what it always was.
     assert embedding.card_params(params) == params.as_dict()
+
+
+def test_an_embedding_fit_logs_to_mlflow_no_tf_idf_parameter(tmp_path) -> None:
+    """The parameters training logs (FamilyFit.mlflow_params), through a real fit and a real
+    MLflow run: none of the TF-IDF-only knobs, whatever the run's knobs say."""
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], 40)
+    frame = pd.DataFrame(
+        {"tweet_id": [f"t{i}" for i in range(80)], "text": ["x"] * 80, "label": labels}
+    )
+    vectors = rng.normal(size=(80, 8)).astype(np.float32) + labels[:, None]
+    data = TrainingData(
+        month=date(2024, 1, 1),
+        window=[date(2024, 1, 1)],
+        frame=frame,
+        vectors=vectors,
+        holdout=np.arange(80) % 5 == 0,
+    )
+    fitted = fit_family(family(EMBEDDING_LOGREG), data, {"seed": 1, "ngram_max": 3})
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run() as run:
+            mlflow.log_params(fitted.mlflow_params)
+        logged = mlflow.get_run(run.info.run_id).data.params
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert set(logged) == {"C", "max_iter", "seed"}
+    assert not set(TFIDF_ONLY_KNOBS) & set(logged)

@@ -21,6 +21,17 @@ def test_within_the_margin_or_better_is_promoted():
     assert decide("2", 0.8299, "1", 0.83, margin=0.0).decision == REJECTED
 
 
+def test_a_tie_is_never_promoted_whatever_the_margin():
+    # A byte-identical retrain scores exactly the champion's score.
+    for margin in (0.0, 0.05):
+        tie = decide("4", 0.8312, "1", 0.8312, margin=margin)
+        assert tie.decision == REJECTED and not tie.passes
+        assert "+0.0000" in tie.reason and "tie" in tie.reason
+    # Below the tolerance is a tie too; just above it is an improvement.
+    assert decide("4", 0.83124, "1", 0.8312, margin=0.0).decision == REJECTED
+    assert decide("4", 0.8313, "1", 0.8312, margin=0.0).decision == PROMOTED
+
+
 def test_same_version_is_kept_and_negative_margin_refused():
     assert decide("3", 0.7, "3", 0.7, margin=0.0).decision == KEPT
     with pytest.raises(ValueError):

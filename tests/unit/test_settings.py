@@ -106,6 +106,29 @@ def test_a_file_source_starts_at_its_first_plausible_month(tmp_path: Path) -> No
     )
     settings = load_settings({"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_SOURCE": str(source)})
     assert settings.first_month(latest=date(2026, 12, 1)) == date(2009, 4, 1)
+    # The last partition is the last month with a plausible row, not the calendar's.
+    assert settings.last_month(latest=date(2026, 12, 1)) == date(2009, 6, 1)
+
+
+def test_the_partitions_end_at_the_last_month_with_data(tmp_path: Path) -> None:
+    today = date(2026, 12, 1)
+    settings = load_settings({"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_SYNTHETIC_MONTHS": "3"})
+    assert settings.last_month(latest=today) == date(2024, 3, 1)
+    # A landing file's months count, up to the latest plausible month.
+    settings.landing_dir.mkdir()
+    (settings.landing_dir / "more.csv").write_text(
+        "text,created_at,label\nlater,2024-08-02 10:00:00,positive\n"
+        "future,2099-01-01 10:00:00,negative\n"
+    )
+    assert settings.last_month(latest=today) == date(2024, 8, 1)
+    explicit = load_settings(
+        {"SENTIMENT_HOME": str(tmp_path), "SENTIMENT_MONTHS": "2009-04-01..2009-06-01"}
+    )
+    assert explicit.last_month(latest=today) == date(2009, 6, 1)
+    nothing = load_settings(
+        {"SENTIMENT_HOME": str(tmp_path / "empty"), "SENTIMENT_SYNTHETIC_MONTHS": "0"}
+    )
+    assert nothing.last_month(latest=today) == nothing.first_month(latest=today)
 
 
 @pytest.mark.parametrize(

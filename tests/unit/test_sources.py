@@ -603,3 +603,11 @@ def test_a_files_months_are_remembered_across_processes_until_it_changes(tmp_pat
     os.utime(source, ns=(stamp + 10**9, stamp + 10**9))
     assert months() == [date(2024, 2, 1)]
     assert len(json.loads(record.read_text())) == 1
+
+
+def test_the_synthetic_source_generates_only_its_configured_months() -> None:
+    config = SyntheticConfig(seed=3, n_months=2, tweets_per_month=50)
+    assert load_month("synthetic", date(2024, 2, 1), synthetic=config).rows_in == 50
+    for outside in (date(2023, 12, 1), date(2024, 3, 1), date(2026, 12, 1)):
+        result = load_month("synthetic", outside, synthetic=config)
+        assert result.rows_in == 0 and result.accepted.empty and result.rejected.empty

@@ -6,6 +6,7 @@ import dagster as dg
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import WarehouseResource
+from sentiment_assets.lib.core.numbers import rounded
 from sentiment_assets.lib.encoding.embedding_store import embed_month
 from sentiment_assets.lib.encoding.encoder import TextEncoder
 from sentiment_assets.lineage import TWEETS_CLEAN
@@ -48,21 +49,23 @@ def tweet_embeddings(
     stats = embed_month(warehouse.location, month, text_encoder, progress=report)
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(
-        metadata={
-            "rows": stats.rows,
-            "unique_texts": stats.unique_texts,
-            "encoded": stats.encoded,
-            "from_cache": stats.from_cache,
-            "encoder": text_encoder.fingerprint,
-            "device": str(text_encoder.device),
-            # Why the encoder is not the precision asked for (an int8 graph refused by the
-            # quality gate, a failed export), when it is not.
-            "encoder_note": text_encoder.precision_note or "",
-            # What the int8 graph was judged on, and how it measured (int8 only).
-            "encoder_gate": _gate_summary(text_encoder),
-            "seconds": round(seconds, 3),
-            "texts_per_second": round(stats.encoded / seconds, 1) if stats.encoded else 0.0,
-        }
+        metadata=rounded(
+            {
+                "rows": stats.rows,
+                "unique_texts": stats.unique_texts,
+                "encoded": stats.encoded,
+                "from_cache": stats.from_cache,
+                "encoder": text_encoder.fingerprint,
+                "device": str(text_encoder.device),
+                # Why the encoder is not the precision asked for (an int8 graph refused by the
+                # quality gate, a failed export), when it is not.
+                "encoder_note": text_encoder.precision_note or "",
+                # What the int8 graph was judged on, and how it measured (int8 only).
+                "encoder_gate": _gate_summary(text_encoder),
+                "seconds": round(seconds, 3),
+                "texts_per_second": round(stats.encoded / seconds, 1) if stats.encoded else 0.0,
+            }
+        )
     )
 
 

@@ -8,6 +8,8 @@ to landing/quarantine/ with its reason, so it is not retried forever).
 
 import tempfile
 import time
+from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +17,7 @@ import pandas as pd
 
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.core.clock import utc_now
+from sentiment_assets.lib.core.numbers import rounded
 from sentiment_assets.lib.data.landing import is_quiet, landing_files, quarantine
 from sentiment_assets.lib.data.sources import (
     DEFAULT_CHUNK_ROWS,
@@ -29,7 +32,7 @@ from sentiment_assets.partitions import (
     DUCKDB_POOL,
     FIRST_MONTH,
     MONTHLY_BACKFILL,
-    last_month,
+    latest_plausible_month,
     monthly_partitions,
     partition_month,
 )
@@ -53,6 +56,25 @@ def settled_landing_files(landing_dir: Path, settle_seconds: float) -> tuple[lis
     return ready, changing
 
 
+def _refused(
+    context: dg.AssetExecutionContext, month: date, source: str, landing_files: int
+) -> dg.AssetCheckResult:
+    """A month without a single row in any source is not built: a made-up month (one
+    launched past the data) must not produce models, drift reports or versions."""
+    reason = (
+        f"{month:%Y-%m} refused: no source has a row for it (SENTIMENT_SOURCE={source}, "
+        f"{landing_files} landing files); nothing written, nothing downstream runs"
+    )
+    context.log.warning(reason)
+    return dg.AssetCheckResult(
+        check_name=REJECT_RATE_CHECK,
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"refused": reason, "rows_in": 0},
+        description=reason,
+    )
+
+
 class IngestConfig(dg.Config):
     max_text_chars: int = 1000
     # Above this share of rejected rows the month still loads, but the check warns: a source
@@ -68,23 +90,43 @@ class IngestConfig(dg.Config):
     pool=DUCKDB_POOL,
     group_name="ingest",
     kinds={"python", "duckdb"},
-    check_specs=[dg.AssetCheckSpec(REJECT_RATE_CHECK, asset=RAW_TWEETS)],
+    output_required=False,
+    check_specs=[
+        dg.AssetCheckSpec(
+            REJECT_RATE_CHECK,
+            asset=RAW_TWEETS,
+            description="Share of the month's rows quarantined in raw.rejected_tweets; warns "
+            "above IngestConfig.max_reject_rate or when the month has no rows.",
+        )
+    ],
     description="Tweets of one month from SENTIMENT_SOURCE and the landing folder; rejected "
     "rows go to raw.rejected_tweets with their reason, per-file counts to raw.ingested_files. "
-    "A file that cannot be ingested fails the run with its name. Re-materialising a month "
-    "replaces it.",
+    "A file that cannot be ingested fails the run with its name. A month no source has a "
+    "row for is refused: nothing is written and nothing downstream runs. Re-materialising a "
+    "month replaces it.",
 )
 def raw_tweets(
     context: dg.AssetExecutionContext,
     config: IngestConfig,
     warehouse: WarehouseResource,
     platform: PlatformResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    # A generator, so that a refused month yields no materialization at all: the steps
+    # downstream are skipped and the run stays green (output_required=False).
+    yield _ingest(context, config, warehouse, platform)
+
+
+def _ingest(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    warehouse: WarehouseResource,
+    platform: PlatformResource,
+) -> dg.MaterializeResult | dg.AssetCheckResult:
     month = partition_month(context)
     settings = platform.settings
     # A row dated outside the partitions could never be loaded into any month: it is a
     # `date_out_of_range` reject instead of being counted nowhere.
-    earliest, latest = FIRST_MONTH, last_month()
+    earliest, latest = FIRST_MONTH, latest_plausible_month()
 
     # Each file's rows go, chunk by chunk, to Parquet next to the warehouse (not /tmp, which
     # may be memory); DuckDB then copies them in one transaction, so a month of any size
@@ -149,6 +191,8 @@ def raw_tweets(
                     "quarantined": dg.MetadataValue.json(quarantined),
                 },
             )
+        if not any(result.rows_in for result in results):
+            return _refused(context, month, settings.source, len(ready))
         ingested_at = utc_now().to_pydatetime()
         with warehouse.connect() as con:
             write_staged_months(con, month, results, ingested_at)
@@ -179,31 +223,35 @@ def raw_tweets(
         f"{n_rejected} rejected {reasons}, from {len(per_file)} files"
     )
     return dg.MaterializeResult(
-        metadata={
-            "rows_in": rows_in,
-            "rows_accepted": n_accepted,
-            "rows_rejected": n_rejected,
-            "rows_labelled": labelled,
-            "reject_rate": reject_rate,
-            "rejects_by_reason": dg.MetadataValue.json(reasons),
-            "source": settings.source,
-            "landing_files": len(results) - 1,
-            STILL_CHANGING: dg.MetadataValue.json(changing),
-            "files": dg.MetadataValue.json(per_file),
-            "plausible_months": f"{earliest:%Y-%m}..{latest:%Y-%m}",
-        },
+        metadata=rounded(
+            {
+                "rows_in": rows_in,
+                "rows_accepted": n_accepted,
+                "rows_rejected": n_rejected,
+                "rows_labelled": labelled,
+                "reject_rate": reject_rate,
+                "rejects_by_reason": dg.MetadataValue.json(reasons),
+                "source": settings.source,
+                "landing_files": len(results) - 1,
+                STILL_CHANGING: dg.MetadataValue.json(changing),
+                "files": dg.MetadataValue.json(per_file),
+                "plausible_months": f"{earliest:%Y-%m}..{latest:%Y-%m}",
+            }
+        ),
         check_results=[
             dg.AssetCheckResult(
                 check_name=REJECT_RATE_CHECK,
                 # A month with no row at all is not a clean month: it warns too.
                 passed=rows_in > 0 and reject_rate <= config.max_reject_rate,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={
-                    "reject_rate": reject_rate,
-                    "threshold": config.max_reject_rate,
-                    "rows_rejected": n_rejected,
-                    "rows_in": rows_in,
-                },
+                metadata=rounded(
+                    {
+                        "reject_rate": reject_rate,
+                        "threshold": config.max_reject_rate,
+                        "rows_rejected": n_rejected,
+                        "rows_in": rows_in,
+                    }
+                ),
                 description="Share of rows quarantined in raw.rejected_tweets for this month "
                 "(fails, as a warning, above the threshold or when the month has no rows).",
             )

@@ -51,7 +51,12 @@ from sentiment_assets.lib.data.sources import months_in_source
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect, ensure_schema
 from sentiment_assets.lineage import PRIOR_ADJUSTED_MODEL, RAW_TWEETS, TWEETS_CLEAN
-from sentiment_assets.partitions import DUCKDB_POOL, FIRST_MONTH, last_month
+from sentiment_assets.partitions import (
+    DUCKDB_POOL,
+    FIRST_MONTH,
+    last_month,
+    latest_plausible_month,
+)
 
 # Everything that depends on a month's raw data, for new_data_sensor's runs (the prior
 # adjustment answers drift_sensor only).
@@ -152,18 +157,28 @@ def requests_for(tracked: Tracked) -> list[dg.RunRequest]:
 
 def file_months(context: dg.SensorEvaluationContext, path: Path) -> list[str]:
     """The partitions the file has rows in; an unreadable file gets the last month's run,
-    whose raw_tweets fails naming it and quarantines it."""
-    first, last = FIRST_MONTH, last_month()
+    whose raw_tweets fails naming it and quarantines it. A file with a month after the
+    partitions waits (none requested): the definitions loaded again (the daemon does every
+    minute) include its month, and then every month of it is requested at once."""
+    first, last, plausible = FIRST_MONTH, last_month(), latest_plausible_month()
     try:
         found = months_in_source(str(path))
     except Exception as error:
         context.log.warning(f"{path.name}: cannot read its dates ({error})")
         found = [last]
-    months = sorted({m for m in found if first <= m <= last})
+    months = sorted({m for m in found if first <= m <= plausible})
+    later = [m for m in months if m > last]
+    if later:
+        context.log.info(
+            f"{path.name}: waits until {', '.join(f'{m:%Y-%m}' for m in later)} "
+            f"{'is a partition' if len(later) == 1 else 'are partitions'} (the definitions "
+            "load the months of the landing files; the daemon reloads them every minute)"
+        )
+        return []
     if not months:
         # Nothing to ingest it into: it would wait in the folder forever, unexplained.
         reason = (
-            f"no row dated within the partitions ({first:%Y-%m}..{last:%Y-%m}); months "
+            f"no row dated within the partitions ({first:%Y-%m}..{plausible:%Y-%m}); months "
             f"found: {[f'{m:%Y-%m}' for m in found]}"
         )
         context.log.warning(f"{path.name}: {reason}; moved to {quarantine(path, reason)}")

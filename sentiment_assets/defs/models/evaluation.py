@@ -16,6 +16,7 @@ from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.core.months import previous_month
+from sentiment_assets.lib.core.numbers import rounded
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
 from sentiment_assets.lib.stats.slices import (
     DEFAULT_MIN_SLICE_ROWS,
@@ -121,13 +122,15 @@ def _slice_check(
         check_name=SLICE_CHECK,
         passed=not found,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "margin": config.slice_margin,
-            "min_slice_rows": config.min_slice_rows,
-            "weak_slices": len(found),
-            "detail": "; ".join(found) if found else "no slice below the margin",
-            "versions_judged": len(slices),
-        },
+        metadata=rounded(
+            {
+                "margin": config.slice_margin,
+                "min_slice_rows": config.min_slice_rows,
+                "weak_slices": len(found),
+                "detail": "; ".join(found) if found else "no slice below the margin",
+                "versions_judged": len(slices),
+            }
+        ),
     )
 
 
@@ -268,4 +271,4 @@ def model_evaluation(
         check = _slice_check(slices, overall, config)
     else:
         check = _not_judged(f"{month:%Y-%m} has no labelled tweets yet: only estimates")
-    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    return dg.MaterializeResult(metadata=rounded(metadata), check_results=[check])

@@ -4,19 +4,22 @@ The challenger is the month's best version on validation among those that clear 
 minimum-functionality floor (lib/models/behaviour.py), or the best outright when none does. It and
 the champion are scored on the same rows: the fixed hash holdout of the challenger's training
 window (from its card), which no model ever trains on. If the challenger is worse by more
-than the margin, or misreads the plain tweets of the floor while the champion does not, the
-blocking check fails, the run stops there and model_champion is not materialized, so the
-`champion` alias cannot move. The challenger writes its decision once, as a PromotionRecord
-in its metadata; model_champion acts on that record. Every decision is a row in
-metrics.promotions.
+than the margin, ties the champion, or misreads the plain tweets of the floor while the
+champion does not, it is rejected. A rejection is a decision, not a failure: the gate check
+warns (WARN severity does not block), the run stays green, and model_champion records that the
+champion stays, with the reason in its metadata. The challenger writes its decision once, as
+a PromotionRecord in its metadata; model_champion acts on that record. Every decision is a
+row in metrics.promotions.
 """
 
 import dataclasses
 
 import dagster as dg
+from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.lib.core.numbers import rounded
 from sentiment_assets.lib.models.behaviour import DEFAULT_MIN_PASS_RATE, SuiteResult, run_suite
 from sentiment_assets.lib.models.families import family_names
 from sentiment_assets.lib.models.model_bundle import Predictor
@@ -24,7 +27,6 @@ from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.cache_pruning import prune_caches_safely
 from sentiment_assets.lib.versions.evaluation import holdout_rows, score_version
 from sentiment_assets.lib.versions.promotion import (
-    REJECTED,
     Decision,
     NoChallenger,
     PromotionRecord,
@@ -92,7 +94,7 @@ def _decision_metadata(
         "metric": record.metric,
         "margin": record.margin,
         "n_eval": record.n_eval,
-        "validation_macro_f1_by_version": dg.MetadataValue.json(validation),
+        "validation_macro_f1_by_version": dg.MetadataValue.json(rounded(validation)),
         "challenger_minimum_functionality": challenger_suite.summary(),
         "minimum_functionality_by_version": dg.MetadataValue.json(
             {version: f"{r.correct}/{r.total}" for version, r in suites.items()}
@@ -111,7 +113,8 @@ def _gate_result(decision: Decision, metadata: dict[str, object]) -> dg.AssetChe
     return dg.AssetCheckResult(
         check_name=GATE_CHECK,
         passed=decision.passes,
-        severity=dg.AssetCheckSeverity.ERROR,
+        # A rejected challenger is an expected outcome: a warning, never a red check.
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={k: metadata[k] for k in shown if k in metadata},
         description=decision.reason,
     )
@@ -126,9 +129,18 @@ def _gate_result(decision: Decision, metadata: dict[str, object]) -> dg.AssetChe
     pool=DUCKDB_POOL,
     group_name="models",
     kinds={"mlflow"},
-    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset=MODEL_CHALLENGER, blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            GATE_CHECK,
+            asset=MODEL_CHALLENGER,
+            blocking=True,
+            description="The promotion gate: the challenger must beat the champion on the same "
+            "holdout rows (a tie keeps the champion) and read plain tweets. A rejection warns "
+            "and model_champion records that the champion stays.",
+        )
+    ],
     description="The month's best new version, scored against the current champion on the "
-    "same holdout rows; the blocking check is the promotion gate.",
+    "same holdout rows; its check is the promotion gate (a rejection warns, the run goes on).",
 )
 def model_challenger(
     context: dg.AssetExecutionContext,
@@ -203,13 +215,10 @@ def model_challenger(
         n_eval=len(frame),
         dagster_run_id=context.run_id,
     )
-    if decision.decision == REJECTED:
-        # The gate stops the run before model_champion, so the rejection is recorded here.
-        with warehouse.connect() as con:
-            record_champion_change(record, client, con, settings.published_dir)
     metadata = _decision_metadata(
         record, validation, suites, challenger_suite, champion_suite, config.min_behaviour_pass_rate
     )
+    metadata = rounded(metadata)
     return dg.MaterializeResult(metadata=metadata, check_results=[_gate_result(decision, metadata)])
 
 
@@ -220,8 +229,9 @@ def model_challenger(
     pool=DUCKDB_POOL,
     group_name="models",
     kinds={"mlflow"},
-    description="Moves the registry alias `champion` to the challenger that passed the gate "
-    "and records the decision in metrics.promotions.",
+    description="Moves the registry alias `champion` to the challenger that passed the gate, "
+    "or keeps the champion when the gate rejected it (the reason in the metadata); records "
+    "the decision in metrics.promotions.",
 )
 def model_champion(
     context: dg.AssetExecutionContext,
@@ -242,11 +252,12 @@ def model_champion(
             f"the latest model_challenger of {context.partition_key} carries no decision record "
             "(it predates the record): materialize model_challenger again"
         )
-    record = PromotionRecord.from_json(metadata["decision_record"].value)
-    if not record.moves_champion:
-        raise dg.Failure(f"the latest challenger was rejected: {record.reason}")
-    record = dataclasses.replace(record, dagster_run_id=context.run_id)
+    record = dataclasses.replace(
+        PromotionRecord.from_json(metadata["decision_record"].value), dagster_run_id=context.run_id
+    )
     client = platform.mlflow_client()
+    if not record.moves_champion:
+        return _champion_stays(context, record, client, warehouse, platform)
     with warehouse.connect() as con:
         info = record_champion_change(record, client, con, platform.settings.published_dir)
         # After the alias moved, so the new champion and the one it replaced are both kept;
@@ -264,5 +275,29 @@ def model_champion(
             "trained_through": info.trained_through,
             "decision": record.decision,
             "published": dg.MetadataValue.path(str(champion_file(platform.settings.published_dir))),
+        }
+    )
+
+
+def _champion_stays(
+    context: dg.AssetExecutionContext,
+    record: PromotionRecord,
+    client: MlflowClient,
+    warehouse: WarehouseResource,
+    platform: PlatformResource,
+) -> dg.MaterializeResult:
+    """Record a rejected challenger (the alias does not move) and show why on the asset."""
+    with warehouse.connect() as con:
+        record_champion_change(record, client, con, platform.settings.published_dir)
+    context.log.info(
+        f"champion stays version {record.champion_version}: challenger "
+        f"{record.model_version} rejected ({record.reason})"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "decision": record.decision,
+            "reason": record.reason,
+            "champion_version": record.champion_version or "",
+            "challenger_version": record.model_version,
         }
     )

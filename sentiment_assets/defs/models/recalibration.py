@@ -18,6 +18,7 @@ import numpy as np
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.models.tracking import run_link, tracked_step
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.lib.core.numbers import rounded, significant
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
 from sentiment_assets.lib.models.model_bundle import Predictor
@@ -98,8 +99,8 @@ def prior_adjusted_model(
     metadata: dict[str, object] = {
         "parent_version": base.version,
         "n_tweets": len(frame),
-        "training_prior": round(estimate.training_prior, 4),
-        "estimated_prior": round(estimate.estimated_prior, 4),
+        "training_prior": significant(estimate.training_prior),
+        "estimated_prior": significant(estimate.estimated_prior),
         "em_iterations": estimate.iterations,
     }
     if abs(estimate.estimated_prior - estimate.training_prior) < config.min_prior_change:
@@ -159,14 +160,16 @@ def prior_adjusted_model(
         f"prior-adjusted version {child.version}: {decision.decision}: {decision.reason}"
     )
     return dg.MaterializeResult(
-        metadata={
-            **metadata,
-            "decision": decision.decision,
-            "reason": record.reason,
-            "challenger_score": child_score,
-            "champion_score": champion_score,
-            "n_eval": len(gate_rows),
-        }
+        metadata=rounded(
+            {
+                **metadata,
+                "decision": decision.decision,
+                "reason": record.reason,
+                "challenger_score": child_score,
+                "champion_score": champion_score,
+                "n_eval": len(gate_rows),
+            }
+        )
     )
 
 

@@ -19,6 +19,7 @@ from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.models.tracking import code_version, run_link, tracked_step
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.core.months import trailing_window
+from sentiment_assets.lib.core.numbers import rounded
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
 from sentiment_assets.lib.encoding.encoder import TextEncoder
@@ -404,4 +405,4 @@ def sentiment_model(
         )
         # Readers outside the pipeline (the app, `sentiment sql`) see only the snapshot.
         publish_history(con, platform.settings.published_dir)
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=rounded(metadata))

@@ -11,9 +11,11 @@ from pydantic import Field, create_model
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.lib.core.numbers import rounded, significant
 from sentiment_assets.lib.data.sampling import in_holdout
 from sentiment_assets.lib.encoding.embedding_store import load_tweets
 from sentiment_assets.lib.models.model_bundle import Predictor
+from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.stats import drift
 from sentiment_assets.lib.store.lake import Lake
 from sentiment_assets.lib.store.warehouse import replace_rows
@@ -73,34 +75,67 @@ def drift_config_class() -> type[DriftSettings]:
 DriftConfig = drift_config_class()
 
 
-def _check_results(
+def drift_check_results(
     results: list[drift.StatResult], note: str | None = None, summary: str | None = None
 ):
-    """One check per statistic; each carries the report's summary, because a red check is
-    what people open first and must read as a finding, not as a broken pipeline."""
+    """One check per statistic; each carries the report's summary. Drift is a finding about
+    the data, never a broken pipeline: a drifted statistic fails its check as a warning
+    (WARN), whatever its severity in the combined verdict."""
     by_name = {r.statistic: r for r in results}
     for check_name, statistic in zip(DRIFT_CHECKS, DRIFT_STATISTICS, strict=True):
         result = by_name.get(statistic)
         if result is None:
             yield dg.AssetCheckResult(
-                check_name=check_name, passed=True, metadata={"note": note or "not computed"}
+                check_name=check_name,
+                passed=True,
+                metadata={"verdict": drift.verdict_word(None), "note": note or "not computed"},
             )
             continue
         yield dg.AssetCheckResult(
             check_name=check_name,
             passed=result.drifted is not True,
-            severity=dg.AssetCheckSeverity.ERROR
-            if result.severity == "error"
-            else dg.AssetCheckSeverity.WARN,
+            severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "value": float(result.value),
-                "threshold": float(result.threshold),
-                "p_value": float(result.p_value) if result.p_value is not None else float("nan"),
-                "verdict": {True: "drift", False: "no drift", None: "not judged"}[result.drifted],
+                "value": significant(result.value),
+                "threshold": significant(result.threshold),
+                "p_value": significant(result.p_value)
+                if result.p_value is not None
+                else float("nan"),
+                "verdict": drift.verdict_word(result.drifted),
                 "reason": str(result.detail.get("reason", "")),
                 **({"summary": dg.MetadataValue.text(summary)} if summary else {}),
             },
         )
+
+
+def _check_specs() -> list[dg.AssetCheckSpec]:
+    """One check per report row, described by the statistic's own docstring."""
+    return [
+        dg.AssetCheckSpec(
+            check_name,
+            asset=DRIFT_REPORT,
+            description=f"{drift.describe(statistic)} A drifted "
+            "statistic fails this check as a warning: a finding about the data.",
+        )
+        for check_name, statistic in zip(DRIFT_CHECKS, DRIFT_STATISTICS, strict=True)
+    ]
+
+
+NOT_JUDGED = drift.verdict_word(None)
+
+
+def _record(warehouse: WarehouseResource, settings: Settings, rows: pd.DataFrame) -> None:
+    """Replace the month's report against this champion in metrics.drift_reports, publish."""
+    month, champion_version = rows["month"].iloc[0], rows["champion_version"].iloc[0]
+    with warehouse.connect() as con:
+        replace_rows(
+            con,
+            "metrics.drift_reports",
+            rows,
+            "month = ? AND champion_version = ?",
+            [month, champion_version],
+        )
+        publish_history(con, settings.published_dir)
 
 
 def _reference(
@@ -184,7 +219,7 @@ def report_summary(results: list[drift.StatResult]) -> str:
     pool=DUCKDB_POOL,
     group_name="monitoring",
     kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec(name, asset=DRIFT_REPORT) for name in DRIFT_CHECKS],
+    check_specs=_check_specs(),
     description="The month against the champion's training window: "
     f"{', '.join(DRIFT_STATISTICS)}, each with value, threshold and verdict, in "
     "metrics.drift_reports. `drifted` in the metadata is what drift_sensor reads.",
@@ -201,25 +236,44 @@ def drift_report(
     if champion is None:
         note = "no champion yet"
         yield dg.MaterializeResult(
-            metadata={"drifted": False, "note": note, "summary": f"not judged: {note}"}
+            metadata={
+                "drifted": False,
+                "verdict": NOT_JUDGED,
+                "note": note,
+                "summary": f"{NOT_JUDGED}: {note}",
+            }
         )
-        yield from _check_results([], note=note)
+        yield from drift_check_results([], note=note)
         return
     settings = platform.settings
     text_encoder = encoder.get()
     predictor = load_version(champion, settings.registry_cache_dir, encoder=text_encoder)
     window = predictor.card.window()
+    reference_name = f"champion v{champion.version} window {window[0]:%Y-%m}..{window[-1]:%Y-%m}"
     if month in window:
         note = f"{month:%Y-%m} is part of the champion's training window: nothing to compare"
+        # Recorded too: an earlier report's "drift" must not stay the month's newest verdict.
+        _record(
+            warehouse,
+            settings,
+            drift.report_rows(
+                drift.not_judged_report(note),
+                month,
+                reference_name,
+                champion.version,
+                context.run_id,
+            ),
+        )
         yield dg.MaterializeResult(
             metadata={
                 "drifted": False,
+                "verdict": NOT_JUDGED,
                 "note": note,
-                "summary": f"not judged: {note}",
+                "summary": f"{NOT_JUDGED}: {note}",
                 "champion_version": champion.version,
             }
         )
-        yield from _check_results([], note=note)
+        yield from drift_check_results([], note=note)
         return
 
     fingerprint = text_encoder.fingerprint
@@ -240,17 +294,8 @@ def drift_report(
         _sample(current, cur_vectors, predictor, fingerprint, np.ones(len(current), dtype=bool)),
         config.thresholds(),
     )
-    reference_name = f"champion v{champion.version} window {window[0]:%Y-%m}..{window[-1]:%Y-%m}"
     rows = drift.report_rows(results, month, reference_name, champion.version, context.run_id)
-    with warehouse.connect() as con:
-        replace_rows(
-            con,
-            "metrics.drift_reports",
-            rows,
-            "month = ? AND champion_version = ?",
-            [month, champion.version],
-        )
-        publish_history(con, settings.published_dir)
+    _record(warehouse, settings, rows)
 
     combined = results[-1]
     vocabulary = next(r for r in results if r.statistic == drift.VOCABULARY_OOV)
@@ -259,20 +304,24 @@ def drift_report(
     context.log.info(f"{month:%Y-%m} vs {reference_name}: {summary}")
     # MaterializeResult has no description in Dagster 1.13: the summary is a metadata entry.
     yield dg.MaterializeResult(
-        metadata={
-            "summary": dg.MetadataValue.text(summary),
-            "drifted": bool(combined.drifted),
-            # Which statistics flagged it: drift_sensor answers a prior-only shift with the
-            # cheap prior re-estimation (prior_adjusted_model) before a retrain.
-            "drifted_statistics": dg.MetadataValue.json(
-                [r.statistic for r in results if r.drifted and r.statistic != drift.COMBINED]
-            ),
-            "reference": reference_name,
-            "champion_version": champion.version,
-            "n_reference": len(reference),
-            "n_current": len(current),
-            "statistics": dg.MetadataValue.md(table.to_markdown(index=False)),
-            "new_keywords": _keyword_table(vocabulary.detail.get("new_keywords") or []),
-        }
+        metadata=rounded(
+            {
+                "summary": dg.MetadataValue.text(summary),
+                "drifted": bool(combined.drifted),
+                # The words every place shows for this month: the sensor's log, the app.
+                "verdict": drift.verdict_word(combined.drifted),
+                # Which statistics flagged it: drift_sensor answers a prior-only shift with the
+                # cheap prior re-estimation (prior_adjusted_model) before a retrain.
+                "drifted_statistics": dg.MetadataValue.json(
+                    [r.statistic for r in results if r.drifted and r.statistic != drift.COMBINED]
+                ),
+                "reference": reference_name,
+                "champion_version": champion.version,
+                "n_reference": len(reference),
+                "n_current": len(current),
+                "statistics": dg.MetadataValue.md(table.to_markdown(index=False)),
+                "new_keywords": _keyword_table(vocabulary.detail.get("new_keywords") or []),
+            }
+        )
     )
-    yield from _check_results(results, summary=summary)
+    yield from drift_check_results(results, summary=summary)

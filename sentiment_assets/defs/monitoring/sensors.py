@@ -128,6 +128,7 @@ def drift_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource
         metadata = record.asset_materialization.metadata
         drifted = metadata.get("drifted")
         statistics = metadata.get("drifted_statistics")
+        verdict = metadata.get("verdict")
         events.append(
             DriftEvent(
                 storage_id=record.storage_id,
@@ -135,6 +136,8 @@ def drift_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource
                 drifted=bool(drifted.value) if drifted is not None else False,
                 timestamp=record.timestamp,
                 statistics=tuple(statistics.value) if statistics is not None else (),
+                # The report's own words, so the log never calls "not judged" "no drift".
+                **({"verdict": str(verdict.value)} if verdict is not None else {}),
             )
         )
     plan = plan_retrains(

@@ -78,6 +78,12 @@ def pick_challenger(
     return best, validation, suites
 
 
+# Score differences this small are ties: the reasons print scores to 4 decimals, and a
+# retrain on unchanged data scores the same rows identically. A tie never moves the champion,
+# so rerunning a month cannot churn the alias.
+TIE_TOLERANCE = 5e-5
+
+
 def decide(
     challenger_version: str,
     challenger_score: float,
@@ -88,8 +94,9 @@ def decide(
 ) -> Decision:
     """Both scores come from the same evaluation rows; `margin` is how much worse is tolerated.
 
-    A margin of 0 means the challenger must be at least as good. The first model has nothing
-    to beat and becomes champion. `behaviour_veto` (see `behaviour_veto`) rejects a
+    A margin of 0 means the challenger must be strictly better (by more than
+    TIE_TOLERANCE); whatever the margin, a tie keeps the champion. The first model has
+    nothing to beat and becomes champion. `behaviour_veto` (see `behaviour_veto`) rejects a
     challenger whatever its score.
     """
     if margin < 0:
@@ -101,17 +108,20 @@ def decide(
     if behaviour_veto:
         return Decision(REJECTED, behaviour_veto)
     gap = challenger_score - champion_score
+    compared = f"challenger {challenger_score:.4f} vs champion {champion_score:.4f}"
+    if abs(gap) <= TIE_TOLERANCE:
+        return Decision(
+            REJECTED,
+            f"{compared}: a tie (difference {gap:+.4f}, within {TIE_TOLERANCE}); the champion "
+            "stays",
+        )
     if gap < -margin:
         return Decision(
             REJECTED,
             f"challenger {challenger_score:.4f} is worse than champion {champion_score:.4f} "
             f"by {-gap:.4f}, more than the margin {margin:.4f}",
         )
-    return Decision(
-        PROMOTED,
-        f"challenger {challenger_score:.4f} vs champion {champion_score:.4f} "
-        f"(difference {gap:+.4f}, margin {margin:.4f})",
-    )
+    return Decision(PROMOTED, f"{compared} (difference {gap:+.4f}, margin {margin:.4f})")
 
 
 def behaviour_veto(

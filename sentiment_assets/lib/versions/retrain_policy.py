@@ -37,6 +37,9 @@ class DriftEvent:
     # The statistics that flagged it (drift_report's `drifted_statistics`): they decide
     # between the cheap prior re-estimation and a retrain (see `responses`).
     statistics: tuple[str, ...] = ()
+    # drift_report's `verdict` in words (lib/stats/drift verdict_word): what the sensor's
+    # log says of an undrifted report, so it never calls "not judged" "no drift".
+    verdict: str = "no drift"
 
 
 RECALIBRATE = "recalibrate"
@@ -106,7 +109,7 @@ def plan_retrains(
         if event.storage_id <= cursor.after_storage_id:
             continue
         if not event.drifted:
-            skipped.append((event, "no drift"))
+            skipped.append((event, event.verdict))
             continue
         if latest_model_storage_id.get(event.partition, -1) > event.storage_id:
             skipped.append((event, "the month's model was retrained after this drift report"))

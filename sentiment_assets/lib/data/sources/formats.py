@@ -330,7 +330,11 @@ def _as_text(value: Any) -> str | None:
 
 
 def _synthetic_records(config: SyntheticConfig, month: date) -> _Records:
+    """The synthetic source's rows of `month`: none outside its configured months, so no
+    month can be made up by asking for it."""
     records = _Records(label_required=True)
+    if month not in syn.months(config):
+        return records
     for row in syn.generate_month(config, month).to_dict("records"):
         records.add(row, row, None)
     return records

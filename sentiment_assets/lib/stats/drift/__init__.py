@@ -66,6 +66,7 @@ from sentiment_assets.lib.stats.drift.registry import (
     Statistic,
     StatResult,
     Threshold,
+    describe,
     registered,
     report_names,
     statistic,
@@ -73,7 +74,14 @@ from sentiment_assets.lib.stats.drift.registry import (
     threshold_specs,
     unregister,
 )
-from sentiment_assets.lib.stats.drift.report import combine, drift_report, report_rows, summary
+from sentiment_assets.lib.stats.drift.report import (
+    combine,
+    drift_report,
+    not_judged_report,
+    report_rows,
+    summary,
+    verdict_word,
+)
 from sentiment_assets.lib.stats.drift.shared import NO_LABELS, NOT_ENOUGH_DATA
 
 __all__ = [
@@ -95,11 +103,13 @@ __all__ = [
     "Statistic",
     "Threshold",
     "combine",
+    "describe",
     "drift_report",
     "embedding_mean_distance",
     "embedding_mmd",
     "label_prior",
     "new_keywords",
+    "not_judged_report",
     "performance_drop",
     "predicted_positive_rate",
     "prediction_ks",
@@ -113,5 +123,6 @@ __all__ = [
     "threshold_specs",
     "tokenize",
     "unregister",
+    "verdict_word",
     "vocabulary_drift",
 ]

@@ -181,6 +181,12 @@ class Statistic:
         sides = [getattr(side, name) for side in (reference, current) for name in self.reads]
         return self.function(*sides, thresholds)
 
+    @property
+    def description(self) -> str:
+        """The first paragraph of the statistic's docstring, on one line (its check's text)."""
+        first = (self.function.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(first.split()) or f"the {self.kind} statistic {self.name}"
+
 
 # Insertion order is the report's order (and the order of the asset checks).
 _REGISTRY: dict[str, Statistic] = {}
@@ -253,6 +259,17 @@ def statistic_named(name: str) -> Statistic:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"no drift statistic {name!r}; registered: {', '.join(_REGISTRY)}") from None
+
+
+COMBINED_DESCRIPTION = (
+    "The month's verdict: drifted when any error-severity statistic is drifted; its value is "
+    "how many are (the count the report's summary gives)."
+)
+
+
+def describe(name: str) -> str:
+    """What the report row ``name`` measures, for people (a statistic or the verdict)."""
+    return COMBINED_DESCRIPTION if name == COMBINED else statistic_named(name).description
 
 
 def report_names() -> tuple[str, ...]:

@@ -81,30 +81,51 @@ def combine(results: Sequence[StatResult]) -> StatResult:
 
 
 def summary(results: Sequence[StatResult]) -> str:
-    """The report in one line for people, so a red check reads as a finding, not a failure.
+    """The report in one line for people, so a drifted month reads as a finding.
 
-    "drift: 4 of 8 statistics beyond threshold (label_prior, prediction_ks, ...; warn:
-    vocabulary_oov)". The verdict is the combined one (recomputed if ``results`` lacks it);
-    warn statistics are listed apart because they cannot make a month drifted on their own,
-    and statistics that could not run are counted with their reasons, never as "no drift".
+    "drift: 2 of 6 deciding statistics beyond threshold (prediction_ks, label_prior); warning
+    only: vocabulary_oov". The count is the combined verdict's value (the deciding, i.e.
+    error-severity, statistics beyond their threshold), so the combined check and this line
+    agree; warning-only statistics are named apart because they cannot make a month drifted
+    on their own, and statistics that could not run are counted with their reasons, never as
+    "no drift". The verdict is the combined one (recomputed if ``results`` lacks it).
     """
     combined = next((r for r in results if r.statistic == COMBINED), None) or combine(results)
     checked = [r for r in results if r.statistic != COMBINED]
-    beyond_error = [r.statistic for r in checked if r.drifted and r.severity == "error"]
+    deciding = [r for r in checked if r.severity == "error"]
+    beyond_error = [r.statistic for r in deciding if r.drifted]
     beyond_warn = [r.statistic for r in checked if r.drifted and r.severity == "warn"]
-    verdict = {True: "drift", False: "no drift", None: "not judged"}[combined.drifted]
     line = (
-        f"{verdict}: {len(beyond_error) + len(beyond_warn)} of {len(checked)} statistics "
-        "beyond threshold"
+        f"{verdict_word(combined.drifted)}: {len(beyond_error)} of {len(deciding)} deciding "
+        "statistics beyond threshold"
     )
-    if beyond_error or beyond_warn:
-        warn = f"warn: {', '.join(beyond_warn)}" if beyond_warn else ""
-        line += f" ({'; '.join(part for part in (', '.join(beyond_error), warn) if part)})"
+    if beyond_error:
+        line += f" ({', '.join(beyond_error)})"
+    if beyond_warn:
+        line += f"; warning only: {', '.join(beyond_warn)}"
     unjudged = Counter(str(r.detail.get("reason", "")) for r in checked if r.drifted is None)
     if unjudged:
         reasons = ", ".join(sorted(reason for reason in unjudged if reason))
         line += f"; {sum(unjudged.values())} not judged" + (f" ({reasons})" if reasons else "")
     return line
+
+
+def verdict_word(drifted: bool | None) -> str:
+    """The words every place that shows a month's verdict uses for the combined `drifted`."""
+    return {True: "drift", False: "no drift", None: "not judged"}[drifted]
+
+
+def not_judged_report(reason: str) -> list[StatResult]:
+    """A report that judged nothing (e.g. the month is in the champion's training window):
+    one row per statistic and the verdict, each "not judged" with `reason`. Written like any
+    report, it is the month's newest verdict wherever one is shown, so an earlier report's
+    "drift" never outlives it in metrics.drift_reports or the app."""
+    detail = {"reason": reason}
+    rows = [
+        StatResult(s.name, math.nan, math.nan, None, None, detail, s.kind, s.severity)
+        for s in registered()
+    ]
+    return [*rows, StatResult(COMBINED, math.nan, 0.0, None, None, detail, "combined", "error")]
 
 
 def drift_report(
