@@ -5,8 +5,10 @@ before either is timed:
 
 * cli: `sentiment pipeline --month M`, the whole command (code loading included);
 * ui: `month_build_job` for M submitted over GraphQL to a running `dagster-webserver` and
-  `dagster-daemon` (what a click in the Launchpad does), from submission to the run's end:
-  the daemon's dequeue, the run's process start and every step included.
+  `dagster-daemon` (what a click in the Launchpad does), from submission to the end of the
+  last run the month leads to: the build, then the retrain_job and follow_up_job its
+  training decision requests through the daemon's sensors (the CLI runs the same three in
+  its own process); the daemon's dequeue, each run's process start and every step included.
 
 The ratio ui / cli is the figure of merit (target: at most 1.3). `--code DIR` measures
 another checkout of the project with the same script (its services and CLI run from DIR).
@@ -101,6 +103,38 @@ def stop(processes: list) -> None:
             process.kill()
 
 
+# A first month has no champion, so its training_decision says train: the month's build is
+# followed by the decision's retrain_job (training_decision_sensor) and the fine-tuned
+# family's follow_up_job (follow_up_sensor), the same runs `sentiment pipeline` makes.
+MONTH_RUNS = (JOB, "retrain_job", "follow_up_job")
+
+
+def month_runs(instance) -> dict[str, object]:
+    """The newest run of each of MONTH_RUNS for MONTH, by job name."""
+    import dagster as dg
+
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={"dagster/partition": MONTH}), order_by="create_timestamp"
+    )
+    return {r.dagster_run.job_name: r for r in records if r.dagster_run.job_name in MONTH_RUNS}
+
+
+def wait_for_month(instance) -> list[str]:
+    """Wait until the month's build and the training its decision requested have all ended;
+    their run ids, in MONTH_RUNS order."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        runs = month_runs(instance)
+        if any(r.dagster_run.is_finished and not r.dagster_run.is_success for r in runs.values()):
+            break
+        if len(runs) == len(MONTH_RUNS) and all(r.dagster_run.is_finished for r in runs.values()):
+            break
+        time.sleep(0.5)
+    else:
+        raise SystemExit(f"{MONTH_RUNS} not all finished after {RUN_TIMEOUT_S:.0f} s")
+    return [runs[job].dagster_run.run_id for job in MONTH_RUNS if job in runs]
+
+
 def time_ui(home: Path, env: dict[str, str], code: Path) -> dict:
     import dagster as dg
     from dagster_graphql import DagsterGraphQLClient
@@ -112,24 +146,22 @@ def time_ui(home: Path, env: dict[str, str], code: Path) -> dict:
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         load_before = load_average_1m()
         started = time.perf_counter()
-        run_id = client.submit_job_execution(
+        client.submit_job_execution(
             JOB, repository_location_name=LOCATION, tags={"dagster/partition": MONTH}
         )
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            deadline = time.monotonic() + RUN_TIMEOUT_S
-            while not instance.get_run_by_id(run_id).is_finished:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"run {run_id} not finished after {RUN_TIMEOUT_S:.0f} s")
-                time.sleep(0.5)
+            run_ids = wait_for_month(instance)
             wall = time.perf_counter() - started
-            first, last, runs = runs_window(instance, [run_id])
+            first, last, runs = runs_window(instance, run_ids)
     finally:
         stop(processes)
-    if runs[0]["status"] != "SUCCESS":
-        raise SystemExit(f"the UI run ended {runs[0]['status']}; logs under {home.parent}")
+    failed = [run for run in runs if run["status"] != "SUCCESS"]
+    if failed or len(runs) != len(MONTH_RUNS):
+        raise SystemExit(f"the UI's runs ended {runs}; logs under {home.parent}")
     return {
         "wall_s": round(wall, 1),
         "run_s": round(last - first, 1),
+        "runs": runs,
         "load_avg_1m": [load_before, load_average_1m()],
     }
 
@@ -148,9 +180,9 @@ def markdown(result: dict) -> str:
             "| --- | ---: | --- |",
             f"| CLI: `sentiment pipeline --month {MONTH}` (whole command) | {cli['wall_s']} | "
             f"{cli['load_avg_1m']} |",
-            f"| UI: `{JOB}` over GraphQL (submission to the run's end) | {ui['wall_s']} | "
-            f"{ui['load_avg_1m']} |",
-            f"| (of which the run itself) | {ui['run_s']} | |",
+            f"| UI: `{JOB}` over GraphQL, then the runs its decision requested "
+            f"(submission to the last run's end) | {ui['wall_s']} | {ui['load_avg_1m']} |",
+            f"| (of which the runs, first start to last end) | {ui['run_s']} | |",
             "",
             f"UI / CLI: **{result['ratio_ui_over_cli']}x** (target at most 1.3x).",
             "",
