@@ -123,6 +123,11 @@ def demo_environment(home: Path, env: dict[str, str]) -> dict[str, str]:
         # Drift in the last month: the world changes once and the demo ends there, so every
         # earlier month is a clean control for false alarms.
         "SENTIMENT_SYNTHETIC_DRIFT_MONTH": env.get("SENTIMENT_SYNTHETIC_DRIFT_MONTH", "5"),
+        # The fine-tuned follow-ups (the first month's, the drift month's) train on a minute
+        # of CPU each rather than the production budget: the demo shows the loop.
+        "SENTIMENT_FINETUNE_CPU_BUDGET_SECONDS": env.get(
+            "SENTIMENT_FINETUNE_CPU_BUDGET_SECONDS", "60"
+        ),
     }
 
 
