@@ -30,7 +30,7 @@ from sentiment_assets.defs.monitoring.sensors import (
 from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.models.behaviour import SuiteResult
-from sentiment_assets.lib.models.families import family_names
+from sentiment_assets.lib.models.families import family, family_names
 from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
     FINETUNED_TRANSFORMER,
@@ -130,6 +130,14 @@ def test_the_drift_retrain_trains_only_the_fast_families(instance):
     assert FINETUNED_TRANSFORMER not in families
     # The config is one TrainConfig accepts, as the real job's sentiment_model would.
     assert execute(instance, retrain_job.name, request).success
+
+
+def test_the_cpu_budget_of_the_request_reaches_the_fine_tuned_familys_parameters(instance):
+    config = drift_retrain_request(instance).run_config["ops"]["sentiment_model"]["config"]
+    budget = current_settings().finetune_cpu_budget_seconds
+    assert config["finetune_cpu_budget_seconds"] == budget
+    knobs = TrainConfig(**config).knobs(device="cpu")
+    assert family(FINETUNED_TRANSFORMER).params(knobs).cpu_budget_seconds == budget
 
 
 def test_a_finished_retrain_gets_one_follow_up_for_the_fine_tuned_family(instance):
