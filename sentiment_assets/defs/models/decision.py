@@ -140,7 +140,7 @@ def decide_month(
 ) -> TrainingDecision:
     """The month's decision under `policy` (empty: the settings' policy), against the
     champion the registry serves now."""
-    inputs = gather_inputs(con, month, registry.champion(MlflowClient()))
+    inputs = gather_inputs(con, month, registry.champion(MlflowClient(settings.mlflow_tracking_uri)))
     return decide_training(
         inputs, policy or settings.retrain_policy, PolicyThresholds.from_settings(settings)
     )
