@@ -76,8 +76,10 @@ def _latest_report_rows(
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> object:
-    row = con.execute(sql, params).fetchone()
-    return row[0] if row else None
+    # fetchall, not fetchone: the lake's connection refuses the next query while a result
+    # is only partly fetched.
+    rows = con.execute(sql, params).fetchall()
+    return rows[0][0] if rows else None
 
 
 def gather_inputs(
@@ -140,7 +142,10 @@ def decide_month(
 ) -> TrainingDecision:
     """The month's decision under `policy` (empty: the settings' policy), against the
     champion the registry serves now."""
-    inputs = gather_inputs(con, month, registry.champion(MlflowClient(settings.mlflow_tracking_uri)))
+    # The settings' store, not MLflow's process-wide URI: a process that builds a second home
+    # (the tests, the benchmarks) would otherwise read the first home's champion.
+    champion = registry.champion(MlflowClient(settings.mlflow_tracking_uri))
+    inputs = gather_inputs(con, month, champion)
     return decide_training(
         inputs, policy or settings.retrain_policy, PolicyThresholds.from_settings(settings)
     )
