@@ -84,6 +84,17 @@ PROMOTION_COLUMNS = [
     "n_eval",
     "reason",
 ]
+# One row per decision of the retraining policy (metrics.training_decisions).
+DECISION_COLUMNS = [
+    "month",
+    "policy",
+    "decision",
+    "reasons",
+    "realised_accuracy",
+    "estimated_accuracy",
+    "champion_version",
+    "created_at",
+]
 
 
 @dataclass
@@ -96,6 +107,7 @@ class Snapshot:
     notes: list[str] = field(default_factory=list)
     calibrations: pd.DataFrame = field(default_factory=lambda: _empty(CALIBRATION_COLUMNS))
     slices: pd.DataFrame = field(default_factory=lambda: _empty(SLICE_COLUMNS))
+    decisions: pd.DataFrame = field(default_factory=lambda: _empty(DECISION_COLUMNS))
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -139,9 +151,40 @@ def read_snapshot(published_dir: Path) -> Snapshot:
         )
     calibrations = _read(files["training_runs"], CALIBRATION_COLUMNS, notes)
     slices = _read(files["slice_evaluations"], SLICE_COLUMNS, notes)
+    decisions = _read(files["training_decisions"], DECISION_COLUMNS, notes)
     return Snapshot(
-        evaluations, drift, promotions, champion, published_at, notes, calibrations, slices
+        evaluations,
+        drift,
+        promotions,
+        champion,
+        published_at,
+        notes,
+        calibrations,
+        slices,
+        decisions,
     )
+
+
+def decision_history(decisions: pd.DataFrame) -> pd.DataFrame:
+    """The retraining policy's decision per month, the newest when a month was decided
+    again, with the champion's accuracy on the month it read: realised where the month had
+    labels, else estimated (`accuracy_kind` says which; None before there is a champion)."""
+    columns = ["month", "decision", "policy", "accuracy", "accuracy_kind", "reasons"]
+    if decisions.empty:
+        return _empty(columns)
+    frame = decisions.assign(
+        month=pd.to_datetime(decisions["month"]),
+        created_at=pd.to_datetime(decisions["created_at"]),
+    )
+    latest = frame.sort_values(["month", "created_at"]).groupby("month").tail(1)
+    realised = pd.to_numeric(latest["realised_accuracy"], errors="coerce")
+    estimated = pd.to_numeric(latest["estimated_accuracy"], errors="coerce")
+    kind = realised.notna().map({True: "realised", False: "estimated"})
+    out = latest.assign(
+        accuracy=realised.fillna(estimated),
+        accuracy_kind=kind.where(realised.notna() | estimated.notna()),
+    )
+    return out[columns].reset_index(drop=True)
 
 
 def metric_history(evaluations: pd.DataFrame) -> pd.DataFrame:

@@ -302,11 +302,51 @@ def drift_figure(drift: pd.DataFrame) -> Figure | None:
     return figure
 
 
+# Marker per decision: a month that trained stands out, a kept one is a quiet dot.
+DECISION_MARKERS = {"train": ("^", "tab:green"), "keep": ("o", "tab:gray")}
+
+
+def decision_figure(decisions: pd.DataFrame) -> Figure | None:
+    """The policy's decision per month (train or keep markers) on the champion's accuracy on
+    that month, the number it decided from (hollow: estimated, no labels yet)."""
+    if decisions.empty:
+        return None
+    figure = Figure(figsize=(9, 2.6), layout="constrained")
+    axis = figure.subplots()
+    scored = decisions.dropna(subset=["accuracy"])
+    axis.plot(scored["month"], scored["accuracy"], color="tab:blue", alpha=0.5, label="accuracy")
+    # A month without a champion to score (the first) sits on the axis floor.
+    floor = min(0.5, float(scored["accuracy"].min())) if not scored.empty else 0.5
+    for decision, (marker, color) in DECISION_MARKERS.items():
+        rows = decisions[decisions["decision"] == decision]
+        estimated = rows["accuracy_kind"] == "estimated"
+        axis.scatter(
+            rows["month"],
+            rows["accuracy"].fillna(floor),
+            marker=marker,
+            s=70,
+            edgecolors=color,
+            facecolors=[("none" if e else color) for e in estimated],
+            zorder=3,
+            label=decision,
+        )
+    axis.set_ylabel("champion accuracy")
+    axis.set_title("Training decisions per month", fontsize=10, loc="left")
+    axis.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    axis.set_xticks(list(decisions["month"]))
+    axis.xaxis.set_minor_locator(NullLocator())
+    axis.tick_params(axis="x", labelsize=8)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left", fontsize=8, ncols=3)
+    return figure
+
+
 def read_history(ctx: AppContext) -> tuple:
     snapshot = history.read_snapshot(ctx.settings.published_dir)
     metrics = history.metric_history(snapshot.evaluations)
     drift = history.drift_history(snapshot.drift)
     promotions = history.promotion_table(snapshot.promotions)
+    decisions = history.decision_history(snapshot.decisions)
     lines = []
     if snapshot.published_at is not None:
         lines.append(f"Snapshot published {snapshot.published_at:%Y-%m-%d %H:%M:%S} UTC.")
@@ -343,6 +383,7 @@ def read_history(ctx: AppContext) -> tuple:
         "  \n".join(lines),
         metrics,
         metrics,
+        decision_figure(decisions),
         drift_note,
         drift_figure(drift),
         drift_table,
@@ -474,6 +515,7 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
                     x_title="evaluation month",
                     sort="x",
                 )
+            decision_plot = gr.Plot(label="Training decisions (train or keep) per month")
             estimate_note = gr.Markdown()
             estimate_table = gr.Dataframe(
                 label="Estimated before labels vs realised (newest month first)",
@@ -522,6 +564,7 @@ def build_blocks(ctx: AppContext) -> gr.Blocks:
             summary,
             accuracy,
             macro_f1,
+            decision_plot,
             drift_note,
             drift_plot,
             drift_table,

@@ -1,14 +1,14 @@
-"""`make drift-demo`: the drift -> retrain loop, end to end, checked.
+"""`make drift-demo`: the drift -> decision -> retrain loop, end to end, checked.
 
-In a fresh SENTIMENT_HOME: the first synthetic month is built and its best model becomes
-champion. Then month after month, as if time passed, the data side is built (raw_tweets ->
-dbt -> embeddings -> drift_report), drift_sensor is ticked against the persistent instance,
-and each retrain it requests is launched directly (as the daemon would), then the fine-tuned
-follow-up the follow-up sensor requests once that retrain is over. A table per month
-shows the drift statistics, the verdict, whether a retrain was requested, and the champion
-and its accuracy on the month before and after. The exit status is non-zero unless the
-injected drift month is flagged and retrained, no undrifted month is, and the champion's
-accuracy on the drifted month recovers after the retrain.
+In a fresh SENTIMENT_HOME, month after month as if time passed, each month is built as the
+month run builds it (data, drift_report, model_evaluation, training_decision; no model), and
+trained as its decision says, by the real training_decision_sensor and follow_up_sensor
+evaluated against the persistent instance (ops/decided_training.py): the first month trains
+because there is no champion, then only a month the policy (SENTIMENT_RETRAIN_POLICY,
+on_drift by default) decides to train. A table per month shows the drift statistics, the
+verdict, the decision, and the champion and its accuracy on the month before and after. The
+exit status is non-zero unless the injected drift month is flagged and retrained, no
+undrifted month is, and the champion's accuracy on the drifted month recovers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 from mlflow.tracking import MlflowClient
 
@@ -34,21 +33,8 @@ from sentiment_assets.lib.stats.metrics import classification_metrics
 from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.serving import load_version
-from sentiment_assets.lineage import (
-    DRIFT_REPORT,
-    MODEL_CHALLENGER,
-    MODEL_CHAMPION,
-    RAW_TWEETS,
-    SENTIMENT_MODEL,
-    STG_TWEETS,
-    TWEET_EMBEDDINGS,
-    TWEETS_CLEAN,
-    TWEETS_DROPPED,
-)
 from sentiment_assets.ops.instance import prepare_environment
 
-DATA_ASSETS = [RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED, TWEET_EMBEDDINGS, DRIFT_REPORT]
-FIRST_MONTH_ASSETS = [*DATA_ASSETS, SENTIMENT_MODEL, MODEL_CHALLENGER, MODEL_CHAMPION]
 # The statistics shown in the table (all of them are in metrics.drift_reports).
 SHOWN = ["embedding_mean_distance", "prediction_ks", "label_prior", "performance_drop"]
 MIN_RECOVERY = 0.05
@@ -59,7 +45,7 @@ class MonthRow:
     month: str
     stats: dict
     verdict: str
-    retrain: str
+    decision: str
     champion_before: str
     champion_after: str
     accuracy_before: float
@@ -98,7 +84,7 @@ def format_table(rows: list[MonthRow]) -> str:
         "month",
         *SHOWN,
         "verdict",
-        "retrain",
+        "decision",
         "champion before→after",
         "accuracy before→after",
     ]
@@ -115,7 +101,7 @@ def format_table(rows: list[MonthRow]) -> str:
                 cells.append(f"{value[0]:.3f}{p}{mark}")
         cells += [
             row.verdict,
-            row.retrain,
+            row.decision,
             f"v{row.champion_before}→v{row.champion_after}",
             f"{row.accuracy_before:.3f}→{row.accuracy_after:.3f}",
         ]
@@ -137,85 +123,12 @@ def demo_environment(home: Path, env: dict[str, str]) -> dict[str, str]:
         # Drift in the last month: the world changes once and the demo ends there, so every
         # earlier month is a clean control for false alarms.
         "SENTIMENT_SYNTHETIC_DRIFT_MONTH": env.get("SENTIMENT_SYNTHETIC_DRIFT_MONTH", "5"),
+        # The fine-tuned follow-ups (the first month's, the drift month's) train on a minute
+        # of CPU each rather than the production budget: the demo shows the loop.
+        "SENTIMENT_FINETUNE_CPU_BUDGET_SECONDS": env.get(
+            "SENTIMENT_FINETUNE_CPU_BUDGET_SECONDS", "60"
+        ),
     }
-
-
-def retrains_requested(
-    definitions: dg.Definitions, instance, cursor: str | None
-) -> tuple[list, str | None]:
-    """One tick of drift_sensor against the persistent instance: its requests, its cursor."""
-    result = definitions.resolve_sensor_def("drift_sensor")(
-        dg.build_sensor_context(
-            instance=instance,
-            cursor=cursor,
-            resources={"platform": definitions.resources["platform"]},
-        )
-    )
-    if isinstance(result, dg.SkipReason):
-        return [], cursor
-    # What the daemon does with a tick's asset events: the sensor's retrain decisions.
-    for event in result.asset_events or []:
-        instance.report_runless_asset_event(event)
-    return list(result.run_requests or []), result.cursor
-
-
-def run_status_tick(sensor, instance, result):  # -> dg.RunRequest | dg.SkipReason | None
-    """One evaluation of the run-status `sensor` on the finished run `result`, as the
-    daemon's tick would make it (a failure sensor gets the failure context)."""
-    finished = (
-        dg.DagsterEventType.RUN_SUCCESS if result.success else dg.DagsterEventType.RUN_FAILURE
-    )
-    (event,) = [e for e in result.all_events if e.event_type == finished]
-    context = dg.build_run_status_sensor_context(
-        sensor_name=sensor.name,
-        dagster_event=event,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id),
-    )
-    return sensor(context if result.success else context.for_run_failure())
-
-
-def follow_up_requested(definitions: dg.Definitions, result, instance) -> list:
-    """What the daemon's follow-up sensor makes of a finished retrain run: the run of the
-    families the retrain left out (the fine-tuned one), if any."""
-    name = "follow_up_sensor" if result.success else "follow_up_after_failure_sensor"
-    sensor = definitions.resolve_sensor_def(name)
-    outcome = run_status_tick(sensor, instance, result)
-    return [outcome] if isinstance(outcome, dg.RunRequest) else []
-
-
-def launch(definitions: dg.Definitions, requests: list, instance) -> set[str]:
-    """Run each of drift_sensor's requests as the daemon would (retrain_job, recalibrate_job
-    or follow_up_job), a retrain's follow-up after it; the months retrained."""
-    retrained = set()
-    for request in requests:
-        print(
-            f"== drift_sensor requested {request.job_name} for {request.partition_key} "
-            f"(run_key {request.run_key})",
-            flush=True,
-        )
-        launched = execute(definitions.resolve_job_def(request.job_name), request, instance)
-        print(f"   run {launched.run_id}: {'success' if launched.success else 'failed'}")
-        if request.job_name != "retrain_job":
-            continue
-        retrained.add(request.partition_key)
-        for follow_up in follow_up_requested(definitions, launched, instance):
-            print(f"== follow_up_sensor requested follow_up_job (run_key {follow_up.run_key})")
-            finished = execute(definitions.resolve_job_def("follow_up_job"), follow_up, instance)
-            print(
-                f"   follow-up run {finished.run_id}: {'success' if finished.success else 'failed'}"
-            )
-    return retrained
-
-
-def execute(job, request, instance):
-    return job.execute_in_process(
-        partition_key=request.partition_key,
-        run_config=request.run_config,
-        tags=request.tags,
-        instance=instance,
-        raise_on_error=False,
-    )
 
 
 def failures(
@@ -250,7 +163,6 @@ def run(home: Path) -> int:
     os.environ.pop("SENTIMENT_MONTHS", None)
     # Only now: importing the definitions builds the partitions from the settings of the
     # environment at that moment, which must be the demo's.
-    from sentiment_assets.definitions import defs
     from sentiment_assets.ops.build import build_months
 
     settings = prepare_environment()
@@ -266,31 +178,28 @@ def run(home: Path) -> int:
         flush=True,
     )
 
-    build_months([months[0].isoformat()], FIRST_MONTH_ASSETS)
+    build_months([months[0].isoformat()])
     client = MlflowClient(settings.mlflow_tracking_uri)
-    instance = dg.DagsterInstance.get()
-    definitions = defs()
-    cursor = None
     rows: list[MonthRow] = []
     flagged: set[str] = set()
     retrained: set[str] = set()
     for month in months[1:]:
         key = month.isoformat()
-        build_months([key], DATA_ASSETS)
         before = registry.champion(client)
-        accuracy_before = holdout_accuracy(settings, month, before)
+        (built,) = build_months([key])
+        after = registry.champion(client)
         stats, verdict = drift_stats(settings, month)
         if verdict == "DRIFT":
             flagged.add(key)
-        requests, cursor = retrains_requested(definitions, instance, cursor)
-        retrained |= launch(definitions, requests, instance)
-        after = registry.champion(client)
+        if built.training and built.training.trained:
+            retrained.add(key)
+        accuracy_before = holdout_accuracy(settings, month, before)
         rows.append(
             MonthRow(
                 month=f"{month:%Y-%m}",
                 stats=stats,
                 verdict=verdict,
-                retrain="yes" if key in retrained else "no",
+                decision=built.training.decision if built.training else "-",
                 champion_before=before.version,
                 champion_after=after.version,
                 accuracy_before=accuracy_before,

@@ -1,4 +1,5 @@
-"""Building months in this process: what `sentiment pipeline` and the drift demo run.
+"""Building months in this process: what `sentiment pipeline` and the drift demo run; each
+month trains as its training decision says (ops/decided_training.py).
 
 Runs are recorded in the instance under DAGSTER_HOME, so they show up in the Dagster UI
 afterwards, exactly like runs launched from it.
@@ -12,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -29,6 +31,11 @@ from sentiment_assets.lib.data.sources import months_in_source
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.damage import DUCKDB_DAMAGE, WAREHOUSE_NEXT_STEP, sqlite_path
 from sentiment_assets.lib.versions.backup import AUTOMATIC, make_backup
+from sentiment_assets.ops.decided_training import (
+    DecidedTraining,
+    latest_decision_id,
+    train_as_decided,
+)
 from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG, abandon_runs_of
 from sentiment_assets.partitions import FIRST_MONTH, last_month
 
@@ -58,25 +65,41 @@ def untimed(_month: str, _stage: str) -> contextlib.AbstractContextManager[None]
     return contextlib.nullcontext()
 
 
+@dataclass
+class MonthBuild:
+    """A month's build run and, for a whole month's build, the training its decision led to."""
+
+    month: str
+    build: dg.ExecuteInProcessResult
+    training: DecidedTraining | None = None
+
+    @property
+    def runs(self) -> list[dg.ExecuteInProcessResult]:
+        return [self.build, *(self.training.runs if self.training else [])]
+
+
 def build_months(
     months: Sequence[str] | None = None,
     selection: Sequence[str] | None = None,
     stage: StageTimer = untimed,
-) -> list[dg.ExecuteInProcessResult]:
-    """Materialize every asset (or `selection`) for each month in order: a sequential backfill.
+) -> list[MonthBuild]:
+    """Materialize each month's data and monitoring (or `selection`) in order, then, for a
+    whole month, train as its training_decision says: a sequential backfill.
 
-    Months run oldest first because a month's model reads the months before it and its
-    evaluation needs the previous month's model. Without `months`: every month with data.
+    Months run oldest first because a month is judged against the champion the months
+    before it made. Without `months`: every month with data.
     """
     definitions = defs()
     assets = list(definitions.assets or [])
     partition_keys = list(months) if months else months_with_data(current_settings())
     instance = dg.DagsterInstance.get()
-    results = []
+    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    built = []
     with InterruptWatchdog(instance):
         for key in partition_keys:
             print(f"== building {key}", flush=True)
-            with stage(key, "build"):
+            decided_after = latest_decision_id(instance)
+            with stage(key, "data and monitoring"):
                 result = dg.materialize(
                     assets,
                     partition_key=key,
@@ -84,15 +107,31 @@ def build_months(
                     resources=definitions.resources,
                     selection=[dg.AssetKey(k) for k in selection] if selection else MONTH_BUILD,
                     raise_on_error=False,
-                    tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+                    tags=tags,
                 )
-            if not result.success:
-                damage = damage_reported(result)
-                if damage:
-                    raise SystemExit(f"error: the build of {key} stopped: {damage}")
-                raise SystemExit(f"the build of {key} failed (run {result.run_id})")
-            results.append(result)
-    return results
+            stop_unless_done(key, result)
+            month = MonthBuild(key, result)
+            if not selection:
+                with stage(key, "training"):
+                    month.training = train_as_decided(
+                        definitions, instance, result, decided_after, tags
+                    )
+                print(f"== {key}: {month.training.decision}\n{month.training.reasons}", flush=True)
+                for run in month.training.runs:
+                    stop_unless_done(key, run)
+            built.append(month)
+    return built
+
+
+def stop_unless_done(key: str, result: dg.ExecuteInProcessResult) -> None:
+    """Ends the command on a failed run, with the damage it met when that is why (a
+    challenger the gate rejects is a decision: its run succeeds)."""
+    if result.success:
+        return
+    damage = damage_reported(result)
+    if damage:
+        raise SystemExit(f"error: the build of {key} stopped: {damage}")
+    raise SystemExit(f"the build of {key} failed (run {result.run_id})")
 
 
 class InterruptWatchdog:

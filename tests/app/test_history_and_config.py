@@ -9,8 +9,14 @@ import pandas as pd
 import pytest
 
 from gradio_app.config import AppConfig, ConfigError, load_config
-from gradio_app.history import drift_history, metric_history, promotion_table, read_snapshot
-from gradio_app.ui import drift_figure
+from gradio_app.history import (
+    decision_history,
+    drift_history,
+    metric_history,
+    promotion_table,
+    read_snapshot,
+)
+from gradio_app.ui import decision_figure, drift_figure
 from sentiment_assets.lib.stats.drift import (
     StatResult,
     combine,
@@ -20,7 +26,12 @@ from sentiment_assets.lib.stats.drift import (
 )
 from sentiment_assets.lib.store.warehouse import connect, ensure_schema, replace_rows
 from sentiment_assets.lib.versions.publish import publish_history
-from sentiment_assets.lib.versions.retrain_policy import DriftEvent, SensorCursor, plan_retrains
+from sentiment_assets.lib.versions.training_decision import (
+    DecisionInputs,
+    StatisticMove,
+    decide_training,
+    record_decision,
+)
 
 
 def test_an_empty_home_reads_as_an_empty_snapshot_with_a_note(tmp_path: Path) -> None:
@@ -84,6 +95,48 @@ def test_drift_history_and_figure_mark_the_drifted_months() -> None:
     assert march_psi["value"].tolist() == [0.4]
     figure = drift_figure(history)
     assert len(figure.axes) == 2
+
+
+def test_the_decisions_published_per_month_are_plotted_as_train_and_keep(tmp_path: Path) -> None:
+    drifted = (StatisticMove("embedding_mmd", 0.02, 0.005, True),)
+    champion = {"champion_version": "2", "champion_trained_through": date(2024, 1, 1)}
+    months = [
+        DecisionInputs(date(2024, 1, 1), 1000),  # no champion: trains
+        DecisionInputs(
+            date(2024, 2, 1), 1000, (), **champion, reference_accuracy=0.8, estimated_accuracy=0.79
+        ),
+        DecisionInputs(
+            date(2024, 3, 1),
+            1000,
+            drifted,
+            **champion,
+            reference_accuracy=0.8,
+            realised_accuracy=0.5,
+        ),
+    ]
+    published = tmp_path / "published"
+    with connect(tmp_path / "warehouse.duckdb") as con:
+        ensure_schema(con)
+        for inputs in months:
+            record_decision(decide_training(inputs, "on_drift"), con, published)
+        # February decided again under `always`: the newest decision is the month's.
+        record_decision(decide_training(months[1], "always"), con, published)
+
+    history = decision_history(read_snapshot(published).decisions)
+    assert history["decision"].tolist() == ["train", "train", "train"]
+    assert history["policy"].tolist() == ["on_drift", "always", "on_drift"]
+    assert pd.isna(history["accuracy_kind"][0]), "no champion scored the first month"
+    assert history["accuracy_kind"].tolist()[1:] == ["estimated", "realised"]
+    assert history["accuracy"].tolist()[1:] == [0.79, 0.5]
+    on_drift = decision_history(read_snapshot(published).decisions.iloc[:3])
+    assert on_drift["decision"].tolist() == ["train", "keep", "train"]
+
+    (axis,) = decision_figure(on_drift).axes
+    legend = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert legend == ["accuracy", "train", "keep"]
+    train, keep = axis.collections
+    assert len(train.get_offsets()) == 2 and len(keep.get_offsets()) == 1
+    assert decision_figure(decision_history(read_snapshot(tmp_path / "none").decisions)) is None
 
 
 def test_promotions_are_newest_first() -> None:
@@ -164,8 +217,8 @@ def test_config_errors_name_the_variable(env: dict, message: str) -> None:
 
 def test_a_rerun_that_judges_nothing_is_the_months_verdict_everywhere(tmp_path: Path) -> None:
     """March drifted against champion v1; the rerun's champion v2 trained on March, so the
-    newest report judges nothing. The table, the app and the sensor's log all say so, none
-    keeps the old "drift" or calls it "no drift"."""
+    newest report judges nothing. The table and the app both say so: neither keeps the old
+    "drift" nor calls it "no drift"."""
     march = date(2024, 3, 1)
     drifted = [
         StatResult(s.name, 0.5, 0.1, True, 0.001, {}, s.kind, s.severity) for s in registered()
@@ -192,6 +245,3 @@ def test_a_rerun_that_judges_nothing_is_the_months_verdict_everywhere(tmp_path: 
     assert newest is None
     shown = drift_history(read_snapshot(published).drift)
     assert set(shown["verdict"]) == {"not judged"} and not shown["drifted"].any()
-    event = DriftEvent(1, march.isoformat(), drifted=False, timestamp=0.0, verdict="not judged")
-    plan = plan_retrains([event], SensorCursor(), {}, now=0.0, cooldown_seconds=0.0)
-    assert plan.skipped == [(event, "not judged")]

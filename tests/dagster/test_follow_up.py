@@ -1,12 +1,13 @@
-"""The drift retrain in two runs: the fast families first, then one follow-up run for the
+"""A decided retrain in two runs: the fast families first, then one follow-up run for the
 fine-tuned family, through the same gate.
 
-A real ephemeral instance holds real runs: drift_sensor's request is executed as a
+A real ephemeral instance holds real runs: training_decision_sensor's request is executed as a
 retrain_job run over stand-ins of the three retrain assets (the real ones need a built
 warehouse; the sensors only read the run, its config and its materializations), and the
 follow-up sensors are evaluated on that finished run as the daemon would.
 """
 
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -14,14 +15,13 @@ import mlflow as mlflow_api
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.commands.drift_demo import run_status_tick
 from sentiment_assets.definitions import defs
+from sentiment_assets.defs.models.decision import decision_metadata, training_decision_sensor
 from sentiment_assets.defs.models.promotion import GATE_CHECK
 from sentiment_assets.defs.models.training import TrainConfig
 from sentiment_assets.defs.monitoring.sensors import (
     FOLLOW_UP_OF_TAG,
     RETRAIN_SELECTION,
-    drift_sensor,
     follow_up_after_failure_sensor,
     follow_up_job,
     follow_up_sensor,
@@ -30,7 +30,7 @@ from sentiment_assets.defs.monitoring.sensors import (
 from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.models.behaviour import SuiteResult
-from sentiment_assets.lib.models.families import family_names
+from sentiment_assets.lib.models.families import family, family_names
 from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
     FINETUNED_TRANSFORMER,
@@ -39,7 +39,9 @@ from sentiment_assets.lib.models.training import (
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.promotion import KEPT, PROMOTED, decide, pick_challenger
 from sentiment_assets.lib.versions.retrain_policy import fast_families
-from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHALLENGER, MODEL_CHAMPION
+from sentiment_assets.lib.versions.training_decision import DecisionInputs, decide_training
+from sentiment_assets.lineage import MODEL_CHALLENGER, MODEL_CHAMPION, TRAINING_DECISION
+from sentiment_assets.ops.decided_training import run_status_tick
 
 MONTHS = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2024-04-01")
 MONTH = "2024-03-01"
@@ -105,10 +107,14 @@ def execute(instance, job_name: str, request: dg.RunRequest, gate_passes: bool =
 
 
 def drift_retrain_request(instance) -> dg.RunRequest:
+    """training_decision_sensor's request for the month decided `train` (no champion yet)."""
+    decision = decide_training(DecisionInputs(date.fromisoformat(MONTH), 1000), "on_drift")
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key=DRIFT_REPORT, partition=MONTH, metadata={"drifted": True})
+        dg.AssetMaterialization(
+            asset_key=TRAINING_DECISION, partition=MONTH, metadata=decision_metadata(decision)
+        )
     )
-    result = drift_sensor(
+    result = training_decision_sensor(
         dg.build_sensor_context(
             instance=instance, resources={"platform": PlatformResource.of(current_settings())}
         )
@@ -124,6 +130,14 @@ def test_the_drift_retrain_trains_only_the_fast_families(instance):
     assert FINETUNED_TRANSFORMER not in families
     # The config is one TrainConfig accepts, as the real job's sentiment_model would.
     assert execute(instance, retrain_job.name, request).success
+
+
+def test_the_cpu_budget_of_the_request_reaches_the_fine_tuned_familys_parameters(instance):
+    config = drift_retrain_request(instance).run_config["ops"]["sentiment_model"]["config"]
+    budget = current_settings().finetune_cpu_budget_seconds
+    assert config["finetune_cpu_budget_seconds"] == budget
+    knobs = TrainConfig(**config).knobs(device="cpu")
+    assert family(FINETUNED_TRANSFORMER).params(knobs).cpu_budget_seconds == budget
 
 
 def test_a_finished_retrain_gets_one_follow_up_for_the_fine_tuned_family(instance):

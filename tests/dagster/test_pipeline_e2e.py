@@ -1,4 +1,7 @@
-"""Three synthetic months built end to end through Dagster, against a real instance."""
+"""Three synthetic months built end to end through Dagster, against a real instance.
+
+The months are built under the `always` policy, so each one trains as its decision says: its
+month run, then retrain_job (the fast families) and the fine-tuned follow-up."""
 
 import dataclasses
 import hashlib
@@ -24,7 +27,7 @@ from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.cache_pruning import versions_to_keep
 from sentiment_assets.lib.versions.promotion import PromotionRecord, previous_champion
 from sentiment_assets.lib.versions.serving import load_version
-from sentiment_assets.ops.build import build_months
+from sentiment_assets.ops.build import MonthBuild, build_months
 from sentiment_assets.ops.instance import prepare_environment
 from tests.conftest import use_home
 
@@ -34,19 +37,37 @@ pytestmark = pytest.mark.slow
 MONTHS = ["2024-01-01", "2024-02-01", "2024-03-01"]
 
 
-def materialization_metadata(result, asset: str) -> dict:
-    (event,) = [
-        e
-        for e in result.get_asset_materialization_events()
+def runs_of(built) -> list[dg.ExecuteInProcessResult]:
+    """A month's runs (its build, then the trainings its decision started), or one run."""
+    return built.runs if isinstance(built, MonthBuild) else [built]
+
+
+def materializations(built, asset: str) -> list[dict]:
+    return [
+        {k: v.value for k, v in e.materialization.metadata.items()}
+        for run in runs_of(built)
+        for e in run.get_asset_materialization_events()
         if e.asset_key.to_user_string() == asset
     ]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def materialization_metadata(built, asset: str) -> dict:
+    """The asset's last materialization among the runs (the follow-up's gate, for
+    model_challenger: it chose among every family of the month)."""
+    return materializations(built, asset)[-1]
+
+
+def check_evaluations(built) -> list:
+    return [c for run in runs_of(built) for c in run.get_asset_check_evaluations()]
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_home(monkeypatch, tmp_path_factory.mktemp("home"))
+        monkeypatch.setenv("SENTIMENT_RETRAIN_POLICY", "always")
+        # About the fixed 800-tweet size the follow-up trained on before the budget.
+        monkeypatch.setenv("SENTIMENT_FINETUNE_CPU_BUDGET_SECONDS", "20")
         settings = prepare_environment()
         results = build_months()
         rerun = build_months(["2024-02-01"])[0]
@@ -60,10 +81,13 @@ def count(con, sql: str, *params) -> int:
 def test_every_default_month_was_built(built):
     _, results, _ = built
     assert list(results) == MONTHS
-    for result in results.values():
-        # A challenger that loses to the champion is a decision: the run stays green.
-        assert result.success
-        checks = result.get_asset_check_evaluations()
+    for built_month in results.values():
+        assert built_month.training.decision == "train"
+        assert len(built_month.training.runs) == 2, "the fast families, then the follow-up"
+        for result in built_month.runs:
+            # A challenger that loses to the champion is a decision: the run stays green.
+            assert result.success
+        checks = check_evaluations(built_month)
         data_checks = [
             c
             for c in checks
@@ -94,12 +118,13 @@ def test_metadata_reads_and_plots(built):
     across partitions); drift_report: a one-line summary and the new keywords as a table."""
     _, results, _ = built
     for key, result in results.items():
-        model = materialization_metadata(result, "sentiment_model")
+        trained = materializations(result, "sentiment_model")
+        assert [r.data["family"] for model in trained for r in model["families"].records] == list(
+            FAMILIES
+        ), "the fast families, then the fine-tuned one"
+        model, f1s = trained[0], []
         assert not [k for k in model if "/" in k], "no long per-family keys"
-        table = model["families"]
-        assert [r.data["family"] for r in table.records] == list(FAMILIES)
-        f1s = []
-        for record in table.records:
+        for record in model["families"].records:
             short = families.family(record.data["family"]).short_name
             assert isinstance(model[f"val_f1_{short}"], float)
             assert model[f"val_f1_{short}"] == record.data["val_macro_f1"]
@@ -288,7 +313,7 @@ def test_slices_count_each_labelled_tweet_once_per_matching_slice(built):
             assert {r.data["slice"] for r in meta["slices"].records} == set(expected)
             (check,) = [
                 c
-                for c in results[key].get_asset_check_evaluations()
+                for c in check_evaluations(results[key])
                 if c.asset_key.to_user_string() == "model_evaluation"
             ]
             assert check.check_name == "slices_within_margin"
@@ -384,7 +409,8 @@ def test_each_month_recorded_a_promotion_decision(built):
             "SELECT trained_through, decision, model_version, champion_version "
             "FROM metrics.promotions ORDER BY created_at"
         ).fetchall()
-    assert len(rows) == 4
+    # 3 months and the rerun of February, each gated twice: the fast families, the follow-up.
+    assert len(rows) == 8
     assert rows[0][1] == "promoted" and rows[0][3] is None, "the first model becomes champion"
     assert {r[1] for r in rows} <= {"promoted", "rejected", "kept"}
     last_promoted = [r for r in rows if r[1] == "promoted"][-1]
@@ -404,10 +430,9 @@ def test_every_promotion_row_is_the_challengers_decision_record(built):
             f"SELECT {', '.join(fields)} FROM metrics.promotions ORDER BY created_at"
         ).fetchall()
     written = [
-        PromotionRecord.from_json(
-            materialization_metadata(r, "model_challenger")["decision_record"]
-        )
-        for r in [*results.values(), rerun]
+        PromotionRecord.from_json(challenger["decision_record"])
+        for month in [*results.values(), rerun]
+        for challenger in materializations(month, "model_challenger")
     ]
     assert rows == [dataclasses.astuple(record)[: len(fields)] for record in written]
 

@@ -1,4 +1,5 @@
-"""drift_sensor and new_data_sensor evaluated against a real ephemeral Dagster instance."""
+"""drift_sensor and new_data_sensor evaluated against a real ephemeral Dagster instance
+(training_decision_sensor: tests/dagster/test_training_decision.py)."""
 
 import json
 
@@ -10,11 +11,9 @@ from sentiment_assets.defs.ingest.landing_sensor import landing_files_built, new
 from sentiment_assets.defs.monitoring.sensors import drift_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.stats import drift
 from sentiment_assets.lib.store.warehouse import connect
-from sentiment_assets.lib.versions.retrain_policy import fast_families
 from tests.conftest import use_home
-
-COOLDOWN_ENV = "SENTIMENT_RETRAIN_COOLDOWN_SECONDS"
 
 
 @pytest.fixture
@@ -43,8 +42,7 @@ def tick(sensor, instance, cursor=None):
     return list(result.run_requests or []), result.cursor
 
 
-def test_no_drift_requests_nothing(instance, monkeypatch):
-    monkeypatch.setenv(COOLDOWN_ENV, "0")
+def test_no_drift_requests_nothing(instance):
     report(instance, "drift_report", "2024-02-01", drifted=False)
     requests, cursor = tick(drift_sensor, instance)
     assert requests == []
@@ -52,62 +50,42 @@ def test_no_drift_requests_nothing(instance, monkeypatch):
     assert tick(drift_sensor, instance, cursor)[0] == []
 
 
-def test_drift_requests_one_retrain_once(instance, monkeypatch):
-    monkeypatch.setenv(COOLDOWN_ENV, "0")
-    report(instance, "drift_report", "2024-02-01", drifted=False)
-    storage_id = report(instance, "drift_report", "2024-03-01", drifted=True)
+PRIOR_ONLY = [drift.PREDICTED_POSITIVE_RATE, drift.PREDICTION_PSI]
+
+
+@pytest.mark.parametrize(
+    ("statistics", "jobs"),
+    [
+        # The class balance moved, the content did not: the prior is re-estimated.
+        (PRIOR_ONLY, ["recalibrate_job"]),
+        # The same with labels showing a drop: re-estimated too; whether the month also
+        # retrains is its training_decision's call.
+        ([drift.LABEL_PRIOR, drift.PERFORMANCE_DROP], ["recalibrate_job"]),
+        # The content moved: new weights are needed, which the decision requests.
+        ([drift.PREDICTED_POSITIVE_RATE, drift.EMBEDDING_MMD], []),
+        # A report without drifted_statistics: nothing says the balance alone moved.
+        (None, []),
+    ],
+)
+def test_drift_sensor_answers_only_a_balance_shift_alone(instance, statistics, jobs):
+    metadata = {"drifted": True}
+    if statistics is not None:
+        metadata["drifted_statistics"] = dg.MetadataValue.json(statistics)
+    storage_id = report(instance, "drift_report", "2024-03-01", **metadata)
     requests, cursor = tick(drift_sensor, instance)
-    assert len(requests) == 1
-    (request,) = requests
-    assert request.partition_key == "2024-03-01"
-    assert str(storage_id) in request.run_key
-    assert request.job_name in (None, "retrain_job")
-    again, _ = tick(drift_sensor, instance, cursor)
-    assert again == [], "the same drift event must not retrain twice"
+    assert [r.job_name for r in requests] == jobs
+    assert all(str(storage_id) in r.run_key for r in requests)
+    assert tick(drift_sensor, instance, cursor)[0] == [], "each drift report is answered once"
 
 
-def test_a_retrain_configures_only_the_training_window_and_fast_families(instance, monkeypatch):
-    monkeypatch.setenv(COOLDOWN_ENV, "0")
-    monkeypatch.setenv("SENTIMENT_DRIFT_RETRAIN_WINDOW_MONTHS", "2")
-    report(instance, "drift_report", "2024-03-01", drifted=True)
-    (request,), _ = tick(drift_sensor, instance)
-    # The challenger and the drift report read the window from the new model's card; the
-    # fine-tuned family trains in the follow-up run (tests/dagster/test_follow_up.py).
-    assert request.run_config == {
-        "ops": {"sentiment_model": {"config": {"window_months": 2, "families": fast_families()}}}
-    }
-
-
-def test_a_newer_drift_of_the_same_month_retrains_again(instance, monkeypatch):
-    monkeypatch.setenv(COOLDOWN_ENV, "0")
-    report(instance, "drift_report", "2024-03-01", drifted=True)
+def test_a_newer_balance_shift_of_the_same_month_is_answered_again(instance):
+    shifted = {"drifted": True, "drifted_statistics": dg.MetadataValue.json(PRIOR_ONLY)}
+    report(instance, "drift_report", "2024-03-01", **shifted)
     first, cursor = tick(drift_sensor, instance)
-    report(instance, "drift_report", "2024-03-01", drifted=True)
+    report(instance, "drift_report", "2024-03-01", **shifted)
     second, _ = tick(drift_sensor, instance, cursor)
     assert len(first) == len(second) == 1
     assert first[0].run_key != second[0].run_key
-    assert second[0].partition_key == "2024-03-01"
-
-
-def test_the_cooldown_holds(instance, monkeypatch):
-    monkeypatch.setenv(COOLDOWN_ENV, "3600")
-    report(instance, "drift_report", "2024-03-01", drifted=True)
-    first, cursor = tick(drift_sensor, instance)
-    report(instance, "drift_report", "2024-03-01", drifted=True)
-    second, cursor = tick(drift_sensor, instance, cursor)
-    assert len(first) == 1 and second == []
-    # Another month is not affected by March's cooldown.
-    report(instance, "drift_report", "2024-02-01", drifted=True)
-    third, _ = tick(drift_sensor, instance, cursor)
-    assert [r.partition_key for r in third] == ["2024-02-01"]
-
-
-def test_a_drift_report_older_than_the_model_is_stale(instance, monkeypatch):
-    monkeypatch.setenv(COOLDOWN_ENV, "0")
-    report(instance, "drift_report", "2024-03-01", drifted=True)
-    report(instance, "sentiment_model", "2024-03-01")
-    requests, _ = tick(drift_sensor, instance)
-    assert requests == [], "the model was already retrained after this drift was measured"
 
 
 GOOD_ROWS = "text,created_at,label\nlove this new phone,2024-02-10 10:00:00,positive\n" + (

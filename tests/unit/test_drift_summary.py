@@ -1,15 +1,9 @@
-"""The drift report's one-line summary and the sensor's decisions in words (both pure)."""
+"""The drift report's one-line summary (pure)."""
 
 import math
 
 from sentiment_assets.lib.stats import drift
 from sentiment_assets.lib.stats.drift import StatResult, combine
-from sentiment_assets.lib.versions.retrain_policy import (
-    DriftEvent,
-    SensorCursor,
-    decisions,
-    plan_retrains,
-)
 
 
 def stat(name: str, drifted: bool | None) -> StatResult:
@@ -62,17 +56,3 @@ def test_statistics_that_could_not_run_are_counted_never_called_no_drift():
 def test_the_summary_computes_the_verdict_when_the_combined_result_is_missing():
     results = report({drift.EMBEDDING_MMD})[:-1]
     assert drift.summary(results).startswith("drift: 1 of 6 deciding statistics beyond")
-
-
-def test_decisions_word_each_drifted_event_and_leave_out_undrifted_ones():
-    events = [
-        DriftEvent(1, "2024-02-01", drifted=False, timestamp=0.0),
-        DriftEvent(2, "2024-03-01", drifted=True, timestamp=0.0),
-        DriftEvent(3, "2024-04-01", drifted=True, timestamp=0.0),
-    ]
-    cursor = SensorCursor(requested_at={"2024-04-01": 900.0})
-    plan = plan_retrains(events, cursor, {}, now=1000.0, cooldown_seconds=3600)
-    assert [(e.storage_id, said) for e, said in decisions(plan)] == [
-        (2, "requested (run_key retrain-2024-03-01-drift-2)"),
-        (3, "not requested: cooldown: retrained 100s ago (< 3600s)"),
-    ]

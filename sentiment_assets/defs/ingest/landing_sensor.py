@@ -23,6 +23,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from sentiment_assets.defs.ingest.assets import STILL_CHANGING
+from sentiment_assets.defs.platform.jobs import EVENT_ANSWERS
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.data.landing import (
     LEDGER_TABLE,
@@ -50,7 +51,7 @@ from sentiment_assets.lib.data.landing import (
 from sentiment_assets.lib.data.sources import months_in_source
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect, ensure_schema
-from sentiment_assets.lineage import PRIOR_ADJUSTED_MODEL, RAW_TWEETS, TWEETS_CLEAN
+from sentiment_assets.lineage import RAW_TWEETS, TWEETS_CLEAN
 from sentiment_assets.partitions import (
     DUCKDB_POOL,
     FIRST_MONTH,
@@ -58,11 +59,9 @@ from sentiment_assets.partitions import (
     latest_plausible_month,
 )
 
-# Everything that depends on a month's raw data, for new_data_sensor's runs (the prior
-# adjustment answers drift_sensor only).
-INGEST_SELECTION = dg.AssetSelection.assets(RAW_TWEETS).downstream() - dg.AssetSelection.assets(
-    PRIOR_ADJUSTED_MODEL
-)
+# Everything that depends on a month's raw data, up to its training decision, for
+# new_data_sensor's runs: training follows the decision, the prior adjustment drift_sensor.
+INGEST_SELECTION = dg.AssetSelection.assets(RAW_TWEETS).downstream() - EVENT_ANSWERS
 # Tags of a run requested for a landing file version: the sensor finds its runs by them.
 FILE_TAG = "sentiment/landing_file"
 FINGERPRINT_TAG = "sentiment/landing_fingerprint"

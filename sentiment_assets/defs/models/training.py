@@ -112,6 +112,9 @@ class TrainConfig(dg.Config):
     finetune_learning_rate: float = FinetuneParams.learning_rate
     finetune_freeze_layers: int = FinetuneParams.freeze_layers
     finetune_batch_size: int = FinetuneParams.batch_size
+    # Seconds of CPU training that size the fine-tuned family's fit (the whole window on
+    # CUDA; lib/models/finetune_budget.py); None: the fixed finetune_max_train_samples.
+    finetune_cpu_budget_seconds: float | None = FinetuneParams.cpu_budget_seconds
     # Labelled window rows loaded at most (a label-stratified, seeded sample beyond it), so a
     # million-tweet window trains in bounded memory; 0 loads every row.
     max_window_rows: int = DEFAULT_MAX_WINDOW_ROWS
@@ -342,8 +345,8 @@ def _families_metadata(trained: list[TrainedVersion], ui_url: str) -> dict[str, 
     deps=[
         dg.AssetDep(TWEETS_CLEAN, partition_mapping=TRAINING_WINDOW_MAPPING),
         dg.AssetDep(TWEET_EMBEDDINGS, partition_mapping=TRAINING_WINDOW_MAPPING),
-        # The month's drift is measured before its model is trained, so a drift report is
-        # never newer than the model built in the same run (drift_sensor treats it as stale).
+        # The month's drift is measured before its model is trained: a model is judged
+        # against the champion it replaces.
         DRIFT_REPORT,
     ],
     # Training is the GPU work: one job at a time on the accelerator. Its warehouse access is

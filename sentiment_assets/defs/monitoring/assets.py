@@ -200,16 +200,12 @@ def _keyword_table(keywords: list[dict]) -> dg.MetadataValue:
 
 
 def report_summary(results: list[drift.StatResult]) -> str:
-    """drift.summary plus what happens next: drift_report cannot know drift_sensor's guards,
-    so it points at the sensor's `retrain` observation instead of promising a retrain."""
+    """drift.summary plus what happens next: the month's training_decision reads these
+    statistics and says whether it retrains, so the report points there."""
     combined = next(r for r in results if r.statistic == drift.COMBINED)
     if combined.drifted:
-        return (
-            f"{drift.summary(results)}; drift_sensor will request retrain_job for this month "
-            "unless its cooldown or a newer model holds it back (its `retrain` observation on "
-            "this partition says which)"
-        )
-    return f"{drift.summary(results)}; no retrain"
+        return f"{drift.summary(results)}; the month's training_decision says whether it retrains"
+    return drift.summary(results)
 
 
 @dg.asset(

@@ -36,6 +36,7 @@ FINETUNE_KNOBS = (
     "learning_rate",
     "freeze_layers",
     "batch_size",
+    "cpu_budget_seconds",
 )
 # Freezing more layers than the smallest supported encoder (MiniLM-L6) has would fail.
 MAX_FROZEN_LAYERS = 4
