@@ -1,5 +1,5 @@
 """drift_sensor and new_data_sensor evaluated against a real ephemeral Dagster instance
-(training_decision_sensor: tests/dagster/test_training_decision.py)."""
+(training_decision_sensor: tests/dagster/test_decision_loop.py)."""
 
 import json
 
