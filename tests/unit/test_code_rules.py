@@ -42,3 +42,10 @@ def test_the_platform_resource_parses_its_settings_once(tmp_path: Path) -> None:
     assert resource.settings is resource.settings
     assert resource.settings.home == tmp_path
     assert resource.mlflow_client().tracking_uri == resource.settings.mlflow_tracking_uri
+
+
+def test_test_files_have_unique_names() -> None:
+    # Test folders without __init__.py import their modules by basename: a second file of
+    # the same name stops pytest's collection of the whole suite.
+    names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
