@@ -338,9 +338,8 @@ def test_history_reads_the_published_snapshot(client: Client, registry_home: Reg
     publish_history(con, published)
     con.close()
 
-    summary, accuracy, macro_f1, drift_note, plot, drift_table, promotions = client.predict(
-        api_name="/history"
-    )
+    history = client.predict(api_name="/history")
+    summary, accuracy, macro_f1, decisions, drift_note, plot, drift_table, promotions = history
     assert "Snapshot published" in summary
     points = pd.DataFrame(accuracy["data"], columns=accuracy["columns"])
     assert sorted(points["model_family"].unique()) == ["embedding_logreg", "tfidf_logreg"]
@@ -348,6 +347,7 @@ def test_history_reads_the_published_snapshot(client: Client, registry_home: Reg
     assert sorted(points["accuracy"]) == [0.70, 0.81, 0.83, 0.86]
     f1_points = pd.DataFrame(macro_f1["data"], columns=macro_f1["columns"])
     assert sorted(f1_points["macro_f1"]) == [0.69, 0.80, 0.83, 0.85]
+    assert decisions is None, "no training decision was published"
     assert "1 of 2 month × statistic checks over their threshold" in drift_note
     assert plot is not None
     assert len(drift_table["data"]) == 2

@@ -87,7 +87,7 @@ def test_every_history_chart_labels_its_x_axis_with_months(context: AppContext) 
     evaluated = months(date(2024, 2, 1), 3)
     drifted = months(date(2024, 2, 1), 4)
     publish(context.settings.published_dir, evaluated, drifted)
-    _, accuracy, macro_f1, _, figure, _, _ = read_history(context)
+    _, accuracy, macro_f1, _decisions, _, figure, _, _ = read_history(context)
 
     # The metric line plots: months as "YYYY-MM" categories, which Gradio plots as they are.
     plots = [b for b in build_blocks(context).blocks.values() if isinstance(b, gr.LinePlot)]
@@ -105,7 +105,7 @@ def test_every_history_chart_labels_its_x_axis_with_months(context: AppContext) 
 def test_a_long_drift_history_keeps_at_most_a_dozen_month_labels(context: AppContext) -> None:
     many = months(date(2022, 1, 1), 30)
     publish(context.settings.published_dir, many[:2], many)
-    figure = read_history(context)[4]
+    figure = read_history(context)[5]
     for labels in tick_labels(figure):
         assert 2 <= len(labels) <= MAX_MONTH_LABELS
         assert all(MONTH.fullmatch(label) for label in labels), labels
