@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 
 from sentiment_assets.commands.sql_limits import (
@@ -47,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_store_parsers(commands)
     add_prod_parser(commands)
     args = parser.parse_args(argv)
+    if not args.verbose:
+        # Dagster marks APIs it may still change as beta at every import; an operator can do
+        # nothing about it, and the lines bury the command's own output.
+        warnings.filterwarnings("ignore", message=r".* is currently in beta")
     return run_handler(args)
 
 
@@ -249,5 +256,16 @@ def add_prod_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler="prod:command")
 
 
+def run() -> None:
+    """The `sentiment` command: main(), then the process ends without the interpreter's
+    teardown. Every store is closed by then; the teardown would only let DuckDB's bindings
+    print a screen of "leaked instance" lines after the command's own output."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from gradio_app.model_holder import registry_holder
 from sentiment_assets.definitions import defs
-from sentiment_assets.defs.platform.jobs import MONTH_BUILD
+from sentiment_assets.defs.platform.jobs import MONTH_BUILD, RETRAIN_SELECTION
 from sentiment_assets.lib.hosting import lifecycle, services
 from sentiment_assets.lib.settings import Settings, load_settings
 from sentiment_assets.lib.store.warehouse import connect
@@ -90,8 +90,9 @@ def server(request: pytest.FixtureRequest) -> Iterator[MlflowServer]:
 
 @pytest.fixture(scope="module")
 def built(server: MlflowServer, tmp_path_factory, onnx_cache: Path) -> Iterator[Built]:
-    """One month built in this process against the server (the fast families only: two
-    registered versions, one of them made champion)."""
+    """One month built in this process against the server, and trained in the same run as
+    its first decision would train it (the fast families only: two registered versions, one
+    of them made champion)."""
     previous_uri = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_home(monkeypatch, tmp_path_factory.mktemp("home"))
@@ -104,7 +105,7 @@ def built(server: MlflowServer, tmp_path_factory, onnx_cache: Path) -> Iterator[
             partition_key=MONTH,
             instance=dg.DagsterInstance.get(),
             resources=definitions.resources,
-            selection=MONTH_BUILD,
+            selection=MONTH_BUILD | RETRAIN_SELECTION,
             run_config={"ops": {"sentiment_model": {"config": {"families": fast_families()}}}},
         )
         try:
