@@ -3,10 +3,10 @@ error for an unknown one, and each family's parameters from the same run knobs."
 
 from datetime import date
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib.models.families import family, family_names, register_family
 from sentiment_assets.lib.models.families.logreg import TFIDF_ONLY_KNOBS
@@ -67,13 +67,12 @@ def test_an_embedding_fit_logs_to_mlflow_no_tf_idf_parameter(tmp_path) -> None:
         holdout=np.arange(80) % 5 == 0,
     )
     fitted = fit_family(family(EMBEDDING_LOGREG), data, {"seed": 1, "ngram_max": 3})
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        with mlflow.start_run() as run:
-            mlflow.log_params(fitted.mlflow_params)
-        logged = mlflow.get_run(run.info.run_id).data.params
-    finally:
-        mlflow.set_tracking_uri(previous)
+    # A client of its own store: the fluent API would reuse whichever experiment an earlier
+    # test of this process made active, in another store.
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("families"))
+    for name, value in fitted.mlflow_params.items():
+        client.log_param(run.info.run_id, name, value)
+    logged = client.get_run(run.info.run_id).data.params
     assert set(logged) == {"C", "max_iter", "seed"}
     assert not set(TFIDF_ONLY_KNOBS) & set(logged)
