@@ -47,7 +47,9 @@ def pipeline(home: Path, *months: str) -> subprocess.Popen:
     args = [arg for month in months for arg in ("--month", month)]
     return subprocess.Popen(
         [sys.executable, "-m", "sentiment_assets.cli", "pipeline", *args],
-        env={**os.environ, **home_paths(home)},
+        # February trains too (under on_drift a quiet month keeps), so a kill can land in
+        # its training.
+        env={**os.environ, **home_paths(home), "SENTIMENT_RETRAIN_POLICY": "always"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -45,4 +45,6 @@ def test_moving_the_warehouse_aside_and_rebuilding_keeps_history_and_versions(
     assert "] removed (" not in output, "recovery deleted versions"
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         recorded = con.execute("SELECT count(*) FROM metrics.promotions").fetchone()[0]
-    assert recorded > published_before["promotions"], "the old history is in the new warehouse"
+    # January's rebuild keeps its champion (the month is in its training window), so the
+    # rows come from the published history alone: none of them is lost.
+    assert recorded >= published_before["promotions"] > 0, "the old history is in the warehouse"
