@@ -5,9 +5,13 @@ import json
 
 import dagster as dg
 import pytest
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.tags import RUN_KEY_TAG
+from dagster._core.utils import make_new_run_id
 
 from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.ingest.landing_sensor import landing_files_built, new_data_sensor
+from sentiment_assets.defs.models.decision import training_decision_sensor
 from sentiment_assets.defs.monitoring.sensors import drift_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
@@ -160,3 +164,46 @@ def test_a_malformed_file_fails_its_run_clearly_is_not_retried_and_is_shown(
     )
     (check,) = checked.get_asset_check_evaluations()
     assert not check.passed and check.metadata["quarantined"].value == ["broken.csv"]
+
+
+def decided(instance: dg.DagsterInstance, key: str) -> None:
+    """A month decided `train` under `key`, as training_decision records it."""
+    report(
+        instance,
+        "training_decision",
+        "2024-02-01",
+        decision="train",
+        families="tfidf_logreg,embedding_logreg",
+        window_months=1,
+        decision_key=key,
+    )
+
+
+def ended(instance: dg.DagsterInstance, request: dg.RunRequest, status) -> None:
+    """The requested training as the daemon would launch it, ended with `status`."""
+    run = instance.add_run(
+        DagsterRun(
+            job_name=request.job_name,
+            run_id=make_new_run_id(),
+            status=status,
+            tags={**request.tags, RUN_KEY_TAG: request.run_key},
+        )
+    )
+    assert run.status == status
+
+
+def test_a_decision_whose_training_died_is_trained_when_the_month_is_decided_again(instance):
+    """A training killed with its process (marked failed at the next start) must not leave
+    the month untrained for good: Dagster never launches a run key twice."""
+    decided(instance, "train-2024-02-always-abc")
+    (first,), cursor = tick(training_decision_sensor, instance)
+    assert first.run_key == "train-2024-02-always-abc"
+    ended(instance, first, dg.DagsterRunStatus.FAILURE)
+
+    decided(instance, "train-2024-02-always-abc")  # the month rerun on the same inputs
+    (again,), cursor = tick(training_decision_sensor, instance, cursor)
+    assert again.run_key not in {first.run_key, None}
+
+    ended(instance, again, dg.DagsterRunStatus.SUCCESS)
+    decided(instance, "train-2024-02-always-abc")
+    assert tick(training_decision_sensor, instance, cursor)[0] == [], "trained: once is enough"

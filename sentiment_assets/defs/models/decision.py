@@ -8,7 +8,8 @@ that keeps its champion therefore shows a decision here, not a missing model.
 
 training_decision_sensor requests `retrain_job` (the fast families, the decided window) for
 each decision that says train, with the decision's key as run key: Dagster launches one run
-per key, so one decision gives at most one training whatever the ticks. The fine-tuned family
+per key, so one decision gives at most one training whatever the ticks. A training that died
+is tried again, under a fresh key, when the month is decided again. The fine-tuned family
 follows that run through follow_up_sensor (defs/monitoring/sensors.py), once per retrain.
 """
 
@@ -54,6 +55,9 @@ DECISION_KEY = "decision_key"
 FAMILIES = "families"
 WINDOW_MONTHS = "window_months"
 DECISION_TRIGGER = "decision"
+# On each training run: the decision it carries out, whatever its attempt's run key.
+DECISION_KEY_TAG = "sentiment/decision_key"
+ENDED_WITHOUT_TRAINING = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 class DecisionConfig(dg.Config):
@@ -183,11 +187,29 @@ def training_decision(
     return dg.MaterializeResult(metadata=decision_metadata(decision))
 
 
-def training_request(record: dg.EventLogRecord, settings: Settings) -> dg.RunRequest | None:
-    """retrain_job for a decision that says train (None for keep): the fast families on the
-    decided window, with the fine-tuned family's CPU budget for the follow-up to inherit."""
+def training_run_key(instance: dg.DagsterInstance, key: str) -> str | None:
+    """The run key of the decision's next training: None while one is queued, running or
+    done. Dagster never launches a run key twice, so a training that died (a killed process,
+    marked failed at the next start) is given a fresh key, or the month decided again on the
+    same inputs would stay untrained for good."""
+    runs = instance.get_runs(dg.RunsFilter(tags={DECISION_KEY_TAG: key}))
+    if any(run.status not in ENDED_WITHOUT_TRAINING for run in runs):
+        return None
+    return f"{key}-retry{len(runs)}" if runs else key
+
+
+def training_request(
+    record: dg.EventLogRecord, settings: Settings, instance: dg.DagsterInstance
+) -> dg.RunRequest | None:
+    """retrain_job for a decision that says train (None for keep, or when its training is
+    under way or done): the fast families on the decided window, with the fine-tuned
+    family's CPU budget for the follow-up to inherit."""
     metadata = record.asset_materialization.metadata
     if metadata[DECISION].value != TRAIN:
+        return None
+    key = str(metadata[DECISION_KEY].value)
+    run_key = training_run_key(instance, key)
+    if run_key is None:
         return None
     config = {
         WINDOW_MONTHS: int(metadata[WINDOW_MONTHS].value),
@@ -195,11 +217,11 @@ def training_request(record: dg.EventLogRecord, settings: Settings) -> dg.RunReq
         "finetune_cpu_budget_seconds": settings.finetune_cpu_budget_seconds,
     }
     return dg.RunRequest(
-        run_key=str(metadata[DECISION_KEY].value),
+        run_key=run_key,
         job_name=retrain_job.name,
         partition_key=record.partition_key,
         run_config={"ops": {SENTIMENT_MODEL: {"config": config}}},
-        tags={"sentiment/trigger": DECISION_TRIGGER},
+        tags={"sentiment/trigger": DECISION_TRIGGER, DECISION_KEY_TAG: key},
     )
 
 
@@ -212,7 +234,8 @@ DECISION_SENSOR_INTERVAL_S = 5
     minimum_interval_seconds=DECISION_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests retrain_job (fast families, the decided window) for each "
-    "training_decision that says train, once per decision: its key is the run key.",
+    "training_decision that says train, once per decision: its key is the run key (a fresh "
+    "one when the decision's training died and the month is decided again).",
 )
 def training_decision_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource):
     records = context.instance.fetch_materializations(
@@ -225,5 +248,7 @@ def training_decision_sensor(context: dg.SensorEvaluationContext, platform: Plat
     if not records:
         return dg.SkipReason("no new training decisions")
     settings = platform.settings
-    requests = [request for r in records if (request := training_request(r, settings))]
+    requests = [
+        request for r in records if (request := training_request(r, settings, context.instance))
+    ]
     return dg.SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))
