@@ -12,10 +12,10 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gradio_app.model_holder import Prediction
+from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.settings import FEEDBACK_FILE
 
 SCHEMA_VERSION = 1
@@ -25,7 +25,7 @@ LABEL_VALUES = {"negative": 0, "positive": 1}
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_now().isoformat(timespec="milliseconds") + "Z"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
+
+from sentiment_assets.lib.core.clock import utc_now
 
 LOG_FOLDER = "logs"
 SEPARATOR = " · "
@@ -79,7 +81,7 @@ def quiet_console(home: Path, months: Sequence[str], source: str) -> Iterator[Mo
     """Send everything printed (by this process and its children) to a new log file under
     `home` for the duration; the console gets the log's path first, then the progress
     lines, then whether the build ended and how long it took."""
-    log_path = pipeline_log_path(home, datetime.now(UTC))
+    log_path = pipeline_log_path(home, utc_now())
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     progress = MonthProgress(months, console)

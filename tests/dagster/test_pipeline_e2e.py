@@ -374,8 +374,11 @@ def test_every_training_is_an_mlflow_run_and_a_registry_version(built):
     assert [r.info.run_name for r in runs if r.info.status != "FINISHED"] == []
     assert "__ephemeral_asset_job__" not in {r.info.run_name for r in runs}
     trainings = [r for r in runs if "family" in r.data.tags]
-    # 3 months x 3 families, plus the rerun of February.
+    # 3 months x 3 families, plus the rerun of February, which trained to the same content
+    # and so reused February's versions.
     assert len(trainings) == 4 * len(FAMILIES)
+    reused = [r for r in trainings if "reused_version" in r.data.tags]
+    assert len(reused) == len(FAMILIES)
     for run in trainings:
         assert {"val_accuracy", "val_macro_f1", "train_seconds", "inference_ms_per_tweet"} <= set(
             run.data.metrics
@@ -384,7 +387,7 @@ def test_every_training_is_an_mlflow_run_and_a_registry_version(built):
     january = [r for r in trainings if r.data.tags["trained_through"] == "2024-01-01"]
     assert all("next_month_accuracy" in r.data.metrics for r in january)
     versions = registry.all_versions(client)
-    assert len(versions) == len(trainings)
+    assert len(versions) == len(trainings) - len(reused)
     assert {v.family for v in versions} == set(FAMILIES)
     assert registry.champion(client) is not None
 
@@ -400,6 +403,24 @@ def test_retraining_on_the_same_data_reproduces_the_metrics(built):
     assert len(pairs) == len(FAMILIES)
     for family, trainings, accuracies, f1s in pairs:
         assert (trainings, accuracies, f1s) == (2, 1, 1), family
+
+
+def test_a_rerun_on_unchanged_data_registers_nothing_and_promotes_nothing(built):
+    """Content-addressed versions: the rerun of February trains the same bundles, so it
+    reuses February's versions and its gate has nothing new to promote."""
+    _, results, rerun = built
+
+    def versions(month) -> set[str]:
+        return {
+            value
+            for metadata in materializations(month, "sentiment_model")
+            for key, value in metadata.items()
+            if key.startswith("version_")
+        }
+
+    assert versions(rerun) == versions(results["2024-02-01"]) != set()
+    decisions = [c["decision"] for c in materializations(rerun, "model_champion")]
+    assert decisions and "promoted" not in decisions
 
 
 def test_each_month_recorded_a_promotion_decision(built):

@@ -74,6 +74,8 @@ TRAINING_WINDOW_MAPPING = dg.TimeWindowPartitionMapping(
     start_offset=1 - DEFAULT_WINDOW_MONTHS, end_offset=0, allow_nonexistent_upstream_partitions=True
 )
 LATENCY_SAMPLE = 200
+# On the MLflow run of a retrain whose bundle an earlier version already holds.
+REUSED_VERSION_TAG = "reused_version"
 
 
 class TuneConfig(dg.Config):
@@ -243,6 +245,24 @@ def _calibrate(
     return card
 
 
+def _register_once(
+    platform: PlatformResource, run: Any, directory: Path, card: ModelCard
+) -> tuple[registry.VersionInfo, bool]:
+    """The version holding this bundle's content, registered now unless one already does:
+    a rerun on unchanged inputs reuses it, so reruns add no version and no tie to promote.
+    Returns (version, whether it is new)."""
+    client = platform.mlflow_client()
+    existing = registry.version_holding(client, card.version)
+    if existing is not None:
+        mlflow_api.set_tag(REUSED_VERSION_TAG, existing.version)
+        return existing, False
+    version = registry.register_bundle(
+        client, run.info.run_id, run.info.artifact_uri, directory, card
+    )
+    registry.adopt_bundle(directory, version, platform.settings.registry_cache_dir)
+    return version, True
+
+
 def _train_and_register(
     context: dg.AssetExecutionContext,
     chosen: Family,
@@ -268,12 +288,10 @@ def _train_and_register(
             predictor.predict_proba_clean(sample)
             latency_ms = 1000 * (time.perf_counter() - started) / max(len(sample), 1)
             _log_run(context, data, card, fitted, text_encoder, latency_ms)
-            version = registry.register_bundle(
-                platform.mlflow_client(), run.info.run_id, run.info.artifact_uri, directory, card
-            )
-            registry.adopt_bundle(directory, version, cache_dir)
+            version, registered = _register_once(platform, run, directory, card)
+    verb = "registered" if registered else "reused (same data, parameters and code)"
     context.log.info(
-        f"{name} through {data.month:%Y-%m}: registered version {version.version}, "
+        f"{name} through {data.month:%Y-%m}: {verb} version {version.version}, "
         f"validation {fitted.fit.validation}"
     )
     return TrainedVersion(name, fitted.fit, version, card, run.info.run_id, latency_ms)

@@ -20,6 +20,7 @@ from sentiment_assets.lib.models.families import Family, Progress, TrainingRows
 from sentiment_assets.lib.models.model_bundle import (
     ModelCard,
     Predictor,
+    code_fingerprint,
     data_fingerprint,
     write_card,
 )
@@ -136,6 +137,7 @@ def model_card(
         encoder=encoder_name if family.uses_encoder else None,
         encoder_fingerprint=encoder_fingerprint if family.needs_vectors else None,
         metrics={"validation": fitted.fit.validation, "train_seconds": fitted.fit.train_seconds},
+        code=code_fingerprint(),
     )
 
 

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,16 +53,19 @@ class ModelCard:
     # lib/prior_shift.PriorAdjustment.as_dict() on a prior-adjusted child of a trained
     # version (same weights, scores moved to a month's re-estimated prior); empty otherwise.
     prior_adjustment: dict = field(default_factory=dict)
+    # code_fingerprint() of the code that trained it; empty on cards written before.
+    code: str = ""
 
     @property
     def version(self) -> str:
-        """Content-derived id: the same data and parameters give the same version. Metrics
-        and calibration are measured on the trained model, so they are not part of it; a
-        prior adjustment changes the predictions, so it is, and cards without one keep the
-        ids they had before the field existed."""
+        """Content-derived id: the same data, parameters and code give the same version.
+        Metrics and calibration are measured on the trained model, so they are not part of
+        it; a prior adjustment changes the predictions, so it is. Cards without a prior
+        adjustment or a code fingerprint keep the ids they had before those fields existed."""
         fields = {k: v for k, v in asdict(self).items() if k not in DERIVED_CARD_FIELDS}
-        if not self.prior_adjustment:
-            del fields["prior_adjustment"]
+        for optional in ("prior_adjustment", "code"):
+            if not fields[optional]:
+                del fields[optional]
         identity = json.dumps(fields, sort_keys=True)
         digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
         return f"{self.family}-{self.trained_through[:7]}-{digest}"
@@ -70,6 +74,23 @@ class ModelCard:
         """The months the model learned from (its holdout rows excepted), oldest first: the
         reference for drift and the rows on which a challenger meets the champion."""
         return parse_month_range(f"{self.window_start}..{self.trained_through}")
+
+
+# The code a model's weights and scores come from: the families, fitting and the encoders.
+# A change there is a new model even on the same data and parameters.
+MODEL_CODE = ("models", "encoding")
+
+
+@cache
+def code_fingerprint() -> str:
+    """A digest of the model code (MODEL_CODE under lib/), as installed."""
+    lib = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for room in MODEL_CODE:
+        for path in sorted((lib / room).rglob("*.py")):
+            digest.update(path.relative_to(lib).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def data_fingerprint(tweet_ids: list[str], labels: np.ndarray) -> str:

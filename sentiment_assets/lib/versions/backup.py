@@ -19,11 +19,11 @@ import shutil
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.damage import (
     StoreBusy,
@@ -82,7 +82,7 @@ def list_backups(settings: Settings) -> list[Backup]:
 
 
 def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S.%fZ")
+    return utc_now().strftime("%Y-%m-%dT%H-%M-%S.%fZ")
 
 
 def _copy_warehouse(settings: Settings, target: Path) -> dict[str, int]:
@@ -146,7 +146,7 @@ def make_backup(settings: Settings, kind: str = MANUAL, keep_automatic: int = 0)
     try:
         manifest = {
             "kind": kind,
-            "created_at": datetime.now(UTC).isoformat(),
+            "created_at": utc_now().isoformat() + "+00:00",
             "warehouse": "lake" if settings.uses_lake else "duckdb",
             "warehouse_rows": _copy_warehouse(settings, staging),
             # After the database: every artifact it names is in place by then.

@@ -53,6 +53,8 @@ class VersionInfo:
     # (same weights): such a child names its parent and is never a month's fresh challenger.
     kind: str = TRAINED
     parent_version: str | None = None
+    # The card's content-derived id (ModelCard.version): same data, parameters and code.
+    bundle_version: str = ""
 
     @classmethod
     def of(cls, model_version: ModelVersion) -> VersionInfo:
@@ -64,6 +66,7 @@ class VersionInfo:
             source=model_version.source,
             kind=model_version.tags.get("kind", TRAINED),
             parent_version=model_version.tags.get("parent_version"),
+            bundle_version=model_version.tags.get("bundle_version", ""),
         )
 
     @property
@@ -147,6 +150,12 @@ def register_bundle(
         tags["kind"] = PRIOR_ADJUSTED
         tags["parent_version"] = str(card.prior_adjustment["parent_version"])
     return register_version(client, run_id, artifact_uri, tags)
+
+
+def version_holding(client: MlflowClient, bundle_version: str) -> VersionInfo | None:
+    """The registered version whose bundle has this content-derived id, if any: a retrain
+    on unchanged data, parameters and code reuses it instead of registering a twin."""
+    return next((v for v in all_versions(client) if v.bundle_version == bundle_version), None)
 
 
 def all_versions(client: MlflowClient) -> list[VersionInfo]:
