@@ -201,15 +201,21 @@ def run_arms(
     return arms
 
 
+def intervals_overlap(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two metrics blocks' 95% accuracy intervals share a point."""
+    (low, high), (other_low, other_high) = one["accuracy_ci95"], other["accuracy_ci95"]
+    return low <= other_high and other_low <= high
+
+
 def difference(arms: dict[str, Any]) -> dict[str, Any]:
+    """After minus before, and whether the test intervals overlap."""
     before, after = arms[BEFORE]["test"], arms[AFTER]["test"]
-    (b_low, b_high), (a_low, a_high) = before["accuracy_ci95"], after["accuracy_ci95"]
     return {
         "test_accuracy_points": 100 * (after["accuracy"] - before["accuracy"]),
         "test_macro_f1": after["macro_f1"] - before["macro_f1"],
         "validation_accuracy_points": 100
         * (arms[AFTER]["validation"]["accuracy"] - arms[BEFORE]["validation"]["accuracy"]),
-        "test_intervals_overlap": b_low <= a_high and a_low <= b_high,
+        "test_intervals_overlap": intervals_overlap(before, after),
     }
 
 
@@ -287,19 +293,22 @@ def _rates(result: dict[str, Any]) -> str:
 
 
 def summary_sentence(result: dict[str, Any]) -> str:
-    """The difference in one sentence, saying whether the test intervals overlap."""
-    before, after = result["arms"][BEFORE]["test"], result["arms"][AFTER]["test"]
-    diff = result["difference"]
-    overlap = (
+    """The difference in one sentence, saying whether the 95% intervals overlap."""
+    arms, diff = result["arms"], result["difference"]
+    before, after = arms[BEFORE]["test"], arms[AFTER]["test"]
+    test_overlap = (
         "overlap, so the manual test set alone does not separate the two arms"
         if diff["test_intervals_overlap"]
         else "do not overlap"
     )
+    validation = arms[AFTER]["validation"]
+    validation_overlap = intervals_overlap(arms[BEFORE]["validation"], validation)
     return (
         f"The budget changes test accuracy by {diff['test_accuracy_points']:+.1f} points "
         f"(before {_acc(before)}, after {_acc(after)}; macro-F1 {diff['test_macro_f1']:+.3f}) "
-        f"and validation accuracy by {diff['validation_accuracy_points']:+.1f} points; "
-        f"the 95% test intervals {overlap}."
+        f"and validation accuracy by {diff['validation_accuracy_points']:+.1f} points "
+        f"(n={validation['n']:,}); the 95% test intervals {test_overlap}, and the validation "
+        f"intervals {'overlap' if validation_overlap else 'do not overlap'}."
     )
 
 
