@@ -163,8 +163,8 @@ compare: setup
 
 # The fine-tuned family trained on a fixed 800 tweets against what its CPU budget
 # (--budget-seconds, default SENTIMENT_FINETUNE_CPU_BUDGET_SECONDS' 900) buys, scored on the
-# Sentiment140 manual test set (about 20 minutes on 2 cores, skipped without the data);
-# bench/results/finetune_budget.md.
+# Sentiment140 manual test set (32 minutes on 2 cores shared with other work, skipped without
+# the data); bench/results/finetune_budget.md.
 bench-finetune-budget: setup
 	mkdir -p bench/results
 	$(PYTHON) -m bench.bench_finetune_budget --train-csv "$(SENTIMENT140_CSV)" \
