@@ -17,8 +17,9 @@ from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.retrain_policy import fast_families
 from sentiment_assets.lineage import SENTIMENT_MODEL, TRAINING_DECISION
 from sentiment_assets.ops.build import build_months
-from sentiment_assets.ops.decided_training import execute, follow_up_requests
+from sentiment_assets.ops.decided_training import follow_up_requests
 from sentiment_assets.ops.instance import prepare_environment
+from sentiment_assets.ops.sensor_runs import execute
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.slow
@@ -138,7 +139,7 @@ def test_a_quiet_month_keeps_and_a_drifted_one_trains_once(home):
     (again,), cursor = built.tick(cursor)
     assert again.run_key == request.run_key
 
-    retrain = execute(built.definitions, request, built.instance, {})
+    retrain = execute(built.definitions, "training_decision_sensor", request, built.instance, {})
     assert retrain.success, "a rejected challenger is a decision: the run stays green"
     (follow_up,) = follow_up_requests(built.definitions, retrain, built.instance)
     assert follow_up.run_config["ops"][SENTIMENT_MODEL]["config"]["families"] == [

@@ -41,7 +41,7 @@ from sentiment_assets.lib.versions.promotion import KEPT, PROMOTED, decide, pick
 from sentiment_assets.lib.versions.retrain_policy import fast_families
 from sentiment_assets.lib.versions.training_decision import DecisionInputs, decide_training
 from sentiment_assets.lineage import MODEL_CHALLENGER, MODEL_CHAMPION, TRAINING_DECISION
-from sentiment_assets.ops.decided_training import run_status_tick
+from sentiment_assets.ops.sensor_runs import run_status_tick
 
 MONTHS = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2024-04-01")
 MONTH = "2024-03-01"
