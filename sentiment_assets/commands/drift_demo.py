@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import sys
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,7 +41,7 @@ from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.ops.instance import prepare_environment
-from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG
+from sentiment_assets.ops.recovery import this_process_tags
 from sentiment_assets.ops.sensor_runs import execute, sensor_tick
 
 # The statistics shown in the table (all of them are in metrics.drift_reports).
@@ -231,7 +230,7 @@ def run_months(settings: Settings) -> DemoRun:
     definitions = defs()
     instance = dg.DagsterInstance.get()
     client = MlflowClient(settings.mlflow_tracking_uri)
-    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    tags = this_process_tags()
     cursor = None
     with InterruptWatchdog(instance):
         for month in months:

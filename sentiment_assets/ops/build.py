@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from sentiment_assets.ops.decided_training import (
     latest_decision_id,
     train_as_decided,
 )
-from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG, abandon_runs_of
+from sentiment_assets.ops.recovery import abandon_runs_of, this_process_tags
 from sentiment_assets.partitions import FIRST_MONTH, last_month
 
 
@@ -93,7 +92,7 @@ def build_months(
     assets = list(definitions.assets or [])
     partition_keys = list(months) if months else months_with_data(current_settings())
     instance = dg.DagsterInstance.get()
-    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    tags = this_process_tags()
     built = []
     with InterruptWatchdog(instance):
         for key in partition_keys:

@@ -16,6 +16,7 @@ an empty or new warehouse is a reason to rebuild, never to delete models.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import time
@@ -54,6 +55,14 @@ from sentiment_assets.lib.versions.publish import (
 # Tags on the runs a `sentiment` process executes itself: which process, on which machine.
 PID_TAG = "sentiment/pid"
 HOST_TAG = "sentiment/host"
+
+
+def this_process_tags() -> dict[str, str]:
+    """The tags that mark a run as executed by this process, so recovery can tell when the
+    process is gone."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
 ACTIVE = frozenset(
     {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
 )

@@ -10,8 +10,6 @@ must keep the home it was given.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sys
 
 import dagster as dg
@@ -27,7 +25,7 @@ from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lineage import RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED
 from sentiment_assets.ops.instance import instance_template
-from sentiment_assets.ops.recovery import HOST_TAG, PID_TAG
+from sentiment_assets.ops.recovery import this_process_tags
 
 TO_CLEAN = [dg.AssetKey(k) for k in (RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED)]
 
@@ -68,7 +66,7 @@ def execute(
         partition_key=partition_key,
         instance=instance,
         resources=resources(settings),
-        tags={**tags, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+        tags={**tags, **this_process_tags()},
         raise_on_error=False,
     )
 
