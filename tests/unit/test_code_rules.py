@@ -49,3 +49,33 @@ def test_test_files_have_unique_names() -> None:
     # the same name stops pytest's collection of the whole suite.
     names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def metric_writes(source: str) -> list[int]:
+    """Lines that write a `metrics.` table through replace_rows/append_rows directly."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", None))
+        in {"replace_rows", "append_rows"}
+        and any(
+            isinstance(arg, ast.Constant) and str(arg.value).startswith("metrics.")
+            for arg in node.args
+        )
+    ]
+
+
+def test_the_rule_sees_a_metric_write() -> None:
+    assert metric_writes("append_rows(con, 'metrics.promotions', frame)\n") == [1]
+    assert metric_writes("replace_rows(con, 'raw.tweets', frame, 'true', [])\n") == []
+
+
+def test_the_metric_history_grows_only_through_record_history() -> None:
+    # A write that skips the publish leaves the app and `sentiment sql` behind the warehouse.
+    offenders = {
+        str(path.relative_to(ROOT)): lines
+        for path in PRODUCT
+        if (lines := metric_writes(path.read_text()))
+    }
+    assert offenders == {}, "write metrics.* rows with lib.versions.publish.record_history"

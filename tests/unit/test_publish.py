@@ -23,10 +23,12 @@ from sentiment_assets.lib.versions.publish import (
     HISTORY_TABLES,
     HistoryError,
     HistoryQueryError,
+    HistoryRows,
     NoPublishedHistoryError,
     history_dir,
     publish_history,
     query_history,
+    record_history,
 )
 from tests.conftest import use_home
 
@@ -113,6 +115,42 @@ def test_a_republish_is_seen_by_the_next_query(tmp_path: Path) -> None:
         published, "SELECT model_version FROM metrics.promotions ORDER BY model_version"
     )
     assert result.rows == [("1",), ("2",)]
+
+
+def test_recorded_rows_replace_their_match_and_are_published_at_once(tmp_path: Path) -> None:
+    warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
+    build_warehouse(warehouse, published)
+    february = evaluations("tfidf_logreg", [date(2024, 2, 1)]).assign(accuracy=0.9)
+    with connect(warehouse) as con:
+        record_history(
+            con,
+            published,
+            HistoryRows(
+                "metrics.model_evaluations", february, "eval_month = ?", (date(2024, 2, 1),)
+            ),
+            HistoryRows("metrics.promotions", promotion("2")),
+        )
+    accuracy = query_history(
+        published, "SELECT eval_month, accuracy FROM metrics.model_evaluations ORDER BY ALL"
+    )
+    assert accuracy.rows == [(date(2024, 1, 1), 0.7), (date(2024, 2, 1), 0.9)]
+    promoted = query_history(published, "SELECT model_version FROM metrics.promotions ORDER BY 1")
+    assert promoted.rows == [("1",), ("2",)]
+
+
+def test_a_failed_write_records_none_of_its_rows(tmp_path: Path) -> None:
+    warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
+    build_warehouse(warehouse, published)
+    with connect(warehouse) as con, pytest.raises(duckdb.Error):
+        record_history(
+            con,
+            published,
+            HistoryRows("metrics.promotions", promotion("2")),
+            HistoryRows("metrics.promotions", promotion("3").assign(no_such_column=1)),
+        )
+    with connect(warehouse, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM metrics.promotions").fetchone() == (1,)
+    assert query_history(published, "SELECT count(*) FROM metrics.promotions").rows == [(1,)]
 
 
 def test_no_snapshot_says_to_build_the_pipeline(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ from sentiment_assets.lib.stats.slices import (
     SliceScore,
     weak_slices,
 )
-from sentiment_assets.lib.store.warehouse import replace_rows
 from sentiment_assets.lib.versions.evaluation import (
     CHAMPION_EVAL,
     ESTIMATED_EVAL,
@@ -33,7 +32,7 @@ from sentiment_assets.lib.versions.evaluation import (
     version_rows,
     versions_to_score,
 )
-from sentiment_assets.lib.versions.publish import publish_history
+from sentiment_assets.lib.versions.publish import HistoryRows, record_history
 from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import (
     MODEL_EVALUATION,
@@ -233,22 +232,23 @@ def model_evaluation(
     slice_frame = pd.DataFrame(slice_rows)
     version_ids = [info.version for info, _ in scored]
     with warehouse.connect() as con:
-        replace_rows(
+        record_history(
             con,
-            "metrics.model_evaluations",
-            evaluations,
-            "eval_month = ? AND eval_set IN (?, ?, ?) "
-            "AND model_version IN (SELECT unnest(?::VARCHAR[]))",
-            [month, ESTIMATED_EVAL, NEXT_MONTH_EVAL, CHAMPION_EVAL, version_ids],
+            settings.published_dir,
+            HistoryRows(
+                "metrics.model_evaluations",
+                evaluations,
+                "eval_month = ? AND eval_set IN (?, ?, ?) "
+                "AND model_version IN (SELECT unnest(?::VARCHAR[]))",
+                (month, ESTIMATED_EVAL, NEXT_MONTH_EVAL, CHAMPION_EVAL, version_ids),
+            ),
+            HistoryRows(
+                "metrics.slice_evaluations",
+                slice_frame,
+                "eval_month = ? AND model_version IN (SELECT unnest(?::VARCHAR[]))",
+                (month, version_ids),
+            ),
         )
-        replace_rows(
-            con,
-            "metrics.slice_evaluations",
-            slice_frame,
-            "eval_month = ? AND model_version IN (SELECT unnest(?::VARCHAR[]))",
-            [month, version_ids],
-        )
-        publish_history(con, settings.published_dir)
 
     labelled = int(frame["label"].notna().sum())
     metadata: dict[str, object] = {

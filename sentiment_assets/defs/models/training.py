@@ -55,9 +55,8 @@ from sentiment_assets.lib.models.tuning import (
     TuningResult,
 )
 from sentiment_assets.lib.stats.calibration import reliability_figure
-from sentiment_assets.lib.store.warehouse import replace_rows
 from sentiment_assets.lib.versions import registry
-from sentiment_assets.lib.versions.publish import publish_history
+from sentiment_assets.lib.versions.publish import HistoryRows, record_history
 from sentiment_assets.lib.versions.training_runs import TrainedVersion, training_row
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
 from sentiment_assets.partitions import (
@@ -417,13 +416,14 @@ def sentiment_model(
         metadata.update(_families_metadata(trained, ui_url))
     rows = [training_row(t, data, context.run_id) for t in trained]
     with warehouse.connect() as con:
-        replace_rows(
+        record_history(
             con,
-            "metrics.training_runs",
-            pd.DataFrame(rows),
-            "dagster_run_id = ? AND trained_through = ?",
-            [context.run_id, month],
+            platform.settings.published_dir,
+            HistoryRows(
+                "metrics.training_runs",
+                pd.DataFrame(rows),
+                "dagster_run_id = ? AND trained_through = ?",
+                (context.run_id, month),
+            ),
         )
-        # Readers outside the pipeline (the app, `sentiment sql`) see only the snapshot.
-        publish_history(con, platform.settings.published_dir)
     return dg.MaterializeResult(metadata=rounded(metadata))

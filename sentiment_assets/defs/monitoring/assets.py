@@ -18,9 +18,8 @@ from sentiment_assets.lib.models.model_bundle import Predictor
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.stats import drift
 from sentiment_assets.lib.store.lake import Lake
-from sentiment_assets.lib.store.warehouse import replace_rows
 from sentiment_assets.lib.versions import registry
-from sentiment_assets.lib.versions.publish import publish_history
+from sentiment_assets.lib.versions.publish import HistoryRows, record_history
 from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
 from sentiment_assets.partitions import (
@@ -128,14 +127,16 @@ def _record(warehouse: WarehouseResource, settings: Settings, rows: pd.DataFrame
     """Replace the month's report against this champion in metrics.drift_reports, publish."""
     month, champion_version = rows["month"].iloc[0], rows["champion_version"].iloc[0]
     with warehouse.connect() as con:
-        replace_rows(
+        record_history(
             con,
-            "metrics.drift_reports",
-            rows,
-            "month = ? AND champion_version = ?",
-            [month, champion_version],
+            settings.published_dir,
+            HistoryRows(
+                "metrics.drift_reports",
+                rows,
+                "month = ? AND champion_version = ?",
+                (month, champion_version),
+            ),
         )
-        publish_history(con, settings.published_dir)
 
 
 def _reference(

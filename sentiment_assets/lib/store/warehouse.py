@@ -111,7 +111,8 @@ def _root(store: Warehouse) -> Path:
     return store.root if isinstance(store, Lake) else store.path
 
 
-def _writer(con: WarehouseConnection | duckdb.DuckDBPyConnection) -> WarehouseConnection:
+def as_writer(con: WarehouseConnection | duckdb.DuckDBPyConnection) -> WarehouseConnection:
+    """`con` with the warehouse's write methods."""
     # A plain DuckDB connection (an in-memory snapshot, a test's) writes as the file does.
     if isinstance(con, (DuckDBConnection, LakeConnection)):
         return con
@@ -119,7 +120,7 @@ def _writer(con: WarehouseConnection | duckdb.DuckDBPyConnection) -> WarehouseCo
 
 
 def ensure_schema(con: WarehouseConnection | duckdb.DuckDBPyConnection) -> None:
-    _writer(con).ensure_schema()
+    as_writer(con).ensure_schema()
 
 
 def replace_rows(
@@ -133,7 +134,7 @@ def replace_rows(
 
     Re-materialising a month must replace it, never append to it: counts may not double.
     """
-    _writer(con).replace_rows(table, frame, where, params)
+    as_writer(con).replace_rows(table, frame, where, params)
 
 
 def append_rows(

@@ -14,12 +14,12 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.lib.core.clock import utc_now
 from sentiment_assets.lib.models.behaviour import SuiteResult
-from sentiment_assets.lib.store.warehouse import append_rows
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.publish import (
+    HistoryRows,
     publish_champion,
-    publish_history,
     read_champion_file,
+    record_history,
 )
 from sentiment_assets.lib.versions.registry import VersionInfo
 
@@ -198,8 +198,7 @@ def record_champion_change(
     info when the alias moved.
     """
     info = registry.set_champion(client, record.model_version) if record.moves_champion else None
-    append_rows(con, "metrics.promotions", record.frame())
-    publish_history(con, published_dir)
+    record_history(con, published_dir, HistoryRows("metrics.promotions", record.frame()))
     if info is not None:
         publish_champion(published_dir, info, record.decision)
     return info
@@ -252,8 +251,7 @@ def reconcile_champion(
             f"{recorded or 'none'}: the process that moved it died before recording it",
             champion_version=recorded,
         )
-        append_rows(con, "metrics.promotions", record.frame())
-        publish_history(con, published_dir)
+        record_history(con, published_dir, HistoryRows("metrics.promotions", record.frame()))
         repaired.append(f"promotion of version {current.version} recorded as {RECOVERED}")
     published = read_champion_file(published_dir)
     if published is None or str(published.get("version")) != current.version:

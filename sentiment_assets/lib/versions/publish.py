@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentiment_assets.lib.core.atomic import copy_to_parquet, write_text
 from sentiment_assets.lib.core.clock import utc_now
-from sentiment_assets.lib.store.warehouse import append_rows
+from sentiment_assets.lib.store.warehouse import WarehouseConnection, append_rows, as_writer
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,30 @@ def published_rows(path: Path) -> int | None:
         return pq.ParquetFile(path).metadata.num_rows
     except (OSError, pa.ArrowException):
         return None
+
+
+@dataclass(frozen=True)
+class HistoryRows:
+    """Rows for one metrics table. They replace the rows `where` matches: a month's report
+    or evaluation is replaced when it is made again; by default nothing matches, so the rows
+    are appended (decisions and promotions are history: each one is kept)."""
+
+    table: str
+    frame: pd.DataFrame
+    where: str = "false"
+    params: Sequence[object] = ()
+
+
+def record_history(
+    con: WarehouseConnection | duckdb.DuckDBPyConnection, published_dir: Path, *rows: HistoryRows
+) -> None:
+    """Write `rows` together, then publish the snapshot: the one way the metric history grows,
+    so the app and `sentiment sql` never lack a row the warehouse holds."""
+    writer = as_writer(con)
+    with writer.transaction():
+        for each in rows:
+            writer.replace_rows(each.table, each.frame, each.where, each.params)
+    publish_history(con, published_dir)
 
 
 def publish_history(

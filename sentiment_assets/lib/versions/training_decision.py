@@ -60,8 +60,7 @@ from sentiment_assets.lib.stats.drift import (
     registered,
 )
 from sentiment_assets.lib.stats.prior_shift import CONTENT_STATISTICS, PRIOR_STATISTICS
-from sentiment_assets.lib.store.warehouse import append_rows
-from sentiment_assets.lib.versions.publish import publish_history
+from sentiment_assets.lib.versions.publish import HistoryRows, record_history
 
 TRAIN = "train"
 KEEP = "keep"
@@ -390,5 +389,4 @@ def record_decision(
     frame = pd.DataFrame(
         [{**decision.row(), "dagster_run_id": dagster_run_id, "created_at": created_at}]
     )
-    append_rows(con, TABLE, frame)
-    publish_history(con, published_dir)
+    record_history(con, published_dir, HistoryRows(TABLE, frame))
