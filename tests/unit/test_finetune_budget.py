@@ -55,10 +55,10 @@ def test_fit_trains_on_the_budgeted_size_and_records_it():
     texts = [f"i love this thing number {i}" for i in range(60)]
     texts += [f"i hate this thing number {i}" for i in range(60)]
     labels = [1] * 60 + [0] * 60
-    # 1 s at 48 tweets/s: 48 of the 120 tweets, once.
+    # 60 s at 0.8 tweets/s: 48 of the 120 tweets, once (far quicker in fact, so no stop).
     params = FinetuneParams(
-        cpu_budget_seconds=1.0,
-        cpu_passes_per_second=48.0,
+        cpu_budget_seconds=60.0,
+        cpu_passes_per_second=0.8,
         batch_size=16,
         max_length=16,
         freeze_layers=5,
@@ -70,6 +70,31 @@ def test_fit_trains_on_the_budgeted_size_and_records_it():
         "samples": 48,
         "epochs": 1,
         "basis": CPU_BUDGET,
-        "predicted_seconds": 1.0,
+        "predicted_seconds": 60.0,
     }
     assert stats["measured_passes_per_second"] is None  # 3 steps: too short to time
+    assert stats["stopped_at_budget"] is False
+
+
+def test_a_machine_slower_than_the_calibration_stops_when_the_budget_is_spent():
+    from sentiment_assets.lib.models.finetune import FinetunedClassifier
+    from sentiment_assets.lib.models.training import size_note
+
+    texts = [f"what a lovely day number {i}" for i in range(300)]
+    texts += [f"what an awful day number {i}" for i in range(300)]
+    labels = [1] * 300 + [0] * 300
+    # The calibration claims 1,800 passes (600 tweets, 3 epochs) in 0.3 s: no CPU does that.
+    params = FinetuneParams(
+        cpu_budget_seconds=0.3,
+        cpu_passes_per_second=6000.0,
+        batch_size=16,
+        max_length=16,
+        freeze_layers=5,
+        device="cpu",
+    )
+    stats = FinetunedClassifier(device="cpu").fit(texts, labels, params)
+    planned_steps = 3 * -(-600 // 16)  # 3 epochs of 38 batches
+    assert stats["size"]["samples"] == 600 and stats["size"]["epochs"] == 3
+    assert stats["stopped_at_budget"] is True
+    assert stats["steps"] < planned_steps
+    assert size_note(stats).startswith("600 of 600 tweets x 3 epoch(s), cpu budget; stopped at")

@@ -345,6 +345,8 @@ def _families_metadata(trained: list[TrainedVersion], ui_url: str) -> dict[str, 
         metadata[f"ms_per_tweet_{short}"] = round(t.latency_ms, 3)
         metadata[f"version_{short}"] = t.version.version
         metadata[f"mlflow_run_{short}"] = run_link(ui_url, t.run_id)
+        if t.fit.size_note:
+            metadata[f"trained_on_{short}"] = t.fit.size_note
     scored = [t for t in trained if _score(t.fit, "macro_f1") is not None]
     if scored:
         # The same choice model_challenger makes before its behaviour floor: best macro-F1.

@@ -24,7 +24,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from sentiment_assets.lib.encoding.encoder import pick_device, side_by_side
-from sentiment_assets.lib.models.finetune_budget import training_size
+from sentiment_assets.lib.models.finetune_budget import CPU_BUDGET, training_size
 from sentiment_assets.lib.models.params import FinetuneParams
 from sentiment_assets.lib.models.training import FINETUNED_TRANSFORMER
 
@@ -236,15 +236,23 @@ class FinetunedClassifier:
         order_gen = torch.Generator().manual_seed(params.seed)
         loss_fn = nn.CrossEntropyLoss()
 
+        # The size comes from a calibrated rate (deterministic); on a machine slower than the
+        # calibration the budget still holds: training stops when its seconds are spent and
+        # the card records it (`stopped_at_budget`), the steps trained and the seconds taken.
+        deadline = started + params.cpu_budget_seconds if size.basis == CPU_BUDGET else None
+        stopped_at_budget = False
         self.network.train()
         step = 0
         epoch = 0
         recent: list[float] = []
         rate_clock: dict[int, float] = {}
-        while step < total_steps:
+        while step < total_steps and not stopped_at_budget:
             perm = torch.randperm(n, generator=order_gen).tolist()
             for start in range(0, n, params.batch_size):
                 if step >= total_steps:
+                    break
+                if deadline is not None and time.perf_counter() >= deadline:
+                    stopped_at_budget = True
                     break
                 batch = perm[start : start + params.batch_size]
                 input_ids, mask = self._collate([ids[i] for i in batch])
@@ -300,6 +308,7 @@ class FinetunedClassifier:
             "precision": str(amp_dtype).removeprefix("torch.") if amp_dtype else "float32",
             "trainable_params": sum(p.numel() for p in trainable),
             "size": size.as_dict(),
+            "stopped_at_budget": stopped_at_budget,
             "measured_passes_per_second": _measured_rate(rate_clock, params.batch_size),
         }
         return dict(self.train_stats)

@@ -36,6 +36,8 @@ class FitResult:
     n_train: int
     n_validation: int
     train_seconds: float
+    # What the fit trained on, when a family sizes itself (the fine-tuned family's budget).
+    size_note: str = ""
 
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:
@@ -135,5 +137,21 @@ def fit_finetuned_transformer(
         else {}
     )
     return FitResult(
-        model, validation_metrics, int(stats["samples"]), len(validation), float(stats["seconds"])
+        model,
+        validation_metrics,
+        int(stats["samples"]),
+        len(validation),
+        float(stats["seconds"]),
+        size_note(stats),
     )
+
+
+def size_note(stats: dict) -> str:
+    """One line on what a fine-tuning trained on, from its train_stats."""
+    size = stats["size"]
+    line = f"{stats['samples']:,} of {stats['samples_offered']:,} tweets x {size['epochs']} epoch(s), {size['basis']}"
+    if stats.get("stopped_at_budget"):
+        line += (
+            f"; stopped at the budget after {stats['steps']:,} steps ({stats['epochs']:.2f} epochs)"
+        )
+    return line
