@@ -355,7 +355,25 @@ def targets(policies: dict[str, dict[str, Any]]) -> dict[str, Any]:
             round(100 * gap_never, 2) if gap_never is not None else None
         ),
         "at_least_10_points_above_never": gap_never is not None and gap_never >= 0.10,
+        # `always` trains the first model and then once per later decision: with two
+        # decisions, "at most half its runs" leaves `on_drift` the first model alone.
+        "runs_target_allows_a_retrain": always["training_runs"] >= 4,
     }
+
+
+def _too_short_note(t: dict[str, Any], timeline: dict[str, Any]) -> list[str]:
+    """Why the targets cannot judge a policy on a timeline too short for them."""
+    if t.get("runs_target_allows_a_retrain", True):
+        return []
+    runs = timeline["policies"]["always"]["summary"]["training_runs"]
+    return [
+        "",
+        f"This timeline is too short for the targets to judge the policy: `always` trains "
+        f"{runs} times, so at most half of its runs leaves `on_drift` the first model alone, "
+        "the same models as `never`. The accuracy targets then measure what keeping that "
+        "first model costs on these months, whatever the policy decides; they are judged "
+        "on the synthetic year.",
+    ]
 
 
 def render_markdown(result: dict[str, Any]) -> str:
@@ -409,6 +427,7 @@ def _timeline_markdown(timeline: dict[str, Any]) -> list[str]:
         f"{t['at_most_half_the_runs']}), {t['on_drift_minus_never_drift_months_points']} "
         f"points above `never` on the drift months (at least 10: "
         f"{t['at_least_10_points_above_never']}).",
+        *_too_short_note(t, timeline),
         "",
         "`on_drift` month by month:",
         "",

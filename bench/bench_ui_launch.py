@@ -46,6 +46,28 @@ def code_env(home: Path, onnx_cache: Path, tweets: int, code: Path) -> dict[str,
     return env
 
 
+def step_seconds(dagster_home: str) -> dict[str, float]:
+    """Seconds per step of the month's runs in a home's instance (job/step), plus each run's
+    wait from creation to its first step (`job/(start)`): where a path spends its time."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        records = instance.get_run_records(filters=dg.RunsFilter(tags={"dagster/partition": MONTH}))
+        seconds: dict[str, float] = {}
+        for record in records:
+            job = record.dagster_run.job_name
+            stats = instance.get_run_step_stats(record.dagster_run.run_id)
+            started = [s.start_time for s in stats if s.start_time]
+            if started:
+                seconds[f"{job}/(start)"] = round(
+                    min(started) - record.create_timestamp.timestamp(), 1
+                )
+            for step in stats:
+                if step.start_time and step.end_time:
+                    seconds[f"{job}/{step.step_key}"] = round(step.end_time - step.start_time, 1)
+    return seconds
+
+
 def time_cli(home: Path, env: dict[str, str], code: Path) -> dict:
     argv = [sys.executable, "-m", "sentiment_assets.cli", "pipeline", "--month", MONTH]
     load_before = load_average_1m()
@@ -56,7 +78,11 @@ def time_cli(home: Path, env: dict[str, str], code: Path) -> dict:
     wall = time.perf_counter() - started
     if code_.returncode != 0:
         raise SystemExit(f"the CLI build failed:\n{log.read_text()[-3000:]}")
-    return {"wall_s": round(wall, 1), "load_avg_1m": [load_before, load_average_1m()]}
+    return {
+        "wall_s": round(wall, 1),
+        "load_avg_1m": [load_before, load_average_1m()],
+        "steps": step_seconds(env["DAGSTER_HOME"]),
+    }
 
 
 def free_port() -> int:
@@ -163,6 +189,7 @@ def time_ui(home: Path, env: dict[str, str], code: Path) -> dict:
         "run_s": round(last - first, 1),
         "runs": runs,
         "load_avg_1m": [load_before, load_average_1m()],
+        "steps": step_seconds(env["DAGSTER_HOME"]),
     }
 
 
@@ -186,8 +213,20 @@ def markdown(result: dict) -> str:
             "",
             f"UI / CLI: **{result['ratio_ui_over_cli']}x** (target at most 1.3x).",
             "",
+            "Where the time goes, per run and step (seconds; `(start)`: from the run's "
+            "creation to its first step):",
+            "",
+            "| job/step | CLI | UI |",
+            "| --- | ---: | ---: |",
+            *step_rows(cli.get("steps", {}), ui.get("steps", {})),
+            "",
         ]
     )
+
+
+def step_rows(cli: dict[str, float], ui: dict[str, float]) -> list[str]:
+    # The CLI's in-process runs take the job names the daemon's would.
+    return [f"| {key} | {cli.get(key, '-')} | {ui.get(key, '-')} |" for key in sorted({*cli, *ui})]
 
 
 def main() -> None:
