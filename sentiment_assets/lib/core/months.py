@@ -31,10 +31,15 @@ def previous_month(month: date) -> date:
 def parse_month_range(value: str) -> list[date]:
     """'2009-04-01..2009-06-01' -> the three months, inclusive; a single date is one month."""
     start_text, _, end_text = value.partition("..")
-    start = month_start(date.fromisoformat(start_text.strip()))
-    end = month_start(date.fromisoformat((end_text or start_text).strip()))
+    start = date.fromisoformat(start_text.strip())
+    return month_range(start, date.fromisoformat((end_text or start_text).strip()))
+
+
+def month_range(start: date, end: date) -> list[date]:
+    """The months from `start`'s through `end`'s, inclusive."""
+    start, end = month_start(start), month_start(end)
     if end < start:
-        raise ValueError(f"month range {value!r}: the end month is before the start month")
+        raise ValueError(f"month range {start}..{end}: the end month is before the start month")
     months = [start]
     while months[-1] < end:
         months.append(next_month(months[-1]))

@@ -143,7 +143,7 @@ def register_bundle(
     client.log_artifacts(run_id, str(bundle), artifact_path=BUNDLE_ARTIFACT_PATH)
     tags = {
         "family": card.family,
-        "trained_through": card.trained_through,
+        "trained_through": card.trained_through.isoformat(),
         "bundle_version": card.version,
     }
     if card.prior_adjustment:
