@@ -17,7 +17,7 @@ from sentiment_assets.lib.versions.registry import (
     sweep_abandoned,
 )
 
-INFO = VersionInfo("7", "tfidf_logreg", "2024-01-01", None, "unused")
+INFO = VersionInfo("7", "tfidf_logreg", date(2024, 1, 1), None, "unused")
 
 
 def bundle_in(folder: Path, marker: str) -> Path:

@@ -46,6 +46,16 @@ def month_range(start: date, end: date) -> list[date]:
     return months
 
 
+def iso_or_empty(day: date | None) -> str:
+    """ISO text for a date that may be unknown: "" for None, as an absent tag or field reads."""
+    return day.isoformat() if day else ""
+
+
+def date_or_none(text: str | None) -> date | None:
+    """The inverse of iso_or_empty: None for "" or None."""
+    return date.fromisoformat(text) if text else None
+
+
 def trailing_window(month: date, window_months: int, earliest: date) -> list[date]:
     """The `window_months` months ending with `month`, never reaching before `earliest`."""
     if window_months < 1:
