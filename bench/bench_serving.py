@@ -169,8 +169,8 @@ def build_models(
             encoder_fields = {"encoder": encoder.name}
         card = ModelCard(
             family=EMBEDDING_LOGREG if family == TORCH_FP32 else family,
-            trained_through=MONTH.isoformat(),
-            window_start=MONTH.isoformat(),
+            trained_through=MONTH,
+            window_start=MONTH,
             params=card_params,
             data_fingerprint=data_fingerprint(ids, labels),
             metrics={"validation": fit.validation},

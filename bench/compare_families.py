@@ -112,6 +112,8 @@ class Dataset:
     train_labels: np.ndarray
     # The first one is the primary test set (the table's main columns).
     eval_sets: list[EvalSet]
+    # The months the training rows come from, oldest first: the saved card's window.
+    train_months: list[date]
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -181,7 +183,8 @@ def load_synthetic() -> Dataset:
 
     config = default_config()
     all_months = months(config)
-    raw, rejected = _accepted("synthetic", all_months[:3], synthetic=config)
+    train_months = all_months[:3]
+    raw, rejected = _accepted("synthetic", train_months, synthetic=config)
     train = prepare_labelled(raw)
     evals, facts = [], {}
     for index, name in ((3, "month4"), (4, "month5_drift")):
@@ -196,7 +199,7 @@ def load_synthetic() -> Dataset:
             "positive_rate": round(float(prepared["label"].mean()), 4),
         }
     facts["train"] = {
-        "months": [m.isoformat() for m in all_months[:3]],
+        "months": [m.isoformat() for m in train_months],
         "accepted_rows": len(raw),
         "rejected_rows": rejected,
         "n": len(train),
@@ -221,6 +224,7 @@ def load_synthetic() -> Dataset:
         train["text"].tolist(),
         train["label"].to_numpy(dtype=int),
         evals,
+        train_months,
         facts,
     )
 
@@ -228,7 +232,8 @@ def load_synthetic() -> Dataset:
 def load_sentiment140(train_csv: str, test_csv: str) -> Dataset:
     from sentiment_assets.lib.data.sources import months_in_source
 
-    raw, rejected = _accepted(train_csv, months_in_source(train_csv))
+    train_months = months_in_source(train_csv)
+    raw, rejected = _accepted(train_csv, train_months)
     train = prepare_labelled(raw)
     test_raw, test_rejected = _accepted(test_csv, months_in_source(test_csv))
     # prepare_labelled drops the neutral (label 2) rows: the models are binary.
@@ -267,6 +272,7 @@ def load_sentiment140(train_csv: str, test_csv: str) -> Dataset:
         train["text"].tolist(),
         train["label"].to_numpy(dtype=int),
         [_eval_set("test", test)],
+        train_months,
         facts,
     )
 
@@ -506,8 +512,8 @@ def evaluate_saved(trained: Trained, ds: Dataset, holdout: np.ndarray, workdir: 
 
     card = ModelCard(
         family=trained.family,
-        trained_through=ds.name,
-        window_start=ds.name,
+        trained_through=ds.train_months[-1],
+        window_start=ds.train_months[0],
         params={k: v for k, v in trained.hyperparameters.items() if k != "selected_by"},
         data_fingerprint="benchmark",
         encoder="all-MiniLM-L6-v2" if trained.family == EMBEDDING_LOGREG else None,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gradio_app.model_holder import Prediction
 from sentiment_assets.lib.core.clock import utc_now
+from sentiment_assets.lib.core.months import iso_or_empty
 from sentiment_assets.lib.settings import FEEDBACK_FILE
 
 SCHEMA_VERSION = 1
@@ -38,6 +39,7 @@ class ServedPrediction:
     score: float
     model_version: str
     model_family: str
+    # As the log holds it (ISO text), like created_at: this is the record a correction copies.
     trained_through: str
     created_at: str
 
@@ -74,7 +76,7 @@ class FeedbackStore:
             score=float(prediction.scores[0]),
             model_version=prediction.version,
             model_family=prediction.family,
-            trained_through=prediction.trained_through,
+            trained_through=iso_or_empty(prediction.trained_through),
             created_at=_now(),
         )
         self._append(
@@ -131,7 +133,7 @@ class FeedbackStore:
                 "positive_share": (prediction.labels.count("positive") / rows if rows else None),
                 "model_version": prediction.version,
                 "model_family": prediction.family,
-                "trained_through": prediction.trained_through,
+                "trained_through": iso_or_empty(prediction.trained_through),
                 "latency_ms": round(prediction.latency_ms, 3),
             },
         )

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Protocol
 
 import numpy as np
@@ -59,7 +60,7 @@ class Prediction:
     scores: list[float]
     version: str
     family: str
-    trained_through: str
+    trained_through: date | None
     latency_ms: float
 
 

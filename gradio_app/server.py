@@ -33,6 +33,7 @@ from gradio_app.model_holder import (
 from gradio_app.telemetry import CONTENT_TYPE, Telemetry
 from gradio_app.ui import AppContext, build_blocks
 from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.core.months import iso_or_empty
 from sentiment_assets.lib.settings import Settings
 
 # Liveness probes must work without credentials; nothing they return is sensitive.
@@ -344,7 +345,7 @@ def create_app(
                 "scores": prediction.scores,
                 "model_version": prediction.version,
                 "family": prediction.family,
-                "trained_through": prediction.trained_through,
+                "trained_through": iso_or_empty(prediction.trained_through),
                 "latency_ms": round(prediction.latency_ms, 3),
             }
         )
@@ -359,7 +360,7 @@ def create_app(
             # The version being loaded (the first one, or the next champion), else null.
             "loading_version": status.loading.version if status.loading else None,
             "family": served.family if served else None,
-            "trained_through": served.trained_through if served else None,
+            "trained_through": iso_or_empty(served.trained_through) if served else None,
             "runtime": status.runtime,
             "champion_version": status.champion.version if status.champion else None,
             "last_error": status.failure.message if status.failure else None,

@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 
 from gradio_app.model_holder import LoadFailure, ServedModel
+from sentiment_assets.lib.core.months import iso_or_empty
 
 # From a fraction of a millisecond (TF-IDF on one tweet) to a 50,000-row batch.
 LATENCY_BUCKETS = (
@@ -113,7 +114,7 @@ class Telemetry:
             {
                 "version": info.version,
                 "family": info.family,
-                "trained_through": info.trained_through,
+                "trained_through": iso_or_empty(info.trained_through),
             }
         )
         if info.version.isdigit():

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from gradio_app.config import AppConfig
 from gradio_app.feedback import FeedbackStore, ServedPrediction
 from gradio_app.model_holder import HolderStatus, ModelHolder, NoModelError, Prediction
 from gradio_app.telemetry import Telemetry
+from sentiment_assets.lib.core.months import date_or_none
 from sentiment_assets.lib.data.batch_io import (
     InputFileError,
     read_texts,
@@ -106,8 +107,8 @@ def _when(stamp: float | None) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _month(day: str) -> str:
-    return day[:7] if day else "?"
+def _month(day: date | None) -> str:
+    return f"{day:%Y-%m}" if day else "?"
 
 
 def status_markdown(status: HolderStatus) -> str:
@@ -354,7 +355,7 @@ def read_history(ctx: AppContext) -> tuple:
     if champion:
         lines.append(
             f"Champion per the pipeline: version {champion.get('version')} "
-            f"({champion.get('family')}, trained through {_month(str(champion.get('trained_through', '')))}), "
+            f"({champion.get('family')}, trained through {_month(date_or_none(champion.get('trained_through')))}), "
             f"decision {champion.get('decision')} at {champion.get('promoted_at')}."
         )
     lines.extend(f"⚠️ {note}" for note in snapshot.notes)

@@ -10,6 +10,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.environment import current_settings
+from sentiment_assets.lib.core.months import iso_or_empty
 from sentiment_assets.lib.data.batch_io import (
     InputFileError,
     label_scores,
@@ -106,7 +107,7 @@ def command_rollback(args: argparse.Namespace) -> int:
     record = PromotionRecord(
         model_version=info.version,
         model_family=info.family,
-        trained_through=info.trained_month,
+        trained_through=info.trained_through,
         decision=ROLLBACK,
         reason=f"manual rollback from {current_version or 'none'}",
         champion_version=current_version,
@@ -118,7 +119,7 @@ def command_rollback(args: argparse.Namespace) -> int:
         pruned = prune_caches_safely(settings, client, con, _warn)
     print(
         f"champion: version {current_version or 'none'} -> {info.version} "
-        f"({info.family}, trained through {info.trained_through})"
+        f"({info.family}, trained through {iso_or_empty(info.trained_through)})"
     )
     if pruned is not None:
         print(pruned.summary(), file=sys.stderr)
@@ -146,5 +147,6 @@ def command_champion(args: argparse.Namespace) -> int:
     except NoChampionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"version {info.version} ({info.family}, trained through {info.trained_through})")
+    trained_through = iso_or_empty(info.trained_through)
+    print(f"version {info.version} ({info.family}, trained through {trained_through})")
     return 0

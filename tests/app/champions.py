@@ -7,9 +7,8 @@ synthetic tweets so that a version costs well under a second.
 
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -20,7 +19,12 @@ from mlflow.tracking import MlflowClient
 from sentiment_assets.lib.data.sampling import holdout_mask
 from sentiment_assets.lib.data.synthetic import labelled_sample
 from sentiment_assets.lib.encoding.encoder import TextEncoder
-from sentiment_assets.lib.models.model_bundle import ModelCard, data_fingerprint, save_bundle
+from sentiment_assets.lib.models.model_bundle import (
+    ModelCard,
+    data_fingerprint,
+    save_bundle,
+    write_card,
+)
 from sentiment_assets.lib.models.params import LogRegParams
 from sentiment_assets.lib.models.training import (
     EMBEDDING_LOGREG,
@@ -92,8 +96,8 @@ def _bundle_and_register(
 ) -> registry.VersionInfo:
     card = ModelCard(
         family=family,
-        trained_through=month.isoformat(),
-        window_start=month.isoformat(),
+        trained_through=month,
+        window_start=month,
         params=params.as_dict(),
         data_fingerprint=data_fingerprint(corpus.tweet_ids, corpus.labels),
         encoder=encoder.name if encoder else None,
@@ -109,15 +113,15 @@ def register_broken(settings: Settings, month: date = MONTH) -> registry.Version
     """A version whose weights file is garbage: loading it must fail, serving must not."""
     card = ModelCard(
         family=TFIDF_LOGREG,
-        trained_through=month.isoformat(),
-        window_start=month.isoformat(),
+        trained_through=month,
+        window_start=month,
         params={},
         data_fingerprint="broken",
     )
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         bundle.mkdir()
-        (bundle / "card.json").write_text(json.dumps(asdict(card)))
+        write_card(bundle, card)
         (bundle / "model.skops").write_bytes(b"this is not a zip file")
         return _log_and_register(settings, bundle, card)
 

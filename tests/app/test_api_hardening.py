@@ -11,6 +11,7 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator
+from datetime import date
 
 import httpx
 import numpy as np
@@ -233,7 +234,9 @@ class Alias:
     def __call__(self) -> registry.VersionInfo | None:
         if self.version is None:
             return None
-        return registry.VersionInfo(self.version, "tfidf_logreg", "2024-01-01", None, "file:///")
+        return registry.VersionInfo(
+            self.version, "tfidf_logreg", date(2024, 1, 1), None, "file:///"
+        )
 
 
 def test_503_and_500_are_counted(registry_home: RegistryHome) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -78,7 +79,7 @@ class Constant:
 
 
 def version(number: str) -> registry.VersionInfo:
-    return registry.VersionInfo(number, "tfidf_logreg", "2024-01-01", None, "file:///")
+    return registry.VersionInfo(number, "tfidf_logreg", date(2024, 1, 1), None, "file:///")
 
 
 def test_a_background_start_returns_at_once_and_says_which_version_loads(gate: Gate) -> None:

@@ -15,11 +15,17 @@ from sentiment_assets.lib.encoding.encoder import TextEncoder
 from sentiment_assets.lib.models.model_bundle import load_predictor
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.serving import load_champion, serving_runtime
-from tests.app.champions import home_settings, register_embedding, set_champion, synthetic_corpus
+from tests.app.champions import (
+    MONTH,
+    home_settings,
+    register_embedding,
+    set_champion,
+    synthetic_corpus,
+)
 
 
 def info(version: str) -> registry.VersionInfo:
-    return registry.VersionInfo(version, "tfidf_logreg", "2024-01-01", None, f"file:///v{version}")
+    return registry.VersionInfo(version, "tfidf_logreg", MONTH, None, f"file:///v{version}")
 
 
 class ConstantScorer:
@@ -150,7 +156,7 @@ def test_registry_holder_serves_the_champion_and_survives_a_broken_version(
     texts = home.corpus.texts[:20]
     prediction = holder.predict(texts)
     assert prediction.version == home.v1.version
-    assert prediction.trained_through == "2024-01-01"
+    assert prediction.trained_through == MONTH
     # The same scores as loading version 1's bundle by hand.
     bundle = registry.download_bundle(home.v1, home.home / "manual-cache")
     expected = load_predictor(bundle).predict_proba(texts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import dagster as dg
 
 from sentiment_assets import lineage
@@ -54,8 +56,8 @@ def test_the_window_lives_in_training_alone() -> None:
 def test_a_card_knows_its_window() -> None:
     card = ModelCard(
         family="tfidf_logreg",
-        trained_through="2024-03-01",
-        window_start="2023-12-01",
+        trained_through=date(2024, 3, 1),
+        window_start=date(2023, 12, 1),
         params={},
         data_fingerprint="x",
     )

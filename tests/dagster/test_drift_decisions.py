@@ -100,7 +100,7 @@ def test_a_decision_reads_as_one_on_the_partition():
 
 def test_inputs_are_gathered_from_the_warehouse(tmp_path):
     month = date(2024, 5, 1)
-    champion = VersionInfo("2", "embedding_logreg", "2024-02-01", None, "")
+    champion = VersionInfo("2", "embedding_logreg", date(2024, 2, 1), None, "")
     with connect(tmp_path / "w.duckdb") as con:
         ensure_schema(con)
         con.execute("CREATE SCHEMA clean")

@@ -130,8 +130,8 @@ def _card(
 ) -> ModelCard:
     return ModelCard(
         family=family,
-        trained_through=max(data.months).isoformat(),
-        window_start=min(data.months).isoformat(),
+        trained_through=max(data.months),
+        window_start=min(data.months),
         params=params.as_dict(),
         data_fingerprint=data_fingerprint(data.tweet_ids, data.labels),
         encoder=encoder.name if encoder is not None else None,

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -96,7 +97,8 @@ def step_started(instance: dg.DagsterInstance, step_key: str) -> bool:
 
 def february_versions(home: Path) -> int:
     client = MlflowClient(load_settings({"SENTIMENT_HOME": str(home)}).mlflow_tracking_uri)
-    return sum(v.trained_through == FEBRUARY for v in registry.all_versions(client))
+    february = date.fromisoformat(FEBRUARY)
+    return sum(v.trained_through == february for v in registry.all_versions(client))
 
 
 def kill_when(process: subprocess.Popen, home: Path, step_key: str) -> None:

@@ -151,7 +151,9 @@ def register_versions(settings: Settings, count: int, tmp_path: Path) -> list[re
         )
         client = MlflowClient(settings.mlflow_tracking_uri)
         for n in range(count):
-            card = ModelCard("tfidf_logreg", "2024-01-01", "2024-01-01", {"n": n}, f"data-{n}")
+            card = ModelCard(
+                "tfidf_logreg", date(2024, 1, 1), date(2024, 1, 1), {"n": n}, f"data-{n}"
+            )
             bundle = tmp_path / f"bundle-{n}"
             bundle.mkdir()
             (bundle / "card.json").write_text(json.dumps({"n": n}))
@@ -264,7 +266,7 @@ def test_onnx_graphs_of_pruned_finetuned_versions_go_and_the_encoder_graph_stays
     onnx_dir = tmp_path / "onnx_cache"
     shutil.copytree(onnx_cache, onnx_dir)  # the sentence encoder's real export
     encoder_files = sorted(p.name for p in onnx_dir.iterdir())
-    card = ModelCard(FINETUNED_TRANSFORMER, "2024-01-01", "2024-01-01", {}, "tiny")
+    card = ModelCard(FINETUNED_TRANSFORMER, date(2024, 1, 1), date(2024, 1, 1), {}, "tiny")
     bundle = save_bundle(cache / "v3", card, tiny_finetuned)
     # Served the way the app serves version 3: exported from its cached bundle.
     served = load_predictor(bundle, device="cpu", runtime=ServingRuntime("onnx", onnx_dir, 1))

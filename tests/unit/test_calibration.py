@@ -1,6 +1,7 @@
 """Temperature scaling on the holdout: ECE falls on a miscalibrated model, decisions stay."""
 
 import dataclasses
+from datetime import date
 
 import numpy as np
 import pytest
@@ -83,7 +84,7 @@ def test_calibration_travels_on_the_card_without_changing_the_version(tmp_path):
     labels = np.array([1, 0, 1, 0] * 10)
     holdout = np.zeros(len(texts), dtype=bool)
     fit = fit_tfidf_logreg(texts, labels, holdout, LogRegParams(min_df=1))
-    card = ModelCard("tfidf_logreg", "2024-01-01", "2024-01-01", {}, "fingerprint")
+    card = ModelCard("tfidf_logreg", date(2024, 1, 1), date(2024, 1, 1), {}, "fingerprint")
     directory = save_bundle(tmp_path / "bundle", card, fit.estimator)
     plain = load_predictor(directory)
     raw = plain.predict_proba_clean(texts[:4])

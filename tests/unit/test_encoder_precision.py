@@ -70,8 +70,8 @@ def _copy(cache: Path, tmp_path: Path) -> Path:
 def _card(fingerprint: str) -> ModelCard:
     return ModelCard(
         family=EMBEDDING_LOGREG,
-        trained_through=JAN.isoformat(),
-        window_start=JAN.isoformat(),
+        trained_through=JAN,
+        window_start=JAN,
         params={},
         data_fingerprint=fingerprint[-12:],
         encoder=ENCODER,

@@ -1,6 +1,7 @@
 """evaluate_month: the estimate reads every tweet, realised scores and slices only labelled ones."""
 
 import dataclasses
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,8 @@ def predictor(tmp_path_factory):
     fit = fit_tfidf_logreg(texts, labels, np.zeros(len(texts), bool), LogRegParams(min_df=1))
     card = ModelCard(
         "tfidf_logreg",
-        "2024-01-01",
-        "2024-01-01",
+        date(2024, 1, 1),
+        date(2024, 1, 1),
         {},
         "fingerprint",
         calibration=Calibration(TEMPERATURE_SCALING, 0.5, 40).as_dict(),

@@ -3,6 +3,8 @@ from datetime import date
 import pytest
 
 from sentiment_assets.lib.core.months import (
+    date_or_none,
+    iso_or_empty,
     next_month,
     parse_month_range,
     previous_month,
@@ -37,3 +39,9 @@ def test_trailing_window_stops_at_the_first_month():
     assert trailing_window(date(2024, 2, 1), 3, first) == [date(2024, 1, 1), date(2024, 2, 1)]
     with pytest.raises(ValueError):
         trailing_window(first, 0, first)
+
+
+def test_an_unknown_date_is_empty_text_and_back():
+    assert iso_or_empty(date(2024, 3, 1)) == "2024-03-01"
+    assert date_or_none("2024-03-01") == date(2024, 3, 1)
+    assert (iso_or_empty(None), date_or_none(""), date_or_none(None)) == ("", None, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,8 @@ def onnx(onnx_cache: Path) -> OnnxTextEncoder:
 def january_card(family: str, **fields: str) -> ModelCard:
     return ModelCard(
         family=family,
-        trained_through="2024-01-01",
-        window_start="2024-01-01",
+        trained_through=date(2024, 1, 1),
+        window_start=date(2024, 1, 1),
         params={},
         data_fingerprint="test",
         **fields,

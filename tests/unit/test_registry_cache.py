@@ -1,6 +1,7 @@
 import os
 import stat
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from sentiment_assets.lib.versions.registry import (
     sweep_abandoned,
 )
 
-INFO = VersionInfo("7", "tfidf_logreg", "2024-01-01", None, "unused")
+INFO = VersionInfo("7", "tfidf_logreg", date(2024, 1, 1), None, "unused")
 
 
 def bundle_in(folder: Path, marker: str) -> Path:
@@ -72,7 +73,7 @@ def test_a_saved_bundle_is_readable_by_other_users(tmp_path):
 
     from sentiment_assets.lib.models.model_bundle import ModelCard, save_bundle
 
-    card = ModelCard("tfidf_logreg", "2024-01-01", "2024-01-01", {"C": 1.0}, "abc")
+    card = ModelCard("tfidf_logreg", date(2024, 1, 1), date(2024, 1, 1), {"C": 1.0}, "abc")
     bundle = save_bundle(tmp_path / "bundle", card, LogisticRegression())
     assert stat.S_IMODE(bundle.stat().st_mode) == 0o755
     assert all(p.stat().st_mode & stat.S_IROTH for p in bundle.iterdir())

@@ -115,7 +115,7 @@ def gather_inputs(
         labelled_rows=int(labelled or 0),
         statistics=statistic_moves(rows),
         champion_version=champion.version,
-        champion_trained_through=month_start(date.fromisoformat(champion.trained_through)),
+        champion_trained_through=month_start(champion.trained_through),
         reference_accuracy=reference,
         realised_accuracy=realised,
         estimated_accuracy=float(estimated) if estimated is not None else None,

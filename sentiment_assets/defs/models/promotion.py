@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
+from sentiment_assets.lib.core.months import iso_or_empty
 from sentiment_assets.lib.core.numbers import rounded
 from sentiment_assets.lib.models.behaviour import DEFAULT_MIN_PASS_RATE, SuiteResult, run_suite
 from sentiment_assets.lib.models.families import family_names
@@ -272,7 +273,7 @@ def model_champion(
         metadata={
             "champion_version": info.version,
             "family": info.family,
-            "trained_through": info.trained_through,
+            "trained_through": iso_or_empty(info.trained_through),
             "decision": record.decision,
             "published": dg.MetadataValue.path(str(champion_file(platform.settings.published_dir))),
         }

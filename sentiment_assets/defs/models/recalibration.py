@@ -142,7 +142,7 @@ def prior_adjusted_model(
     record = PromotionRecord(
         model_version=child.version,
         model_family=child.family,
-        trained_through=base.trained_month,
+        trained_through=base.trained_through,
         decision=decision.decision,
         reason=f"prior re-estimated for {month:%Y-%m}: {decision.reason}",
         champion_version=champion.version,

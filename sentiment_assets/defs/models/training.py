@@ -194,7 +194,7 @@ def _log_run(
         {
             "encoder": text_encoder.fingerprint if family(card.family).uses_encoder else "none",
             "device": str(text_encoder.device),
-            "window_start": card.window_start,
+            "window_start": card.window_start.isoformat(),
         }
     )
     mlflow_api.log_metrics(
@@ -211,7 +211,7 @@ def _log_run(
         {
             "family": card.family,
             "partition_key": context.partition_key,
-            "trained_through": card.trained_through,
+            "trained_through": card.trained_through.isoformat(),
             "dagster_run_id": context.run_id,
             "code_version": code_version(),
             "rows_labelled": str(len(data.frame)),
@@ -236,7 +236,7 @@ def _calibrate(
                 "calibration_temperature": calibration.temperature,
             }
         )
-        title = f"{card.family} through {card.trained_through[:7]}: {fitted.n} holdout rows"
+        title = f"{card.family} through {card.trained_through:%Y-%m}: {fitted.n} holdout rows"
         mlflow_api.log_figure(
             reliability_figure(fitted.before, fitted.after, calibration, title),
             "calibration/reliability.png",

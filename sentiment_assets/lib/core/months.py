@@ -31,14 +31,29 @@ def previous_month(month: date) -> date:
 def parse_month_range(value: str) -> list[date]:
     """'2009-04-01..2009-06-01' -> the three months, inclusive; a single date is one month."""
     start_text, _, end_text = value.partition("..")
-    start = month_start(date.fromisoformat(start_text.strip()))
-    end = month_start(date.fromisoformat((end_text or start_text).strip()))
+    start = date.fromisoformat(start_text.strip())
+    return month_range(start, date.fromisoformat((end_text or start_text).strip()))
+
+
+def month_range(start: date, end: date) -> list[date]:
+    """The months from `start`'s through `end`'s, inclusive."""
+    start, end = month_start(start), month_start(end)
     if end < start:
-        raise ValueError(f"month range {value!r}: the end month is before the start month")
+        raise ValueError(f"month range {start}..{end}: the end month is before the start month")
     months = [start]
     while months[-1] < end:
         months.append(next_month(months[-1]))
     return months
+
+
+def iso_or_empty(day: date | None) -> str:
+    """ISO text for a date that may be unknown: "" for None, as an absent tag or field reads."""
+    return day.isoformat() if day else ""
+
+
+def date_or_none(text: str | None) -> date | None:
+    """The inverse of iso_or_empty: None for "" or None."""
+    return date.fromisoformat(text) if text else None
 
 
 def trailing_window(month: date, window_months: int, earliest: date) -> list[date]:

@@ -130,8 +130,8 @@ def model_card(
 ) -> ModelCard:
     return ModelCard(
         family=family.name,
-        trained_through=data.month.isoformat(),
-        window_start=data.window[0].isoformat(),
+        trained_through=data.month,
+        window_start=data.window[0],
         params=fitted.card_params,
         data_fingerprint=data.fingerprint,
         encoder=encoder_name if family.uses_encoder else None,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sentiment_assets.lib.core.months import parse_month_range
+from sentiment_assets.lib.core.months import month_range
 from sentiment_assets.lib.data.text import clean_text
 from sentiment_assets.lib.encoding.encoder_precision import same_vectors
 from sentiment_assets.lib.models.families import family
@@ -40,8 +40,9 @@ DERIVED_CARD_FIELDS = ("metrics", "calibration")
 @dataclass
 class ModelCard:
     family: str
-    trained_through: str
-    window_start: str
+    # First of the month: the last month the model learned from, and the first.
+    trained_through: date
+    window_start: date
     params: dict
     data_fingerprint: str
     encoder: str | None = None
@@ -62,18 +63,36 @@ class ModelCard:
         Metrics and calibration are measured on the trained model, so they are not part of
         it; a prior adjustment changes the predictions, so it is. Cards without a prior
         adjustment or a code fingerprint keep the ids they had before those fields existed."""
-        fields = {k: v for k, v in asdict(self).items() if k not in DERIVED_CARD_FIELDS}
+        fields = {k: v for k, v in self.as_dict().items() if k not in DERIVED_CARD_FIELDS}
         for optional in ("prior_adjustment", "code"):
             if not fields[optional]:
                 del fields[optional]
         identity = json.dumps(fields, sort_keys=True)
         digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
-        return f"{self.family}-{self.trained_through[:7]}-{digest}"
+        return f"{self.family}-{self.trained_through:%Y-%m}-{digest}"
 
     def window(self) -> list[date]:
         """The months the model learned from (its holdout rows excepted), oldest first: the
         reference for drift and the rows on which a challenger meets the champion."""
-        return parse_month_range(f"{self.window_start}..{self.trained_through}")
+        return month_range(self.window_start, self.trained_through)
+
+    def as_dict(self) -> dict:
+        """The card as card.json holds it: months as ISO strings. The version hashes this
+        too, so the ids stay the ones computed when the card itself held strings."""
+        fields = asdict(self)
+        for name in _MONTH_FIELDS:
+            fields[name] = fields[name].isoformat()
+        return fields
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> ModelCard:
+        """The inverse of as_dict (card.json's contents)."""
+        months = {name: date.fromisoformat(fields[name]) for name in _MONTH_FIELDS}
+        return cls(**{**fields, **months})
+
+
+# The card's fields that hold a month (a date), written as ISO strings.
+_MONTH_FIELDS = ("trained_through", "window_start")
 
 
 # The code a model's weights and scores come from: the families, fitting and the encoders.
@@ -122,14 +141,14 @@ def save_bundle(directory: Path, card: ModelCard, estimator: object) -> Path:
 def write_card(directory: Path, card: ModelCard) -> None:
     """(Re)write a bundle's card; training rewrites it once the holdout calibration is known,
     before the bundle is registered."""
-    (directory / CARD_FILE).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
+    (directory / CARD_FILE).write_text(json.dumps(card.as_dict(), indent=2, sort_keys=True))
 
 
 def read_card(directory: Path) -> ModelCard:
     path = directory / CARD_FILE
     if not path.exists():
         raise FileNotFoundError(f"no model bundle at {directory} (missing {CARD_FILE})")
-    return ModelCard(**json.loads(path.read_text()))
+    return ModelCard.from_dict(json.loads(path.read_text()))
 
 
 class Predictor:

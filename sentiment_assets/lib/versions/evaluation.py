@@ -110,13 +110,13 @@ def versions_to_score(
 ) -> tuple[list[VersionInfo], VersionInfo | None]:
     """The newest version of each family trained through the month before, and the serving
     champion when it is none of those and was trained before `month`."""
-    versions = registry.latest_versions_trained_through(client, previous_month(month).isoformat())
+    versions = registry.latest_versions_trained_through(client, previous_month(month))
     champion = registry.champion(client)
     if (
         champion is None
         or champion.version in {v.version for v in versions}
-        or champion.trained_month is None
-        or champion.trained_month >= month
+        or champion.trained_through is None
+        or champion.trained_through >= month
     ):
         return versions, None
     return versions, champion
@@ -135,7 +135,7 @@ def version_rows(
     common = {
         "model_family": info.family,
         "model_version": info.version,
-        "trained_through": info.trained_month,
+        "trained_through": info.trained_through,
         "eval_month": month,
     }
     estimate = evaluation.estimate.as_dict()

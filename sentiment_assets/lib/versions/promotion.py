@@ -59,7 +59,7 @@ def pick_challenger(
     When none clears it, the best one outright: the gate then decides whether it may
     replace the champion. Ties go to the older version.
     """
-    candidates = registry.latest_versions_trained_through(client, month.isoformat())
+    candidates = registry.latest_versions_trained_through(client, month)
     if family:
         newest = {c.family: c for c in candidates}
         candidates = [newest[family]] if family in newest else []
@@ -245,7 +245,7 @@ def reconcile_champion(
         record = PromotionRecord(
             model_version=current.version,
             model_family=current.family,
-            trained_through=current.trained_month,
+            trained_through=current.trained_through,
             decision=RECOVERED,
             reason=f"the alias names version {current.version} but the last record names "
             f"{recorded or 'none'}: the process that moved it died before recording it",

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from sentiment_assets.lib.core.atomic import copy_to_parquet, write_text
 from sentiment_assets.lib.core.clock import utc_now
+from sentiment_assets.lib.core.months import iso_or_empty
 from sentiment_assets.lib.store.warehouse import WarehouseConnection, append_rows, as_writer
 
 log = logging.getLogger(__name__)
@@ -299,7 +300,7 @@ def publish_champion(published_dir: Path, info: VersionInfo, decision: str) -> P
     payload = {
         "version": info.version,
         "family": info.family,
-        "trained_through": info.trained_through,
+        "trained_through": iso_or_empty(info.trained_through),
         "promoted_at": utc_now().tz_localize(UTC).isoformat(),
         "decision": decision,
     }

@@ -29,6 +29,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from sentiment_assets.lib.core.months import date_or_none
 from sentiment_assets.lib.settings import is_tracking_server
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ PRIOR_ADJUSTED = "prior_adjusted"
 class VersionInfo:
     version: str
     family: str
-    trained_through: str
+    # The `trained_through` tag's month; None on a version registered without one.
+    trained_through: date | None
     run_id: str | None
     source: str
     # TRAINED, or PRIOR_ADJUSTED for a trained version's scores moved to a month's prior
@@ -61,17 +63,13 @@ class VersionInfo:
         return cls(
             version=str(model_version.version),
             family=model_version.tags.get("family", ""),
-            trained_through=model_version.tags.get("trained_through", ""),
+            trained_through=date_or_none(model_version.tags.get("trained_through")),
             run_id=model_version.run_id,
             source=model_version.source,
             kind=model_version.tags.get("kind", TRAINED),
             parent_version=model_version.tags.get("parent_version"),
             bundle_version=model_version.tags.get("bundle_version", ""),
         )
-
-    @property
-    def trained_month(self) -> date | None:
-        return date.fromisoformat(self.trained_through) if self.trained_through else None
 
 
 # MLflow 3 records an experiment's kind in this tag (custom_model_development is what its UI's
@@ -143,7 +141,7 @@ def register_bundle(
     client.log_artifacts(run_id, str(bundle), artifact_path=BUNDLE_ARTIFACT_PATH)
     tags = {
         "family": card.family,
-        "trained_through": card.trained_through,
+        "trained_through": card.trained_through.isoformat(),
         "bundle_version": card.version,
     }
     if card.prior_adjustment:
@@ -166,8 +164,8 @@ def all_versions(client: MlflowClient) -> list[VersionInfo]:
     return sorted((VersionInfo.of(v) for v in versions), key=lambda v: int(v.version))
 
 
-def latest_versions_trained_through(client: MlflowClient, month: str) -> list[VersionInfo]:
-    """The newest version of each family trained through `month` (YYYY-MM-DD)."""
+def latest_versions_trained_through(client: MlflowClient, month: date) -> list[VersionInfo]:
+    """The newest version of each family trained through `month`."""
     newest: dict[str, VersionInfo] = {}
     for info in all_versions(client):
         if info.trained_through == month and info.kind == TRAINED:
