@@ -170,6 +170,8 @@ def arm_record(trained: Trained, served: dict[str, Any], load_start: float | Non
         "samples_offered": stats["samples_offered"],
         "epochs": stats["epochs"],
         "steps": stats["steps"],
+        # Whether the fit ran out of its seconds before the planned passes (older results lack it).
+        "stopped_at_budget": stats.get("stopped_at_budget", False),
         # The optimizer loop alone, then the whole fit (model load and validation scoring).
         "train_minutes": stats["seconds"] / 60,
         "fit_wall_minutes": trained.train_seconds / 60,
@@ -270,6 +272,8 @@ def _arm_row(arm: str, record: dict[str, Any]) -> str:
     basis = size["basis"]
     if size["predicted_seconds"] is not None:
         basis += f", {size['predicted_seconds'] / 60:.1f} min predicted"
+    if record.get("stopped_at_budget"):
+        basis += f"; stopped at the budget after {record['steps']:,} steps"
     cells = [
         arm,
         f"{record['samples']:,} of {record['samples_offered']:,}",
