@@ -10,15 +10,29 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = [*sorted((ROOT / "sentiment_assets").rglob("*.py")), *(ROOT / "gradio_app").rglob("*.py")]
 
 
+def calls_to(source: str, names: set[str]) -> list[ast.Call]:
+    """The calls in `source` of a function or method named in `names`."""
+    return [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", None)) in names
+    ]
+
+
+def offending_lines(rule) -> dict[str, list[int]]:
+    """The product files where `rule` (source -> offending line numbers) finds any."""
+    return {
+        str(path.relative_to(ROOT)): lines for path in PRODUCT if (lines := rule(path.read_text()))
+    }
+
+
 def bare_mlflow_clients(source: str) -> list[int]:
     """Lines that build an MlflowClient without naming its tracking store."""
     return [
-        node.lineno
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Call)
-        and getattr(node.func, "id", getattr(node.func, "attr", None)) == "MlflowClient"
-        and not node.args
-        and not node.keywords
+        call.lineno
+        for call in calls_to(source, {"MlflowClient"})
+        if not call.args and not call.keywords
     ]
 
 
@@ -29,12 +43,9 @@ def test_the_rule_sees_a_bare_client() -> None:
 
 def test_every_mlflow_client_names_its_store() -> None:
     # MlflowClient() falls back to the process's global URI: whichever store was set last.
-    offenders = {
-        str(path.relative_to(ROOT)): lines
-        for path in PRODUCT
-        if (lines := bare_mlflow_clients(path.read_text()))
-    }
-    assert offenders == {}, "pass the tracking URI (PlatformResource.mlflow_client())"
+    assert offending_lines(bare_mlflow_clients) == {}, (
+        "pass the tracking URI (PlatformResource.mlflow_client())"
+    )
 
 
 def test_the_platform_resource_parses_its_settings_once(tmp_path: Path) -> None:
@@ -54,14 +65,11 @@ def test_test_files_have_unique_names() -> None:
 def metric_writes(source: str) -> list[int]:
     """Lines that write a `metrics.` table through replace_rows/append_rows directly."""
     return [
-        node.lineno
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Call)
-        and getattr(node.func, "id", getattr(node.func, "attr", None))
-        in {"replace_rows", "append_rows"}
-        and any(
+        call.lineno
+        for call in calls_to(source, {"replace_rows", "append_rows"})
+        if any(
             isinstance(arg, ast.Constant) and str(arg.value).startswith("metrics.")
-            for arg in node.args
+            for arg in call.args
         )
     ]
 
@@ -73,9 +81,6 @@ def test_the_rule_sees_a_metric_write() -> None:
 
 def test_the_metric_history_grows_only_through_record_history() -> None:
     # A write that skips the publish leaves the app and `sentiment sql` behind the warehouse.
-    offenders = {
-        str(path.relative_to(ROOT)): lines
-        for path in PRODUCT
-        if (lines := metric_writes(path.read_text()))
-    }
-    assert offenders == {}, "write metrics.* rows with lib.versions.publish.record_history"
+    assert offending_lines(metric_writes) == {}, (
+        "write metrics.* rows with lib.versions.publish.record_history"
+    )

@@ -49,22 +49,27 @@ def test_bad_budgets_are_refused():
         training_size(0, BUDGET, "cpu")
 
 
-def test_fit_trains_on_the_budgeted_size_and_records_it():
+def budgeted_fit(per_class: int, budget_seconds: float, passes_per_second: float) -> dict:
+    """The train_stats of a small CPU fit of `per_class` tweets of each label under a budget."""
     from sentiment_assets.lib.models.finetune import FinetunedClassifier
 
-    texts = [f"i love this thing number {i}" for i in range(60)]
-    texts += [f"i hate this thing number {i}" for i in range(60)]
-    labels = [1] * 60 + [0] * 60
-    # 60 s at 0.8 tweets/s: 48 of the 120 tweets, once (far quicker in fact, so no stop).
+    texts = [f"what a lovely day number {i}" for i in range(per_class)]
+    texts += [f"what an awful day number {i}" for i in range(per_class)]
+    labels = [1] * per_class + [0] * per_class
     params = FinetuneParams(
-        cpu_budget_seconds=60.0,
-        cpu_passes_per_second=0.8,
+        cpu_budget_seconds=budget_seconds,
+        cpu_passes_per_second=passes_per_second,
         batch_size=16,
         max_length=16,
         freeze_layers=5,
         device="cpu",
     )
-    stats = FinetunedClassifier(device="cpu").fit(texts, labels, params)
+    return FinetunedClassifier(device="cpu").fit(texts, labels, params)
+
+
+def test_fit_trains_on_the_budgeted_size_and_records_it():
+    # 60 s at 0.8 tweets/s: 48 of the 120 tweets, once (far quicker in fact, so no stop).
+    stats = budgeted_fit(60, budget_seconds=60.0, passes_per_second=0.8)
     assert stats["samples"] == 48 and stats["steps"] == 3
     assert stats["size"] == {
         "samples": 48,
@@ -77,22 +82,10 @@ def test_fit_trains_on_the_budgeted_size_and_records_it():
 
 
 def test_a_machine_slower_than_the_calibration_stops_when_the_budget_is_spent():
-    from sentiment_assets.lib.models.finetune import FinetunedClassifier
     from sentiment_assets.lib.models.training import size_note
 
-    texts = [f"what a lovely day number {i}" for i in range(300)]
-    texts += [f"what an awful day number {i}" for i in range(300)]
-    labels = [1] * 300 + [0] * 300
     # The calibration claims 1,800 passes (600 tweets, 3 epochs) in 0.3 s: no CPU does that.
-    params = FinetuneParams(
-        cpu_budget_seconds=0.3,
-        cpu_passes_per_second=6000.0,
-        batch_size=16,
-        max_length=16,
-        freeze_layers=5,
-        device="cpu",
-    )
-    stats = FinetunedClassifier(device="cpu").fit(texts, labels, params)
+    stats = budgeted_fit(300, budget_seconds=0.3, passes_per_second=6000.0)
     planned_steps = 3 * -(-600 // 16)  # 3 epochs of 38 batches
     assert stats["size"]["samples"] == 600 and stats["size"]["epochs"] == 3
     assert stats["stopped_at_budget"] is True
