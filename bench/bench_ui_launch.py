@@ -225,7 +225,8 @@ def markdown(result: dict) -> str:
 
 
 def step_rows(cli: dict[str, float], ui: dict[str, float]) -> list[str]:
-    # The CLI's in-process runs take the job names the daemon's would.
+    # Runs of the same job share a row; the CLI's month build is Dagster's ephemeral asset
+    # job, so its steps and the UI's month_build_job steps sit on rows of their own.
     return [f"| {key} | {cli.get(key, '-')} | {ui.get(key, '-')} |" for key in sorted({*cli, *ui})]
 
 
