@@ -1,7 +1,7 @@
 """Test-session environment: small synthetic data, offline models, no state outside tmp.
 
-The monthly partitions are fixed when `sentiment_assets.partitions` is first imported, so
-the synthetic size knobs are set here, before any test module imports the package.
+The settings come from the environment (and with them the monthly partitions, read at each
+definitions load), so the synthetic size knobs are set here, once for the whole session.
 """
 
 import os

@@ -36,7 +36,7 @@ from sentiment_assets.ops.decided_training import (
     train_as_decided,
 )
 from sentiment_assets.ops.recovery import abandon_runs_of, this_process_tags
-from sentiment_assets.partitions import FIRST_MONTH, last_month
+from sentiment_assets.partitions import loaded_months
 
 
 def months_with_data(settings: Settings) -> list[str]:
@@ -52,7 +52,8 @@ def months_with_data(settings: Settings) -> list[str]:
             found |= set(months_in_source(str(path)))
         except Exception:  # raw_tweets quarantines an unreadable file and names it
             continue
-    return [m.isoformat() for m in sorted(found) if FIRST_MONTH <= m <= last_month()]
+    loaded = loaded_months(settings)
+    return [m.isoformat() for m in sorted(found) if loaded.first <= m <= loaded.last]
 
 
 # Times a stage (its name) of a month (its partition key): `sentiment pipeline` prints its

@@ -7,12 +7,13 @@ import warnings
 import dagster as dg
 
 from sentiment_assets.definitions import defs
-from sentiment_assets.defs.dbt.assets import dbt_models
 from sentiment_assets.defs.ingest.landing_sensor import INGEST_SELECTION
+from sentiment_assets.lineage import STG_TWEETS
+from tests import loaded
 
 
 def test_every_dbt_check_says_what_it_guarantees() -> None:
-    specs = list(dbt_models.check_specs)
+    specs = list(loaded.asset(STG_TWEETS).check_specs)
     assert specs, "the dbt tests should be Dagster asset checks"
     undescribed = [spec.key.to_user_string() for spec in specs if not spec.description]
     assert undescribed == []

@@ -9,12 +9,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.data.synthetic import SyntheticConfig, write_month
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lineage import RAW_TWEETS
+from tests import loaded
 from tests.conftest import use_home
 
 # The session's synthetic source covers 2024-01..2024-03.
@@ -32,7 +33,7 @@ def _load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int) -> d
         out.write("undated-1,,a tweet with no date,4,someone\n")
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [raw_tweets],
+            [loaded.asset(RAW_TWEETS)],
             partition_key=MONTH,
             resources={
                 "warehouse": WarehouseResource(database=str(settings.duckdb_path)),

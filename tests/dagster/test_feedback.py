@@ -4,11 +4,11 @@ import json
 
 import dagster as dg
 
-from sentiment_assets.defs.ingest.assets import raw_tweets
-from sentiment_assets.defs.ingest.feedback import user_feedback
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lineage import RAW_TWEETS, USER_FEEDBACK
+from tests import loaded
 from tests.conftest import use_home
 
 
@@ -46,10 +46,16 @@ def test_corrections_become_labelled_rows_of_the_month(tmp_path, monkeypatch):
     }
     with dg.instance_for_test() as instance:
         first = dg.materialize(
-            [user_feedback], partition_key="2024-03-01", resources=resources, instance=instance
+            [loaded.asset(USER_FEEDBACK)],
+            partition_key="2024-03-01",
+            resources=resources,
+            instance=instance,
         )
         second = dg.materialize(
-            [raw_tweets], partition_key="2024-03-01", resources=resources, instance=instance
+            [loaded.asset(RAW_TWEETS)],
+            partition_key="2024-03-01",
+            resources=resources,
+            instance=instance,
         )
     assert first.success and second.success
     (event,) = first.get_asset_materialization_events()

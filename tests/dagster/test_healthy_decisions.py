@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sentiment_assets.defs.models.promotion import _gate_result, model_champion
+from sentiment_assets.defs.models.promotion import _gate_result
 from sentiment_assets.defs.monitoring.assets import DRIFT_CHECKS, drift_check_results
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
@@ -17,7 +17,8 @@ from sentiment_assets.lib.stats import drift
 from sentiment_assets.lib.store.warehouse import connect
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.promotion import REJECTED, PromotionRecord, decide
-from sentiment_assets.lineage import MODEL_CHALLENGER
+from sentiment_assets.lineage import MODEL_CHALLENGER, MODEL_CHAMPION
+from tests import loaded
 from tests.conftest import use_home
 
 MONTH = "2024-02-01"
@@ -71,7 +72,7 @@ def test_a_rejected_challenger_leaves_a_green_run_and_the_champion_in_place(tmp_
             )
         )
         result = dg.materialize(
-            [model_champion],
+            [loaded.asset(MODEL_CHAMPION)],
             partition_key=MONTH,
             instance=instance,
             resources={

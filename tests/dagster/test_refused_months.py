@@ -18,6 +18,8 @@ EMPTY_MONTH = "2024-02-01"
 def test_a_month_without_data_is_refused_and_nothing_downstream_runs(tmp_path, monkeypatch):
     use_home(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("SENTIMENT_SYNTHETIC_MONTHS", "1")
+    # An explicit range makes February a partition although no source has a row for it.
+    monkeypatch.setenv("SENTIMENT_MONTHS", f"2024-01-01..{EMPTY_MONTH}")
     settings = current_settings()
     definitions = defs()
     with dg.instance_for_test() as instance:

@@ -9,14 +9,15 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.storage.tags import RUN_KEY_TAG
 from dagster._core.utils import make_new_run_id
 
-from sentiment_assets.defs.ingest.assets import raw_tweets
-from sentiment_assets.defs.ingest.landing_sensor import landing_files_built, new_data_sensor
+from sentiment_assets.defs.ingest.landing_sensor import LANDING_CHECK, new_data_sensor
 from sentiment_assets.defs.models.decision import training_decision_sensor
 from sentiment_assets.defs.monitoring.sensors import drift_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.stats import drift
 from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lineage import RAW_TWEETS
+from tests import loaded
 from tests.conftest import use_home
 
 
@@ -123,7 +124,7 @@ def test_a_malformed_file_fails_its_run_clearly_is_not_retried_and_is_shown(
     assert tick(new_data_sensor, instance, cursor)[0] == []
 
     result = dg.materialize(
-        [raw_tweets],
+        [loaded.asset(RAW_TWEETS)],
         partition_key=requests[0].partition_key,
         resources={
             "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
@@ -153,9 +154,10 @@ def test_a_malformed_file_fails_its_run_clearly_is_not_retried_and_is_shown(
         (state,) = con.execute("SELECT state FROM raw.landing_files").fetchall()
     assert state == ("quarantined",)
     # The same check, executed on its own (as from the UI), reads the ledger and the folder.
+    landing_check = loaded.asset_check(RAW_TWEETS, LANDING_CHECK)
     checked = dg.materialize(
-        [raw_tweets, landing_files_built],
-        selection=dg.AssetSelection.checks(landing_files_built),
+        [loaded.asset(RAW_TWEETS), landing_check],
+        selection=dg.AssetSelection.checks(landing_check),
         resources={
             "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
             "platform": PlatformResource.of(settings),

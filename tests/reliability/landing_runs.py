@@ -15,10 +15,8 @@ import sys
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from sentiment_assets.defs.dbt.assets import dbt_models
 from sentiment_assets.defs.dbt.project import dbt_project
 from sentiment_assets.defs.dbt.resources import dbt_executable
-from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
@@ -26,6 +24,7 @@ from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lineage import RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED
 from sentiment_assets.ops.instance import instance_template
 from sentiment_assets.ops.recovery import this_process_tags
+from tests import loaded
 
 TO_CLEAN = [dg.AssetKey(k) for k in (RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED)]
 
@@ -61,7 +60,7 @@ def execute(
     """The requested run, tagged like one a `sentiment` process executes (so recovery can
     tell when its process is gone)."""
     return dg.materialize(
-        [raw_tweets, dbt_models],
+        [loaded.asset(RAW_TWEETS), loaded.asset(STG_TWEETS)],
         selection=TO_CLEAN,
         partition_key=partition_key,
         instance=instance,

@@ -12,12 +12,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sentiment_assets.defs.ingest.assets import raw_tweets
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.data.landing import file_fingerprint
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lineage import RAW_TWEETS
+from tests import loaded
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.reliability
@@ -27,10 +28,12 @@ MONTH = "2024-02-01"
 BINARY = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40 + b"\n\x00\xff\xfe\n" * 20
 
 
-def materialize(settings: Settings) -> dg.ExecuteInProcessResult:
+def materialize(
+    settings: Settings, raw_tweets: dg.AssetsDefinition | None = None
+) -> dg.ExecuteInProcessResult:
     with dg.instance_for_test() as instance:
         return dg.materialize(
-            [raw_tweets],
+            [raw_tweets or loaded.asset(RAW_TWEETS)],
             partition_key=MONTH,
             resources={
                 "warehouse": WarehouseResource(database=str(settings.duckdb_path)),
@@ -90,10 +93,12 @@ def test_an_unusable_landing_file_fails_the_run_named_and_is_quarantined(
 def test_an_unusable_source_file_fails_the_run_named_and_stays_put(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The definitions loaded while the source was readable; then it was overwritten.
+    raw_tweets = loaded.asset(RAW_TWEETS)
     source = tmp_path / "export.csv"
     source.write_bytes(BINARY)
     monkeypatch.setenv("SENTIMENT_SOURCE", str(source))
-    message = failure_message(materialize(current_settings()))
+    message = failure_message(materialize(current_settings(), raw_tweets))
     assert "SENTIMENT_SOURCE" in message and str(source) in message
     assert source.read_bytes() == BINARY, "the user's own source is never moved"
 

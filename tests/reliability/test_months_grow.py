@@ -16,8 +16,10 @@ from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lineage import RAW_TWEETS
 from sentiment_assets.ops.build import months_with_data
-from sentiment_assets.partitions import FIRST_MONTH, current_month, last_month, monthly_partitions
+from sentiment_assets.partitions import current_month, load_months, loaded_months
+from tests import loaded
 from tests.conftest import use_home
 
 pytestmark = pytest.mark.reliability
@@ -41,9 +43,10 @@ def tick(instance: dg.DagsterInstance, cursor: str | None = None):
 
 
 def test_the_partitions_run_from_the_first_month_to_the_last_with_data() -> None:
-    keys = monthly_partitions.get_partition_keys()
+    keys = loaded.asset(RAW_TWEETS).partitions_def.get_partition_keys()
     assert keys == ["2024-01-01", "2024-02-01", "2024-03-01"]
-    assert keys[0] == FIRST_MONTH.isoformat() and keys[-1] == last_month().isoformat()
+    months = loaded_months()
+    assert keys[0] == months.first.isoformat() and keys[-1] == months.last.isoformat()
     assert current_month().isoformat() not in keys, "no launchable month without data"
 
 
@@ -53,11 +56,12 @@ def test_the_partitions_run_from_the_first_month_to_the_last_with_data() -> None
 RELOADED = """
 import json
 import dagster as dg
-from sentiment_assets.defs.ingest.assets import raw_tweets
+from sentiment_assets.definitions import defs
 from sentiment_assets.defs.ingest.landing_sensor import new_data_sensor
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.environment import current_settings
-from sentiment_assets.partitions import monthly_partitions
+
+raw_tweets = defs().get_assets_def("raw_tweets")
 
 settings = current_settings()
 platform = PlatformResource.of(settings)
@@ -74,7 +78,7 @@ with dg.instance_for_test() as instance:
         instance=instance,
     )
 print(json.dumps({
-    "last": monthly_partitions.get_partition_keys()[-1],
+    "last": raw_tweets.partitions_def.get_last_partition_key(),
     "requested": [r.partition_key for r in requests],
     "built": result.success,
 }))
@@ -86,6 +90,7 @@ def test_a_file_with_a_new_month_is_built_once_the_definitions_load_again(
 ) -> None:
     use_home(monkeypatch, tmp_path / "home")
     settings = current_settings()
+    load_months(settings)  # this process loaded its definitions before the file came
     settings.landing_dir.mkdir(parents=True)
     may = settings.landing_dir / "may.csv"
     may.write_text(MAY_ROWS)

@@ -15,10 +15,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sentiment_assets.defs.ingest.assets import STILL_CHANGING, raw_tweets
+from sentiment_assets.defs.ingest.assets import STILL_CHANGING
 from sentiment_assets.environment import current_settings
 from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect
+from sentiment_assets.lineage import RAW_TWEETS
+from tests import loaded
 from tests.conftest import use_home
 from tests.reliability.landing_runs import execute, prepare_landing_home, resources, tick
 
@@ -117,7 +119,7 @@ def test_a_run_of_the_month_leaves_a_file_being_written_alone(settings: Settings
     try:
         with dg.instance_for_test() as instance:
             result = dg.materialize(
-                [raw_tweets],
+                [loaded.asset(RAW_TWEETS)],
                 partition_key=MONTH,
                 instance=instance,
                 resources=resources(settings),

@@ -18,9 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sentiment_assets.defs.embeddings.resources import EncoderResource
-from sentiment_assets.defs.models.evaluation import model_evaluation
 from sentiment_assets.defs.models.resources import platform_mlflow
-from sentiment_assets.defs.models.training import sentiment_model
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.data.text import text_hash
 from sentiment_assets.lib.encoding.encoder import DEFAULT_ENCODER, TextEncoder
@@ -30,6 +28,8 @@ from sentiment_assets.lib.settings import load_settings
 from sentiment_assets.lib.stats.metrics import classification_metrics
 from sentiment_assets.lib.versions import registry
 from sentiment_assets.lib.versions.serving import load_version
+from sentiment_assets.lineage import MODEL_EVALUATION, SENTIMENT_MODEL
+from tests import loaded
 from tests.conftest import use_home
 
 TOY = "word_votes"
@@ -162,7 +162,7 @@ def test_a_toy_family_is_trained_registered_evaluated_and_served(toy_family, hom
     tune = {"enabled": True, "n_trials": 3, "families": [TOY]}
     config = {"families": [TOY], "window_months": 1, "tune": tune}
     trained = dg.materialize(
-        [sentiment_model],
+        [loaded.asset(SENTIMENT_MODEL)],
         partition_key=MONTHS[0].isoformat(),
         resources=resources,
         run_config={"ops": {"sentiment_model": {"config": config}}},
@@ -180,7 +180,7 @@ def test_a_toy_family_is_trained_registered_evaluated_and_served(toy_family, hom
     assert run.data.metrics["ece_after"] <= run.data.metrics["ece_before"]
 
     evaluated = dg.materialize(
-        [model_evaluation], partition_key=MONTHS[1].isoformat(), resources=resources
+        [loaded.asset(MODEL_EVALUATION)], partition_key=MONTHS[1].isoformat(), resources=resources
     )
     assert evaluated.success
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:

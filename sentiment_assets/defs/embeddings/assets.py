@@ -11,18 +11,16 @@ from sentiment_assets.lib.encoding.embedding_store import embed_month
 from sentiment_assets.lib.encoding.encoder import TextEncoder
 from sentiment_assets.lineage import TWEETS_CLEAN
 from sentiment_assets.partitions import (
-    DUCKDB_POOL,
-    MONTHLY_BACKFILL,
-    monthly_partitions,
+    WAREHOUSE_WRITERS,
+    monthly_asset,
+    monthly_definitions,
     partition_month,
 )
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
+@monthly_asset(
     deps=[TWEETS_CLEAN],
-    pool=DUCKDB_POOL,
+    pool=WAREHOUSE_WRITERS,
     group_name="embeddings",
     kinds={"onnx", "duckdb"},
     description="Embeddings of tweets_clean for the month (features.tweet_embeddings), "
@@ -77,3 +75,8 @@ def _gate_summary(text_encoder: TextEncoder) -> str:
         f"{measured.probe}: mean cosine {measured.mean_cosine:.4f}, label agreement "
         f"{measured.label_agreement:.4f} on {measured.heldout_texts} held-out texts"
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return monthly_definitions(tweet_embeddings)

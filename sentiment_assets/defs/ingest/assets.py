@@ -29,11 +29,11 @@ from sentiment_assets.lib.data.sources import (
 from sentiment_assets.lib.store.warehouse import scratch_parent
 from sentiment_assets.lineage import RAW_TWEETS
 from sentiment_assets.partitions import (
-    DUCKDB_POOL,
-    FIRST_MONTH,
-    MONTHLY_BACKFILL,
+    WAREHOUSE_WRITERS,
+    first_partition_month,
     latest_plausible_month,
-    monthly_partitions,
+    monthly_asset,
+    monthly_definitions,
     partition_month,
 )
 
@@ -84,10 +84,8 @@ class IngestConfig(dg.Config):
     chunk_rows: int = DEFAULT_CHUNK_ROWS
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
-    pool=DUCKDB_POOL,
+@monthly_asset(
+    pool=WAREHOUSE_WRITERS,
     group_name="ingest",
     kinds={"python", "duckdb"},
     output_required=False,
@@ -126,7 +124,7 @@ def _ingest(
     settings = platform.settings
     # A row dated outside the partitions could never be loaded into any month: it is a
     # `date_out_of_range` reject instead of being counted nowhere.
-    earliest, latest = FIRST_MONTH, latest_plausible_month()
+    earliest, latest = first_partition_month(context), latest_plausible_month(settings)
 
     # Each file's rows go, chunk by chunk, to Parquet next to the warehouse (not /tmp, which
     # may be memory); DuckDB then copies them in one transaction, so a month of any size
@@ -257,3 +255,8 @@ def _ingest(
             )
         ],
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return monthly_definitions(raw_tweets)

@@ -17,14 +17,12 @@ from sentiment_assets.defs.platform.resources import PlatformResource
 from sentiment_assets.lib.core.atomic import write_text
 from sentiment_assets.lib.data.feedback import latest_corrections
 from sentiment_assets.lib.settings import FEEDBACK_FILE
-from sentiment_assets.partitions import MONTHLY_BACKFILL, monthly_partitions, partition_month
+from sentiment_assets.partitions import monthly_asset, monthly_definitions, partition_month
 
 FEEDBACK_LANDING_FILE = "user_feedback.jsonl"
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
+@monthly_asset(
     group_name="ingest",
     kinds={"python"},
     description="Corrections from the app's feedback (SENTIMENT_HOME/feedback/feedback.jsonl) "
@@ -58,3 +56,8 @@ def user_feedback(
     return dg.MaterializeResult(
         metadata={"feedback_rows": len(records), "landing_file": dg.MetadataValue.path(str(target))}
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return monthly_definitions(user_feedback)

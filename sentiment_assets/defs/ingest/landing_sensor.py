@@ -53,10 +53,9 @@ from sentiment_assets.lib.settings import Settings
 from sentiment_assets.lib.store.warehouse import connect, ensure_schema
 from sentiment_assets.lineage import RAW_TWEETS, TWEETS_CLEAN
 from sentiment_assets.partitions import (
-    DUCKDB_POOL,
-    FIRST_MONTH,
-    last_month,
+    WAREHOUSE_WRITERS,
     latest_plausible_month,
+    loaded_months,
 )
 
 # Everything that depends on a month's raw data, up to its training decision, for
@@ -154,12 +153,13 @@ def requests_for(tracked: Tracked) -> list[dg.RunRequest]:
     ]
 
 
-def file_months(context: dg.SensorEvaluationContext, path: Path) -> list[str]:
+def file_months(context: dg.SensorEvaluationContext, settings: Settings, path: Path) -> list[str]:
     """The partitions the file has rows in; an unreadable file gets the last month's run,
     whose raw_tweets fails naming it and quarantines it. A file with a month after the
     partitions waits (none requested): the definitions loaded again (the daemon does every
     minute) include its month, and then every month of it is requested at once."""
-    first, last, plausible = FIRST_MONTH, last_month(), latest_plausible_month()
+    loaded = loaded_months(settings)
+    first, last, plausible = loaded.first, loaded.last, latest_plausible_month(settings)
     try:
         found = months_in_source(str(path))
     except Exception as error:
@@ -224,7 +224,7 @@ class LandingTick:
             self.retire(
                 previous.moved_to(SUPERSEDED, self.now, reason=f"replaced by {fingerprint}")
             )
-        months = file_months(self.context, path)
+        months = file_months(self.context, self.settings, path)
         if not months:
             return
         if previous is not None:
@@ -347,13 +347,6 @@ def new_data_sensor(context: dg.SensorEvaluationContext, platform: PlatformResou
     )
 
 
-@dg.asset_check(
-    asset=RAW_TWEETS,
-    name=LANDING_CHECK,
-    pool=DUCKDB_POOL,
-    description="Landing files whose runs failed and wait for a retry, and files in "
-    "landing/quarantine/. new_data_sensor reports it whenever a file changes state.",
-)
 def landing_files_built(
     warehouse: WarehouseResource, platform: PlatformResource
 ) -> dg.AssetCheckResult:
@@ -370,3 +363,16 @@ def landing_files_built(
         metadata=evaluation.metadata,
         description=evaluation.description,
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    # The check opens the warehouse, which DuckDB admits one process at a time.
+    check = dg.asset_check(
+        asset=RAW_TWEETS,
+        name=LANDING_CHECK,
+        pool=loaded_months().pool(WAREHOUSE_WRITERS),
+        description="Landing files whose runs failed and wait for a retry, and files in "
+        "landing/quarantine/. new_data_sensor reports it whenever a file changes state.",
+    )(landing_files_built)
+    return dg.Definitions(asset_checks=[check], sensors=[new_data_sensor])

@@ -43,9 +43,9 @@ from sentiment_assets.lineage import (
     TRAINING_DECISION,
 )
 from sentiment_assets.partitions import (
-    DUCKDB_POOL,
-    MONTHLY_BACKFILL,
-    monthly_partitions,
+    WAREHOUSE_WRITERS,
+    monthly_asset,
+    monthly_definitions,
     partition_month,
 )
 
@@ -155,14 +155,12 @@ def decide_month(
     )
 
 
-@dg.asset(
+@monthly_asset(
     name=TRAINING_DECISION,
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
     # The champion's realised accuracy is in drift_report, its label-free estimate in
     # model_evaluation: both are measured before the month is decided.
     deps=[DRIFT_REPORT, MODEL_EVALUATION],
-    pool=DUCKDB_POOL,
+    pool=WAREHOUSE_WRITERS,
     group_name="monitoring",
     kinds={"duckdb"},
     description="Whether the month trains (train or keep) under the retraining policy, with "
@@ -252,3 +250,8 @@ def training_decision_sensor(context: dg.SensorEvaluationContext, platform: Plat
         request for r in records if (request := training_request(r, settings, context.instance))
     ]
     return dg.SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return monthly_definitions(training_decision, sensors=[training_decision_sensor])

@@ -41,10 +41,10 @@ from sentiment_assets.lineage import (
     TWEETS_CLEAN,
 )
 from sentiment_assets.partitions import (
-    DUCKDB_POOL,
-    FIRST_MONTH,
-    MONTHLY_BACKFILL,
-    monthly_partitions,
+    WAREHOUSE_WRITERS,
+    first_partition_month,
+    monthly_asset,
+    monthly_definitions,
     partition_month,
 )
 
@@ -137,15 +137,13 @@ def _not_judged(note: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(check_name=SLICE_CHECK, passed=True, metadata={"note": note})
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
+@monthly_asset(
     deps=[
         dg.AssetDep(SENTIMENT_MODEL, partition_mapping=PREVIOUS_MONTH_MAPPING),
         TWEETS_CLEAN,
         TWEET_EMBEDDINGS,
     ],
-    pool=DUCKDB_POOL,
+    pool=WAREHOUSE_WRITERS,
     group_name="models",
     kinds={"duckdb", "mlflow"},
     check_specs=[
@@ -172,7 +170,7 @@ def model_evaluation(
     platform: PlatformResource,
 ) -> dg.MaterializeResult:
     month = partition_month(context)
-    if month == FIRST_MONTH:
+    if month == first_partition_month(context):
         note = "first month: no model was trained before it"
         return dg.MaterializeResult(
             metadata={"evaluated": 0, "note": note}, check_results=[_not_judged(note)]
@@ -274,3 +272,8 @@ def model_evaluation(
     else:
         check = _not_judged(f"{month:%Y-%m} has no labelled tweets yet: only estimates")
     return dg.MaterializeResult(metadata=rounded(metadata), check_results=[check])
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return monthly_definitions(model_evaluation)

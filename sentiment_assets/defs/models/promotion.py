@@ -40,9 +40,9 @@ from sentiment_assets.lib.versions.publish import champion_file
 from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import DRIFT_REPORT, MODEL_CHALLENGER, SENTIMENT_MODEL
 from sentiment_assets.partitions import (
-    DUCKDB_POOL,
-    MONTHLY_BACKFILL,
-    monthly_partitions,
+    WAREHOUSE_WRITERS,
+    monthly_asset,
+    monthly_definitions,
     partition_month,
 )
 
@@ -121,13 +121,11 @@ def _gate_result(decision: Decision, metadata: dict[str, object]) -> dg.AssetChe
     )
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
+@monthly_asset(
     # After drift_report: the month's drift is judged against the champion it had before
     # this month's promotion, not against a champion trained on the month itself.
     deps=[SENTIMENT_MODEL, DRIFT_REPORT],
-    pool=DUCKDB_POOL,
+    pool=WAREHOUSE_WRITERS,
     group_name="models",
     kinds={"mlflow"},
     check_specs=[
@@ -223,11 +221,9 @@ def model_challenger(
     return dg.MaterializeResult(metadata=metadata, check_results=[_gate_result(decision, metadata)])
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
+@monthly_asset(
     deps=[MODEL_CHALLENGER],
-    pool=DUCKDB_POOL,
+    pool=WAREHOUSE_WRITERS,
     group_name="models",
     kinds={"mlflow"},
     description="Moves the registry alias `champion` to the challenger that passed the gate, "
@@ -302,3 +298,8 @@ def _champion_stays(
             "challenger_version": record.model_version,
         }
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return monthly_definitions(model_challenger, model_champion)

@@ -30,9 +30,9 @@ from sentiment_assets.lib.versions.promotion import PromotionRecord, decide, rec
 from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import PRIOR_ADJUSTED_MODEL, TWEET_EMBEDDINGS
 from sentiment_assets.partitions import (
-    DUCKDB_POOL,
-    MONTHLY_BACKFILL,
-    monthly_partitions,
+    WAREHOUSE_WRITERS,
+    monthly_asset,
+    monthly_definitions,
     partition_month,
 )
 
@@ -59,11 +59,9 @@ def _training_prior(warehouse: WarehouseResource, predictor: Predictor) -> float
     return float(train.mean())
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
+@monthly_asset(
     deps=[TWEET_EMBEDDINGS],
-    pool=DUCKDB_POOL,
+    pool=WAREHOUSE_WRITERS,
     group_name="models",
     kinds={"mlflow"},
     description="The champion with its scores moved to the month's class prior, re-estimated "
@@ -176,9 +174,13 @@ def prior_adjusted_model(
 recalibrate_job = dg.define_asset_job(
     "recalibrate_job",
     selection=dg.AssetSelection.assets(PRIOR_ADJUSTED_MODEL),
-    partitions_def=monthly_partitions,
     description="Re-estimate one month's class prior from its tweets and register the "
     "champion's prior-adjusted child (promoted only through the gate on labelled rows). "
     "Started by drift_sensor on a prior-only drift.",
     tags={"sentiment/job": "recalibrate"},
 )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return monthly_definitions(prior_adjusted_model, jobs=[recalibrate_job])

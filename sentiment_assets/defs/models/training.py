@@ -60,10 +60,10 @@ from sentiment_assets.lib.versions.publish import HistoryRows, record_history
 from sentiment_assets.lib.versions.training_runs import TrainedVersion, training_row
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
 from sentiment_assets.partitions import (
-    FIRST_MONTH,
     GPU_POOL,
-    MONTHLY_BACKFILL,
-    monthly_partitions,
+    first_partition_month,
+    monthly_asset,
+    monthly_definitions,
     partition_month,
 )
 
@@ -358,9 +358,7 @@ def _families_metadata(trained: list[TrainedVersion], ui_url: str) -> dict[str, 
     return metadata
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
+@monthly_asset(
     deps=[
         dg.AssetDep(TWEETS_CLEAN, partition_mapping=TRAINING_WINDOW_MAPPING),
         dg.AssetDep(TWEET_EMBEDDINGS, partition_mapping=TRAINING_WINDOW_MAPPING),
@@ -390,7 +388,7 @@ def sentiment_model(
     if unknown or not config.families:
         raise dg.Failure(f"families must be a non-empty subset of {family_names()}: {unknown}")
     chosen = [family(name) for name in config.families]
-    window = trailing_window(month, config.window_months, earliest=FIRST_MONTH)
+    window = trailing_window(month, config.window_months, earliest=first_partition_month(context))
     text_encoder = encoder.get()
     frame, vectors = load_tweets(
         warehouse.location,
@@ -429,3 +427,8 @@ def sentiment_model(
             ),
         )
     return dg.MaterializeResult(metadata=rounded(metadata))
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return monthly_definitions(sentiment_model)

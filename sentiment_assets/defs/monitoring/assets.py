@@ -23,9 +23,9 @@ from sentiment_assets.lib.versions.publish import HistoryRows, record_history
 from sentiment_assets.lib.versions.serving import load_version
 from sentiment_assets.lineage import DRIFT_REPORT, TWEET_EMBEDDINGS, TWEETS_CLEAN
 from sentiment_assets.partitions import (
-    DUCKDB_POOL,
-    MONTHLY_BACKFILL,
-    monthly_partitions,
+    WAREHOUSE_WRITERS,
+    monthly_asset,
+    monthly_definitions,
     partition_month,
 )
 
@@ -209,11 +209,9 @@ def report_summary(results: list[drift.StatResult]) -> str:
     return drift.summary(results)
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=MONTHLY_BACKFILL,
+@monthly_asset(
     deps=[TWEETS_CLEAN, TWEET_EMBEDDINGS],
-    pool=DUCKDB_POOL,
+    pool=WAREHOUSE_WRITERS,
     group_name="monitoring",
     kinds={"duckdb"},
     check_specs=_check_specs(),
@@ -322,3 +320,8 @@ def drift_report(
         )
     )
     yield from drift_check_results(results, summary=summary)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return monthly_definitions(drift_report)

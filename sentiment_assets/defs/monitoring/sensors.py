@@ -26,7 +26,6 @@ from sentiment_assets.lib.versions.retrain_policy import (
     recalibrate_run_key,
 )
 from sentiment_assets.lineage import DRIFT_REPORT, SENTIMENT_MODEL
-from sentiment_assets.partitions import monthly_partitions
 
 # The three steps run one after another in the run's own process: a process per step would
 # import the code location three more times (about 7 s each on 2 busy cores) for no
@@ -36,7 +35,6 @@ RETRAIN_EXECUTOR = dg.in_process_executor
 retrain_job = dg.define_asset_job(
     "retrain_job",
     selection=RETRAIN_SELECTION,
-    partitions_def=monthly_partitions,
     description="Retrain one month's models, then run the promotion gate and move the "
     "champion if the challenger passes. Started by training_decision_sensor for a `train` "
     "decision (fast families only, the decided window).",
@@ -52,7 +50,6 @@ retrain_job = dg.define_asset_job(
 follow_up_job = dg.define_asset_job(
     "follow_up_job",
     selection=RETRAIN_SELECTION,
-    partitions_def=monthly_partitions,
     description="The slow families (the fine-tuned transformer) of a retrain, trained "
     "after it, then the same promotion gate. Started by follow_up_sensor.",
     hooks={end_mlflow_on_run_finished},

@@ -20,7 +20,6 @@ from sentiment_assets.lineage import (
     TWEETS_CLEAN,
     TWEETS_DROPPED,
 )
-from sentiment_assets.partitions import monthly_partitions
 
 MONTH_DATA_SELECTION = dg.AssetSelection.assets(
     RAW_TWEETS, STG_TWEETS, TWEETS_CLEAN, TWEETS_DROPPED, TWEET_EMBEDDINGS
@@ -37,7 +36,6 @@ MONTH_BUILD = dg.AssetSelection.all() - EVENT_ANSWERS
 month_data_job = dg.define_asset_job(
     "month_data_job",
     selection=MONTH_DATA_SELECTION,
-    partitions_def=monthly_partitions,
     description="One month's data side: raw_tweets, the dbt models and their tests, "
     "tweet_embeddings. Months are independent here: launch several at once.",
     tags={"sentiment/job": "month-data"},
@@ -46,7 +44,6 @@ month_data_job = dg.define_asset_job(
 month_build_job = dg.define_asset_job(
     "month_build_job",
     selection=MONTH_BUILD,
-    partitions_def=monthly_partitions,
     description="One month's data and monitoring, as `sentiment pipeline` builds it: data, "
     "drift_report, model_evaluation, training_decision (training follows a `train` "
     "decision). A month is judged against the months before it: launch months oldest first.",
