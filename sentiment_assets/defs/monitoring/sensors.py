@@ -145,8 +145,9 @@ def follow_up_request(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.
     )
 
 
-# Ten seconds: the follow-up trains for minutes, and an idle tick costs one query of runs.
-FOLLOW_UP_INTERVAL_S = 10
+# Every daemon loop (5 s at most): the fine-tuned family starts as soon as the retrain ends,
+# and an idle tick costs one query of runs.
+FOLLOW_UP_INTERVAL_S = 5
 
 
 @dg.run_status_sensor(
