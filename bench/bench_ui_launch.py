@@ -19,12 +19,15 @@ another checkout of the project with the same script (its services and CLI run f
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -161,6 +164,73 @@ def wait_for_month(instance) -> list[str]:
     return [runs[job].dagster_run.run_id for job in MONTH_RUNS if job in runs]
 
 
+# What a process of the UI path is, from its command line (the order matters: a code server
+# runs `python -m dagster api grpc`, a run is a multiprocessing child of one).
+PROCESS_KINDS = (
+    ("spawn_main", "run processes"),
+    ("dagster api grpc", "code servers"),
+    ("dagster-daemon", "daemon"),
+    ("dagster-webserver", "webserver"),
+)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class ServiceCpu:
+    """CPU seconds of the services and every process under them, read from /proc each second
+    while the UI path runs: what competed for the cores with the runs (Linux only; empty
+    elsewhere). A process that ends between two readings loses at most its last second."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = set(roots)
+        self.seen: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ServiceCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(1.0 if self.seen else 0.0):
+            processes = _processes()
+            family = set(self.roots)
+            for _ in range(4):  # services -> code servers -> runs, and a level to spare
+                family |= {pid for pid, (ppid, _, _) in processes.items() if ppid in family}
+            for pid in family & processes.keys():
+                _, kind, seconds = processes[pid]
+                self.seen[pid] = (kind, seconds)
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        """Per kind of process: how many ran and their CPU seconds."""
+        counts = Counter(kind for kind, _ in self.seen.values())
+        return {
+            kind: {
+                "processes": counts[kind],
+                "cpu_s": round(sum(s for k, s in self.seen.values() if k == kind), 1),
+            }
+            for kind in sorted(counts)
+        }
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid: (parent pid, kind, CPU seconds) of every readable process."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        kind = next((name for mark, name in PROCESS_KINDS if mark in command), "other")
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        found[int(entry.name)] = (int(fields[1]), kind, seconds)
+    return found
+
+
 def time_ui(home: Path, env: dict[str, str], code: Path) -> dict:
     import dagster as dg
     from dagster_graphql import DagsterGraphQLClient
@@ -172,13 +242,14 @@ def time_ui(home: Path, env: dict[str, str], code: Path) -> dict:
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         load_before = load_average_1m()
         started = time.perf_counter()
-        client.submit_job_execution(
-            JOB, repository_location_name=LOCATION, tags={"dagster/partition": MONTH}
-        )
-        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            run_ids = wait_for_month(instance)
-            wall = time.perf_counter() - started
-            first, last, runs = runs_window(instance, run_ids)
+        with ServiceCpu([process.pid for process in processes]) as cpu:
+            client.submit_job_execution(
+                JOB, repository_location_name=LOCATION, tags={"dagster/partition": MONTH}
+            )
+            with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+                run_ids = wait_for_month(instance)
+                wall = time.perf_counter() - started
+                first, last, runs = runs_window(instance, run_ids)
     finally:
         stop(processes)
     failed = [run for run in runs if run["status"] != "SUCCESS"]
@@ -190,6 +261,8 @@ def time_ui(home: Path, env: dict[str, str], code: Path) -> dict:
         "runs": runs,
         "load_avg_1m": [load_before, load_average_1m()],
         "steps": step_seconds(env["DAGSTER_HOME"]),
+        # From the services' start: a code server loading then competes with the first run.
+        "process_cpu": cpu.totals(),
     }
 
 
@@ -219,6 +292,16 @@ def markdown(result: dict) -> str:
             "| job/step | CLI | UI |",
             "| --- | ---: | ---: |",
             *step_rows(cli.get("steps", {}), ui.get("steps", {})),
+            "",
+            "CPU seconds of the UI's processes, from the services' start to the last run's end "
+            "(the daemon starts a new code server every minute; each loads the definitions):",
+            "",
+            "| processes | how many | CPU (s) |",
+            "| --- | ---: | ---: |",
+            *(
+                f"| {kind} | {row['processes']} | {row['cpu_s']} |"
+                for kind, row in ui.get("process_cpu", {}).items()
+            ),
             "",
         ]
     )
