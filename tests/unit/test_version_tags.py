@@ -47,3 +47,9 @@ def test_registering_tags_the_month_as_an_iso_string_and_reads_it_back_as_a_date
 
 def test_a_version_without_the_month_tag_has_no_month():
     assert VersionInfo.of(model_version({"family": "tfidf_logreg"})).trained_through is None
+
+
+def test_a_version_whose_month_tag_was_edited_into_nonsense_is_listed_without_a_month():
+    # A tag edited by hand in the MLflow UI must not make every listing of the registry fail.
+    info = VersionInfo.of(model_version({"family": "tfidf_logreg", "trained_through": "March"}))
+    assert info.trained_through is None and info.family == "tfidf_logreg"

@@ -63,13 +63,23 @@ class VersionInfo:
         return cls(
             version=str(model_version.version),
             family=model_version.tags.get("family", ""),
-            trained_through=date_or_none(model_version.tags.get("trained_through")),
+            trained_through=_tagged_month(model_version.tags.get("trained_through")),
             run_id=model_version.run_id,
             source=model_version.source,
             kind=model_version.tags.get("kind", TRAINED),
             parent_version=model_version.tags.get("parent_version"),
             bundle_version=model_version.tags.get("bundle_version", ""),
         )
+
+
+def _tagged_month(text: str | None) -> date | None:
+    """The month a tag holds; None without one, or for one edited by hand into something
+    else (the version is still listed, as one of unknown month, rather than every listing
+    of the registry failing on it)."""
+    try:
+        return date_or_none(text)
+    except ValueError:
+        return None
 
 
 # MLflow 3 records an experiment's kind in this tag (custom_model_development is what its UI's
