@@ -19,7 +19,7 @@ pool by their module's `@dg.definitions` (`monthly_definitions`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -56,13 +56,13 @@ class Months:
     # The last month with data when the definitions loaded (the explicit range's end, if any).
     last: date
     uses_lake: bool
-    partitions: dg.MonthlyPartitionsDefinition = field(init=False, compare=False)
 
-    def __post_init__(self) -> None:
-        partitions = dg.MonthlyPartitionsDefinition(
+    @property
+    def partitions(self) -> dg.MonthlyPartitionsDefinition:
+        # Equal months give equal definitions: the assets of one load share their partitions.
+        return dg.MonthlyPartitionsDefinition(
             start_date=self.first.isoformat(), end_date=next_month(self.last).isoformat()
         )
-        object.__setattr__(self, "partitions", partitions)
 
     @classmethod
     def of(cls, settings: Settings) -> Months:
@@ -130,9 +130,11 @@ class MonthlyAsset:
     compute: Callable[..., Any]
     pool: str | None
     asset_args: dict[str, Any]
+    # `dg.asset`, or another asset decorator taking the same partition arguments (dbt_assets).
+    decorator: Callable[..., Callable[[Callable[..., Any]], dg.AssetsDefinition]] = dg.asset
 
     def build(self, months: Months) -> dg.AssetsDefinition:
-        return dg.asset(
+        return self.decorator(
             partitions_def=months.partitions,
             backfill_policy=MONTHLY_BACKFILL,
             pool=months.pool(self.pool),
@@ -141,13 +143,13 @@ class MonthlyAsset:
 
 
 def monthly_asset(
-    *, pool: str | None = None, **asset_args: Any
+    *, pool: str | None = None, decorator: Callable[..., Any] = dg.asset, **asset_args: Any
 ) -> Callable[[Callable[..., Any]], MonthlyAsset]:
-    """`@dg.asset` for a monthly asset: the same arguments, less the partitions and the
-    backfill policy, which every monthly asset shares."""
+    """`@dg.asset` (or `decorator`) for a monthly asset: the same arguments, less the
+    partitions and the backfill policy, which every monthly asset shares."""
 
     def declare(compute: Callable[..., Any]) -> MonthlyAsset:
-        return MonthlyAsset(compute, pool, asset_args)
+        return MonthlyAsset(compute, pool, asset_args, decorator)
 
     return declare
 

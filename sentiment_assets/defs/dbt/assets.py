@@ -21,7 +21,7 @@ from sentiment_assets.defs.dbt.project import dbt_project
 from sentiment_assets.defs.platform.resources import PlatformResource, WarehouseResource
 from sentiment_assets.lib.core.months import next_month
 from sentiment_assets.lib.store.warehouse import warehouse_at
-from sentiment_assets.partitions import MONTHLY_BACKFILL, WAREHOUSE_WRITERS, loaded_months
+from sentiment_assets.partitions import WAREHOUSE_WRITERS, monthly_asset, monthly_definitions
 
 
 class SentimentDbtTranslator(DagsterDbtTranslator):
@@ -103,6 +103,18 @@ def window_months(start: date, end: date) -> list[date]:
     return months
 
 
+# Built with the backfill policy every monthly asset shares: dagster-dbt would default to
+# single_run, which the Python assets cannot share, and a run over both kinds
+# (new_data_sensor's) would warn of varying policies (partitions.py).
+@monthly_asset(
+    decorator=dbt_assets,
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=SentimentDbtTranslator(
+        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+    ),
+    pool=WAREHOUSE_WRITERS,
+)
 def dbt_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -133,18 +145,4 @@ def dbt_models(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    months = loaded_months()
-    models = dbt_assets(
-        manifest=dbt_project.manifest_path,
-        project=dbt_project,
-        partitions_def=months.partitions,
-        dagster_dbt_translator=SentimentDbtTranslator(
-            settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
-        ),
-        # dagster-dbt would default to single_run, which the Python assets cannot share, and
-        # a run over both kinds (new_data_sensor's) would warn of varying policies
-        # (partitions.py).
-        backfill_policy=MONTHLY_BACKFILL,
-        pool=months.pool(WAREHOUSE_WRITERS),
-    )(dbt_models)
-    return dg.Definitions(assets=[models])
+    return monthly_definitions(dbt_models)
